@@ -1,0 +1,76 @@
+# telua - the one entry point: deps, build, test, run, bench.
+# `make run` and `make test` install what a fresh Debian 12 machine lacks.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
+PKGS    := openssl sqlite3
+LUA54_CFLAGS  := -I/usr/include/lua5.4
+LUAJIT_CFLAGS := -I/usr/include/luajit-2.1
+HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lsqlite3) -lpthread -lm -ldl
+
+CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c
+LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c
+HOST_SRC := $(wildcard src/host/*.c)
+HDRS     := $(wildcard src/core/*.h src/lua/*.h src/host/*.h src/include/*.h)
+
+BUILD := build
+SAN   ?=
+ifeq ($(SAN),1)
+  CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  BUILD  := build/san
+endif
+
+.PHONY: all deps test test-fast test-san run bench check clean oracle rocks lint
+
+all: $(BUILD)/telua $(BUILD)/lua5.4/telua/core.so $(BUILD)/luajit/telua/core.so
+
+$(BUILD)/telua: $(HOST_SRC) $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ $(HOST_SRC) $(CORE_SRC) $(LUA_SRC) $(HOST_LIBS) \
+	  -DTELUA_LUADIR='"$(CURDIR)/lua"'
+
+$(BUILD)/lua5.4/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3
+
+$(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3
+
+# Debian packages a fresh Debian 12 machine lacks, and the npm oracle.
+DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
+            libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 lua-busted lua-cjson \
+            lua-socket lua-check luarocks nodejs npm curl openssl wrk nginx-light \
+            libnginx-mod-http-lua
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@[ -d spec/oracle/node_modules/twilio ] || (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
+
+BUSTED := /usr/bin/busted
+test: deps all
+	@sh spec/run.sh $(BUILD)
+
+test-san: deps
+	$(MAKE) SAN=1 all
+	@ASAN_OPTIONS=detect_leaks=0 sh spec/run.sh build/san
+
+run: deps all
+	@sh tools/run.sh $(BUILD)
+
+bench: deps all
+	@sh bench/webhook.sh $(BUILD)
+
+check: all
+	$(BUILD)/telua check rules
+
+lint:
+	luacheck lua rules spec
+
+clean:
+	rm -rf build

@@ -1,0 +1,196 @@
+/*
+ * sqlite.c - a small SQLite binding for telua's stores (userdata "telua.SQLite").
+ *
+ * Just what the stores need: open with WAL and a busy timeout, exec a
+ * script, run one statement with bound parameters, and fetch rows as
+ * tables. SQL errors are values (nil, message, "sqlite"); wrong argument
+ * types raise. One connection belongs to one lua_State (one thread).
+ */
+#include "compat.h"
+#include "telua_core.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+#define SQLITE_MT "telua.SQLite"
+
+typedef struct {
+    sqlite3 *db; /* NULL once closed */
+} tl_db;
+
+static tl_db *check_db(lua_State *L)
+{
+    tl_db *d = luaL_checkudata(L, 1, SQLITE_MT);
+    if (!d->db) luaL_error(L, "attempt to use a closed SQLite database");
+    return d;
+}
+
+static int push_error(lua_State *L, sqlite3 *db)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "sqlite: %s", db ? sqlite3_errmsg(db) : "out of memory");
+    lua_pushliteral(L, "sqlite");
+    return 3;
+}
+
+/* Idempotent close shared by db:close(), __gc and __close. */
+static int db_close(lua_State *L)
+{
+    tl_db *d = luaL_checkudata(L, 1, SQLITE_MT);
+    if (d->db) {
+        sqlite3_close_v2(d->db);
+        d->db = NULL;
+    }
+    return 0;
+}
+
+static int db_tostring(lua_State *L)
+{
+    tl_db *d = luaL_checkudata(L, 1, SQLITE_MT);
+    lua_pushfstring(L, SQLITE_MT " (%s)", d->db ? "open" : "closed");
+    return 1;
+}
+
+/* core.sqlite_open(path) -> db | nil, message, "sqlite". The userdata is
+ * created closed first, so a failed open is collected safely. */
+static int l_open(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    tl_db *d = lua_newuserdata(L, sizeof *d);
+    int rc;
+    d->db = NULL;
+    luaL_setmetatable(L, SQLITE_MT);
+    rc = sqlite3_open_v2(path, &d->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        int n = push_error(L, d->db);
+        sqlite3_close_v2(d->db);
+        d->db = NULL;
+        return n;
+    }
+    sqlite3_busy_timeout(d->db, 5000);
+    sqlite3_exec(d->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+    return 1;
+}
+
+/* db:exec(sql) -> true | nil, message, "sqlite" (several statements allowed) */
+static int db_exec(lua_State *L)
+{
+    tl_db *d = check_db(L);
+    const char *sql = luaL_checkstring(L, 2);
+    if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK) return push_error(L, d->db);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Binds arguments first..top to stmt; raises on an unbindable type. */
+static void bind_args(lua_State *L, sqlite3_stmt *st, int first)
+{
+    int i, top = lua_gettop(L);
+    for (i = first; i <= top; i++) {
+        int k = i - first + 1;
+        switch (lua_type(L, i)) {
+        case LUA_TNIL: sqlite3_bind_null(st, k); break;
+        case LUA_TBOOLEAN: sqlite3_bind_int(st, k, lua_toboolean(L, i)); break;
+        case LUA_TNUMBER: {
+            lua_Number v = lua_tonumber(L, i);
+#if LUA_VERSION_NUM >= 503
+            if (lua_isinteger(L, i)) {
+                sqlite3_bind_int64(st, k, (sqlite3_int64)lua_tointeger(L, i));
+                break;
+            }
+#endif
+            if (v == (lua_Number)(sqlite3_int64)v) sqlite3_bind_int64(st, k, (sqlite3_int64)v);
+            else sqlite3_bind_double(st, k, (double)v);
+            break;
+        }
+        case LUA_TSTRING: {
+            size_t len;
+            const char *s = lua_tolstring(L, i, &len);
+            sqlite3_bind_text(st, k, s, (int)len, SQLITE_TRANSIENT);
+            break;
+        }
+        default:
+            sqlite3_finalize(st);
+            luaL_argerror(L, i, "SQL parameters must be nil, boolean, number or string");
+        }
+    }
+}
+
+static void push_column(lua_State *L, sqlite3_stmt *st, int c)
+{
+    switch (sqlite3_column_type(st, c)) {
+    case SQLITE_INTEGER: lua_pushinteger(L, (lua_Integer)sqlite3_column_int64(st, c)); break;
+    case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
+    case SQLITE_NULL: lua_pushnil(L); break;
+    default:
+        lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c),
+                        (size_t)sqlite3_column_bytes(st, c));
+    }
+}
+
+/* Shared by run and query: prepare, bind, step all rows. When `rows` is
+ * set, pushes a list of row tables (column name -> value); else pushes the
+ * number of changed rows. */
+static int run_statement(lua_State *L, int rows)
+{
+    tl_db *d = check_db(L);
+    size_t len;
+    const char *sql = luaL_checklstring(L, 2, &len);
+    sqlite3_stmt *st = NULL;
+    int rc, n = 0, list = 0;
+    if (sqlite3_prepare_v2(d->db, sql, (int)len, &st, NULL) != SQLITE_OK || !st) {
+        sqlite3_finalize(st);
+        return push_error(L, d->db);
+    }
+    bind_args(L, st, 3);
+    if (rows) {
+        lua_newtable(L);
+        list = lua_gettop(L);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (rows) {
+            int c, cols = sqlite3_column_count(st);
+            lua_createtable(L, 0, cols);
+            for (c = 0; c < cols; c++) {
+                push_column(L, st, c);
+                lua_setfield(L, -2, sqlite3_column_name(st, c));
+            }
+            lua_rawseti(L, list, ++n);
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return push_error(L, d->db);
+    if (!rows) lua_pushinteger(L, sqlite3_changes(d->db));
+    return 1;
+}
+
+/* db:run(sql, ...) -> changes | nil, message, "sqlite" */
+static int db_run(lua_State *L) { return run_statement(L, 0); }
+
+/* db:query(sql, ...) -> { {col = value, ...}, ... } | nil, message, "sqlite" */
+static int db_query(lua_State *L) { return run_statement(L, 1); }
+
+static const luaL_Reg db_methods[] = {
+    { "exec", db_exec },
+    { "run", db_run },
+    { "query", db_query },
+    { "close", db_close },
+    { NULL, NULL }
+};
+
+void tl_open_sqlite(lua_State *L)
+{
+    if (luaL_newmetatable(L, SQLITE_MT)) {
+        luaL_newlib(L, db_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, db_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, db_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, db_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_open);
+}

@@ -1,0 +1,297 @@
+/*
+ * telua_core.c - luaopen_telua_core: the Lua binding of src/core.
+ *
+ * One source for Lua 5.4 and LuaJIT 2.1 (compat.h). Turns src/core's
+ * status codes into Lua values: expected failures return nil, message,
+ * code; wrong argument types raise with the caller blamed (luaL_arg*).
+ * Temporary memory is userdata (GC-owned), so a raise never leaks.
+ */
+#include "compat.h"
+#include "telua_core.h"
+
+#include "../core/form.h"
+#include "../core/signature.h"
+#include "../core/xml.h"
+
+#include <string.h>
+
+/* ---- params: list of {key, value} pairs, or map key -> value | {values} */
+
+/* Pushes value at `idx` as a string into anchor[*slot] so its bytes stay
+ * alive while the anchor table is on the stack; returns the string. */
+static const char *anchor_string(lua_State *L, int anchor, int idx, size_t *len,
+                                 int *slot, const char *what)
+{
+    const char *s;
+    int t = lua_type(L, idx);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        luaL_error(L, "params: %s must be a string or a number, got %s", what,
+                   lua_typename(L, t));
+    lua_pushvalue(L, idx);
+    s = lua_tolstring(L, -1, len); /* converts the copy, never the table's value */
+    lua_rawseti(L, anchor, ++*slot);
+    return s;
+}
+
+/* Reads the params table at `idx` into a GC-owned tl_param array, pushing
+ * two values (the anchor table and the array userdata). idx may be nil. */
+static tl_param *check_params(lua_State *L, int idx, size_t *count)
+{
+    tl_param *p;
+    size_t n = 0, cap = 0;
+    int anchor, slot = 0;
+    idx = tl_absindex(L, idx);
+    if (lua_isnoneornil(L, idx)) {
+        lua_newtable(L);
+        lua_newuserdata(L, 1);
+        *count = 0;
+        return lua_touserdata(L, -1);
+    }
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_newtable(L);
+    anchor = lua_gettop(L);
+    /* upper bound of entries: list length, or keys plus list values */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        cap += lua_type(L, -1) == LUA_TTABLE ? tl_rawlen(L, -1) + 1 : 1;
+        lua_pop(L, 1);
+    }
+    p = lua_newuserdata(L, (cap ? cap : 1) * sizeof *p);
+    if (tl_rawlen(L, idx) > 0) { /* list of pairs, order kept */
+        size_t i, len = tl_rawlen(L, idx);
+        for (i = 1; i <= len; i++) {
+            lua_rawgeti(L, idx, (int)i);
+            if (!lua_istable(L, -1))
+                luaL_error(L, "params: entry %d must be a {key, value} pair", (int)i);
+            lua_rawgeti(L, -1, 1);
+            lua_rawgeti(L, -2, 2);
+            p[n].key = anchor_string(L, anchor, -2, &p[n].key_len, &slot, "a key");
+            p[n].value = anchor_string(L, anchor, -1, &p[n].value_len, &slot, "a value");
+            n++;
+            lua_pop(L, 3);
+        }
+    } else { /* map */
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "params: keys must be strings");
+            if (lua_istable(L, -1)) {
+                size_t i, len = tl_rawlen(L, -1);
+                for (i = 1; i <= len; i++) {
+                    lua_rawgeti(L, -1, (int)i);
+                    p[n].key = anchor_string(L, anchor, -3, &p[n].key_len, &slot, "a key");
+                    p[n].value = anchor_string(L, anchor, -1, &p[n].value_len, &slot, "a value");
+                    n++;
+                    lua_pop(L, 1);
+                }
+            } else {
+                p[n].key = anchor_string(L, anchor, -2, &p[n].key_len, &slot, "a key");
+                p[n].value = anchor_string(L, anchor, -1, &p[n].value_len, &slot, "a value");
+                n++;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    *count = n;
+    return p;
+}
+
+/* core.signature(token, url, params) -> base64 string */
+static int l_signature(lua_State *L)
+{
+    size_t tlen, ulen, n;
+    const char *token = luaL_checklstring(L, 1, &tlen);
+    const char *url = luaL_checklstring(L, 2, &ulen);
+    tl_param *p = check_params(L, 3, &n);
+    char out[TL_SIG_LEN + 1];
+    int rc = tl_sig_compute(token, tlen, url, ulen, p, n, out);
+    if (rc == TL_SIG_EKEY) return luaL_argerror(L, 1, "auth token is empty");
+    if (rc != 0) return luaL_error(L, "signature: %s", tl_sig_reason(rc));
+    lua_pushlstring(L, out, TL_SIG_LEN);
+    return 1;
+}
+
+static const char *sig_code(int rc)
+{
+    switch (rc) {
+    case TL_SIG_MISSING: return "missing";
+    case TL_SIG_MISMATCH: return "mismatch";
+    case TL_SIG_NO_BODY_HASH: return "no_body_hash";
+    case TL_SIG_BODY_HASH_MISMATCH: return "body_hash_mismatch";
+    case TL_SIG_EKEY: return "no_auth_token";
+    default: return "error";
+    }
+}
+
+/* core.validate(token, url, params, signature [, body]) -> true | nil, reason, code */
+static int l_validate(lua_State *L)
+{
+    size_t tlen, ulen, slen = 0, blen = 0, n;
+    const char *token = luaL_checklstring(L, 1, &tlen);
+    const char *url = luaL_checklstring(L, 2, &ulen);
+    const char *sig = luaL_optlstring(L, 4, "", &slen);
+    const char *body = luaL_optlstring(L, 5, NULL, &blen);
+    tl_param *p = body ? NULL : check_params(L, 3, &n);
+    int rc;
+    if (body) n = 0;
+    rc = tl_sig_validate(token, tlen, url, ulen, p, n, sig, slen, body, blen);
+    if (rc == TL_SIG_VALID) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (rc == TL_SIG_ENOMEM) return luaL_error(L, "validate: out of memory");
+    lua_pushnil(L);
+    lua_pushstring(L, tl_sig_reason(rc));
+    lua_pushstring(L, sig_code(rc));
+    return 3;
+}
+
+/* ---- form ------------------------------------------------------------ */
+
+typedef struct {
+    lua_State *L;
+    int list;
+    int n;
+} decode_ctx;
+
+static int emit_pair(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    decode_ctx *c = ud;
+    lua_createtable(c->L, 2, 0);
+    lua_pushlstring(c->L, k, kl);
+    lua_rawseti(c->L, -2, 1);
+    lua_pushlstring(c->L, v, vl);
+    lua_rawseti(c->L, -2, 2);
+    lua_rawseti(c->L, c->list, ++c->n);
+    return 0;
+}
+
+/* core.form_decode(s) -> { {key, value}, ... } | nil, message, "bad_escape" */
+static int l_form_decode(lua_State *L)
+{
+    size_t len, pos = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char *scratch = lua_newuserdata(L, len ? len : 1);
+    decode_ctx c;
+    lua_newtable(L);
+    c.L = L;
+    c.list = lua_gettop(L);
+    c.n = 0;
+    if (tl_form_decode(s, len, scratch, emit_pair, &c, &pos) == TL_FORM_EBADESCAPE) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "malformed percent escape at byte %d", (int)pos + 1);
+        lua_pushliteral(L, "bad_escape");
+        return 3;
+    }
+    return 1;
+}
+
+static void encode_into(luaL_Buffer *b, lua_State *L, const char *s, size_t len)
+{
+    char chunk[3 * 256];
+    size_t off = 0;
+    (void)L;
+    while (off < len) {
+        size_t take = len - off > 256 ? 256 : len - off;
+        size_t w = tl_form_encode(s + off, take, chunk);
+        luaL_addlstring(b, chunk, w);
+        off += take;
+    }
+}
+
+/* core.form_encode(params) -> "k=v&k=v"; pairs keep their order, a map is
+ * written in sorted key order so the output is deterministic. */
+static int l_form_encode(lua_State *L)
+{
+    size_t n, i;
+    tl_param *p = check_params(L, 1, &n);
+    luaL_Buffer b;
+    if (tl_rawlen(L, 1) == 0) { /* map: sort by key, keep list order per key */
+        size_t a, c;
+        for (a = 1; a < n; a++) { /* insertion sort is stable */
+            tl_param t = p[a];
+            for (c = a; c > 0; c--) {
+                size_t m = p[c - 1].key_len < t.key_len ? p[c - 1].key_len : t.key_len;
+                int r = memcmp(p[c - 1].key, t.key, m);
+                if (r < 0 || (r == 0 && p[c - 1].key_len <= t.key_len)) break;
+                p[c] = p[c - 1];
+            }
+            p[c] = t;
+        }
+    }
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+        if (i > 0) luaL_addchar(&b, '&');
+        encode_into(&b, L, p[i].key, p[i].key_len);
+        luaL_addchar(&b, '=');
+        encode_into(&b, L, p[i].value, p[i].value_len);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* ---- xml, hashing ---------------------------------------------------- */
+
+/* core.xml_check(s) -> true | nil, byte_offset (1-based) */
+static int l_xml_check(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    size_t bad = tl_xml_check(s, len);
+    if (bad == (size_t)-1) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)bad + 1);
+    return 2;
+}
+
+/* core.xml_escape(s, attr) -> escaped string. s must pass xml_check. */
+static int l_xml_escape(lua_State *L)
+{
+    size_t len, w;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int attr = lua_toboolean(L, 2);
+    char *dst;
+    if (strpbrk(s, "&<>\"\r\n\t") == NULL && strlen(s) == len) {
+        lua_settop(L, 1); /* nothing to escape: return the same string */
+        return 1;
+    }
+    dst = lua_newuserdata(L, 6 * len + 1);
+    w = tl_xml_escape(s, len, attr, dst);
+    lua_pushlstring(L, dst, w);
+    return 1;
+}
+
+/* core.sha256_hex(s) -> 64 lower-case hex digits */
+static int l_sha256_hex(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char out[65];
+    tl_sha256_hex(s, len, out);
+    lua_pushlstring(L, out, 64);
+    return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    { "signature", l_signature },
+    { "validate", l_validate },
+    { "form_decode", l_form_decode },
+    { "form_encode", l_form_encode },
+    { "xml_check", l_xml_check },
+    { "xml_escape", l_xml_escape },
+    { "sha256_hex", l_sha256_hex },
+    { NULL, NULL }
+};
+
+int luaopen_telua_core(lua_State *L)
+{
+    luaL_newlib(L, core_funcs);
+    lua_pushliteral(L, TELUA_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    tl_open_sqlite(L);
+    lua_setfield(L, -2, "sqlite_open");
+    return 1;
+}
