@@ -1,0 +1,45 @@
+#!/bin/sh
+# Runs the whole suite: C unit tests, busted specs under lua5.4 and luajit,
+# and the host end-to-end specs. Ends with "N passed, N failed".
+# usage: sh spec/run.sh BUILD_DIR
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+passed=0; failed=0
+out=$(mktemp)
+
+count() { # TAP from busted -o TAP, or our C runner's TAP
+  p=$(grep -c '^ok ' "$out"); f=$(grep -c '^not ok ' "$out")
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+run_busted() { # $1 interpreter, $2 build subdir, rest: spec paths
+  lua=$1; sub=$2; shift 2
+  echo "== busted under $lua"
+  LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;$ROOT/?.lua;$ROOT/?/init.lua;;" \
+  LUA_CPATH="$ROOT/$BUILD/$sub/?.so;;" \
+  TELUA_BUILD="$ROOT/$BUILD" \
+    $lua /usr/bin/busted -o TAP "$@" > "$out" 2>&1
+  rc=$?
+  grep -v '^ok ' "$out" | sed -n '1,200p'
+  count
+  if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out"; then failed=$((failed + 1)); echo "busted exited $rc"; fi
+}
+
+if [ -x "$BUILD/test_core" ]; then
+  echo "== C unit tests"
+  "$BUILD/test_core" > "$out" 2>&1; rc=$?
+  grep -v '^ok ' "$out"; count
+  [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out" && failed=$((failed + 1))
+fi
+
+UNIT=$(ls spec/*_spec.lua)
+run_busted lua5.4 lua5.4 $UNIT
+run_busted luajit luajit $UNIT
+if [ -d spec/host ]; then
+  run_busted lua5.4 lua5.4 spec/host
+fi
+rm -f "$out"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
