@@ -1,0 +1,302 @@
+--- Routes Twilio webhooks to the rules: voice by path, messages by number and keyword, status callbacks.
+--
+-- Rules are tables (one per rules file, see `telua.rules`):
+--
+--     return {
+--       voice = { ["/voice/incoming"] = flow_or_function },   -- path -> handler
+--       messages = {                                          -- tried in order
+--         { path = "/sms/incoming", keyword = "ORDER", handler = fn },
+--         { path = "/sms/incoming", to = "+14155550100", handler = fn },
+--         { path = "/sms/incoming", match = "^%d+$", handler = fn },
+--         { path = "/sms/incoming", handler = fn },           -- everything else
+--       },
+--       status = { ["/status/messages"] = fn },               -- path -> handler
+--       settings = { optout_replies = true, help_reply = "..." },
+--     }
+--
+-- On a message path the standard opt-out, opt-in and help keywords
+-- (`telua.optout`) are handled before any rule: the opt-out store is
+-- updated and Twilio's standard reply sent. While a number is opted out,
+-- rules still see its messages (`req.opted_out` is true) but any reply they
+-- return is dropped: the answer is an empty `<Response/>`.
+--
+-- A handler gets a request table and returns a TwiML element, a string
+-- of TwiML, `nil` (an empty `<Response/>`; 204 for status callbacks) or
+-- `{ status = n, body = s, content_type = s }`.
+--
+-- @module telua.router
+
+local optout = require "telua.optout"
+local twiml = require "telua.twiml"
+local webhook = require "telua.webhook"
+
+local type, pairs, ipairs, tostring, error, setmetatable, format, upper, getinfo =
+      type, pairs, ipairs, tostring, error, setmetatable, string.format, string.upper, debug.getinfo
+
+local _M = { _VERSION = "0.1.0" }
+local Router = {}
+Router.__index = Router
+
+local EMPTY_RESPONSE = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+local XML = "text/xml"
+
+local function default_log(level, msg)
+  io.stderr:write("[", level, "] ", msg, "\n")
+end
+
+--- Creates an empty router.
+-- @tparam[opt] table opts `store` (a `telua.store`, needed for opt-outs and
+--   flow state), `log` (function(level, message)), `settings` (defaults
+--   for the rules' settings)
+-- @treturn table the router
+function _M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("opts must be a table", 2) end
+  return setmetatable({
+    store = opts.store,
+    log = opts.log or default_log,
+    voice = {},      -- path -> { handler = fn | flow, source = "file:line" }
+    flows = {},      -- list of { base = path, flow = flow, source = ... }
+    messages = {},   -- list of entries
+    message_paths = {},
+    status = {},     -- path -> { handler, source }
+    settings = { optout_replies = true },
+  }, Router)
+end
+
+local function where(fn, file)
+  if type(fn) == "function" then
+    local info = getinfo(fn, "S")
+    if info and info.linedefined and info.linedefined > 0 then
+      return (file or info.short_src) .. ":" .. info.linedefined
+    end
+  end
+  return file or "?"
+end
+
+local function is_flow(v)
+  return type(v) == "table" and v.is_flow == true
+end
+
+local KNOWN = { voice = true, messages = true, status = true, settings = true }
+local ENTRY_KEYS = { path = true, keyword = true, to = true, from = true, match = true, handler = true }
+
+--- Adds one rules table. All checks run before anything is added, so a
+-- failing table leaves the router unchanged.
+-- @tparam string file the rules file name, used in messages
+-- @tparam table rules the table the file returned
+-- @return `true`, or `nil, message` naming the file
+function Router:add(file, rules)
+  if type(rules) ~= "table" then
+    return nil, format("%s: must return a table of rules, got %s", file, type(rules))
+  end
+  for k in pairs(rules) do
+    if not KNOWN[k] then
+      return nil, format("%s: unknown rules key '%s' (expected voice, messages, status, settings)",
+                         file, tostring(k))
+    end
+  end
+  local voice, status, messages = rules.voice or {}, rules.status or {}, rules.messages or {}
+  for name, t in pairs({ voice = voice, status = status, messages = messages }) do
+    if type(t) ~= "table" then return nil, format("%s: '%s' must be a table", file, name) end
+  end
+  for path, h in pairs(voice) do
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+      return nil, format("%s: voice path %s must be a string starting with '/'", file, tostring(path))
+    end
+    if type(h) ~= "function" and not is_flow(h) then
+      return nil, format("%s: voice['%s'] must be a function or a telua.flow", file, path)
+    end
+    if self.voice[path] then
+      return nil, format("%s: voice path '%s' is already routed by %s", file, path, self.voice[path].source)
+    end
+  end
+  for path, h in pairs(status) do
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+      return nil, format("%s: status path %s must be a string starting with '/'", file, tostring(path))
+    end
+    if type(h) ~= "function" then return nil, format("%s: status['%s'] must be a function", file, path) end
+    if self.status[path] then
+      return nil, format("%s: status path '%s' is already routed by %s", file, path, self.status[path].source)
+    end
+  end
+  for i, e in ipairs(messages) do
+    if type(e) ~= "table" then return nil, format("%s: messages[%d] must be a table", file, i) end
+    for k in pairs(e) do
+      if not ENTRY_KEYS[k] then
+        return nil, format("%s: messages[%d] has unknown key '%s'", file, i, tostring(k))
+      end
+    end
+    if type(e.handler) ~= "function" then
+      return nil, format("%s: messages[%d].handler must be a function", file, i)
+    end
+    for _, k in ipairs({ "path", "keyword", "to", "from", "match" }) do
+      if e[k] ~= nil and type(e[k]) ~= "string" then
+        return nil, format("%s: messages[%d].%s must be a string", file, i, k)
+      end
+    end
+    if e.path and e.path:sub(1, 1) ~= "/" then
+      return nil, format("%s: messages[%d].path must start with '/'", file, i)
+    end
+    if e.match and not pcall(string.find, "", e.match) then
+      return nil, format("%s: messages[%d].match is not a valid Lua pattern", file, i)
+    end
+  end
+  if rules.settings ~= nil and type(rules.settings) ~= "table" then
+    return nil, format("%s: settings must be a table", file)
+  end
+
+  -- all checks passed: register
+  for path, h in pairs(voice) do
+    local src = where(is_flow(h) and h.source_fn or h, nil)
+    self.voice[path] = { handler = h, source = src }
+    if is_flow(h) then self.flows[#self.flows + 1] = { base = path, flow = h } end
+  end
+  for path, h in pairs(status) do self.status[path] = { handler = h, source = where(h) } end
+  for _, e in ipairs(messages) do
+    local path = e.path or "/sms/incoming"
+    self.messages[#self.messages + 1] = {
+      path = path, keyword = e.keyword and upper(e.keyword), to = e.to, from = e.from,
+      match = e.match, handler = e.handler, source = where(e.handler),
+    }
+    self.message_paths[path] = true
+  end
+  for k, v in pairs(rules.settings or {}) do self.settings[k] = v end
+  return true
+end
+
+-- Turns a handler's return value into a response table.
+local function respond(v, kind)
+  if v == nil then
+    if kind == "status" then return { status = 204, body = "" } end
+    return { status = 200, content_type = XML, body = EMPTY_RESPONSE }
+  end
+  if type(v) == "string" then return { status = 200, content_type = XML, body = v } end
+  if twiml.is_element(v) then return { status = 200, content_type = XML, body = tostring(v) } end
+  if type(v) == "table" and (v.status or v.body) then
+    return { status = v.status or 200, content_type = v.content_type or XML, body = v.body or "" }
+  end
+  error("handler returned " .. type(v) .. "; expected TwiML, a string, nil or {status, body}", 0)
+end
+
+local function not_found(path)
+  return { status = 404, content_type = "text/plain", body = "no route for " .. path .. "\n" }
+end
+
+local function reply(text)
+  local r = twiml.messaging()
+  if text and text ~= "" then r:message(text) end
+  return { status = 200, content_type = XML, body = tostring(r) }
+end
+
+-- Builds the table handlers see from the transport-level request.
+local function view(req, store, log)
+  local params = {}
+  if req.query and req.query ~= "" then
+    local q = webhook.parse_form(req.query)
+    if q then for _, p in ipairs(q) do if params[p[1]] == nil then params[p[1]] = p[2] end end end
+  end
+  local form = req.form or {}
+  local form_first = webhook.first_values(form)
+  for k, v in pairs(form_first) do params[k] = v end
+  return {
+    method = req.method, path = req.path, url = req.url, query = req.query, headers = req.headers or {},
+    body = req.body, form = form, params = params, store = store,
+    from = params.From, to = params.To, text = params.Body,
+    call_sid = params.CallSid, message_sid = params.MessageSid, digits = params.Digits,
+    log = log,
+  }
+end
+
+function Router:_message(r, ctx)
+  local store, settings, log = self.store, self.settings, self.log
+  local sender, recipient = r.to, r.from
+  local kind, word = optout.classify(r.text)
+  local replies = settings.optout_replies ~= false
+  ctx.kind = "messaging"
+  if kind and sender and recipient then
+    if not store then error("opt-out keywords need a store (router.new{store = ...})", 0) end
+    local out = store:is_opted_out(sender, recipient)
+    if kind == "STOP" then
+      assert(store:optout_add(sender, recipient, word))
+      log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
+      return reply(replies and (settings.stop_reply or optout.REPLIES.STOP))
+    elseif kind == "START" then
+      assert(store:optout_remove(sender, recipient))
+      log("info", format("opt-in: %s sent %s to %s", recipient, word, sender))
+      return reply(replies and (settings.start_reply or optout.REPLIES.START))
+    else -- HELP: Twilio sends no help reply to an opted-out number
+      return reply(replies and not out and (settings.help_reply or optout.REPLIES.HELP))
+    end
+  end
+  if store and sender and recipient then
+    r.opted_out = assert(store:is_opted_out(sender, recipient))
+  end
+  local text = r.text or ""
+  local first = upper(text:match("^%s*(%S*)") or "")
+  for _, e in ipairs(self.messages) do
+    if e.path == r.path
+       and (not e.keyword or e.keyword == first)
+       and (not e.to or e.to == sender)
+       and (not e.from or e.from == recipient)
+       and (not e.match or text:find(e.match)) then
+      ctx.rule = e.source
+      if e.keyword then r.args = text:match("^%s*%S+%s*(.-)%s*$") end
+      local res = respond(e.handler(r), "messaging")
+      if r.opted_out then
+        log("info", format("reply to opted-out %s suppressed (%s)", recipient, e.source))
+        return { status = 200, content_type = XML, body = EMPTY_RESPONSE }
+      end
+      return res
+    end
+  end
+  return { status = 200, content_type = XML, body = EMPTY_RESPONSE }
+end
+
+--- Handles one webhook request.
+-- @tparam table req `method`, `path`, `query` (raw, without `?`), `url`
+--   (the full public URL), `form` (decoded `{key, value}` pairs),
+--   `headers` (lower-case names), `body` (raw, for non-form bodies)
+-- @tparam[opt] table ctx filled with `kind` (`"voice"`, `"messaging"`,
+--   `"status"`) and `rule` (`"file:line"` of the handler) before the
+--   handler runs, so a caller can answer with the right fallback
+-- @treturn table `{ status = n, content_type = s, body = s }`
+-- @raise whatever the handler raises
+function Router:handle(req, ctx)
+  ctx = ctx or {}
+  local path = req.path
+  local r = view(req, self.store, self.log)
+  local v = self.voice[path]
+  if v then
+    ctx.kind, ctx.rule = "voice", v.source
+    if is_flow(v.handler) then return v.handler:run(r, path, nil, ctx, respond) end
+    return respond(v.handler(r), "voice")
+  end
+  for _, f in ipairs(self.flows) do
+    local base = f.base
+    if path:sub(1, #base + 1) == base .. "/" then
+      ctx.kind = "voice"
+      return f.flow:run(r, base, path:sub(#base + 2), ctx, respond)
+    end
+  end
+  if self.message_paths[path] then return self:_message(r, ctx) end
+  local s = self.status[path]
+  if s then
+    ctx.kind, ctx.rule = "status", s.source
+    local p = r.params
+    if p.MessageSid then
+      self.log("info", format("status %s %s%s", p.MessageSid, tostring(p.MessageStatus or p.SmsStatus),
+                              p.ErrorCode and (" error " .. p.ErrorCode) or ""))
+    elseif p.CallSid then
+      self.log("info", format("status %s %s%s", p.CallSid, tostring(p.CallStatus),
+                              p.CallDuration and (" " .. p.CallDuration .. "s") or ""))
+    end
+    return respond(s.handler(r), "status")
+  end
+  return not_found(path)
+end
+
+_M.respond = respond
+_M.EMPTY_RESPONSE = EMPTY_RESPONSE
+
+return _M

@@ -1,0 +1,71 @@
+--- Loads a rules folder into a router: one generation, all or nothing.
+--
+-- Every `*.lua` file directly in the folder is a rules file, compiled in
+-- text mode with its own environment (reads fall through to the globals,
+-- writes stay in the file's table) and run once; it must return a rules
+-- table (`telua.router`). Helper modules go in `DIR/lib/` and are
+-- `require`d as `lib.name`. The first error stops the load and is returned
+-- with its file and line.
+--
+-- @module telua.rules
+
+local router = require "telua.router"
+
+local type, pairs, ipairs, tostring, setmetatable, loadfile, xpcall, traceback, sort =
+      type, pairs, ipairs, tostring, setmetatable, loadfile, xpcall, debug.traceback, table.sort
+
+local _M = { _VERSION = "0.1.0" }
+
+-- "path:line: message" -> { file, line, message }
+local function located(msg, default_file)
+  msg = tostring(msg)
+  local first = msg:match("^[^\n]*")
+  local file, line, text = first:match("^(.-%.lua):(%d+): (.*)$")
+  if file then return { file = file, line = tonumber(line), message = text, detail = msg } end
+  return { file = default_file, line = nil, message = first, detail = msg }
+end
+
+local function list_dir(dir)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then error("rules.load: pass the file list (lfs is not installed)", 3) end
+  local files = {}
+  for name in lfs.dir(dir) do
+    if name:match("%.lua$") and lfs.attributes(dir .. "/" .. name, "mode") == "file" then
+      files[#files + 1] = name
+    end
+  end
+  sort(files)
+  return files
+end
+
+--- Loads a rules folder.
+-- @tparam string dir the folder
+-- @tparam[opt] table files file names in it to load, in order (default:
+--   every `*.lua`, sorted; needs LuaFileSystem)
+-- @tparam[opt] table opts passed to `router.new` (`store`, `log`, `settings`)
+-- @return the router, or `nil, err` where `err` is
+--   `{ file = s, line = n|nil, message = s, detail = s }`
+function _M.load(dir, files, opts)
+  if type(dir) ~= "string" then error("dir must be a string", 2) end
+  files = files or list_dir(dir)
+  local r = router.new(opts)
+  for _, name in ipairs(files) do
+    local path = dir .. "/" .. name
+    local env = setmetatable({}, { __index = _G })
+    local chunk, err = loadfile(path, "t", env)
+    if not chunk then return nil, located(err, path) end
+    local ok, rules = xpcall(chunk, function(e) return traceback(tostring(e), 2) end)
+    if not ok then return nil, located(rules, path) end
+    local added, aerr = r:add(path, rules)
+    if not added then return nil, located(aerr, path) end
+  end
+  return r
+end
+
+--- Formats a load error as `file:line: message`.
+function _M.format_error(err)
+  if err.line then return err.file .. ":" .. err.line .. ": " .. err.message end
+  return tostring(err.file) .. ": " .. err.message
+end
+
+return _M

@@ -1,0 +1,169 @@
+/*
+ * main.c - the `telua` executable: serve, check, version.
+ *
+ *   telua serve --rules DIR --listen ADDR --public-url URL --store sqlite:FILE
+ *   telua check DIR
+ *
+ * The auth token comes from TWILIO_AUTH_TOKEN or --auth-token-file FILE;
+ * it is never printed or logged.
+ */
+#include "telua.h"
+#include "log.h"
+
+#include "../lua/telua_core.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage:\n"
+        "  telua serve --rules DIR --public-url URL [options]\n"
+        "  telua check DIR\n"
+        "  telua version\n"
+        "\n"
+        "serve options:\n"
+        "  --rules DIR             rules folder (hot-reloaded)\n"
+        "  --listen ADDR           HOST:PORT or [V6]:PORT (default 127.0.0.1:8080; port 0 picks one)\n"
+        "  --public-url URL        scheme://host[:port] that Twilio calls (signatures are checked against it)\n"
+        "  --store SPEC            sqlite:FILE or memory (default memory)\n"
+        "  --workers N             worker threads, each with its own Lua state (default 2)\n"
+        "  --max-body BYTES        larger request bodies get 413 (default 65536)\n"
+        "  --timeout SECONDS       idle connection timeout (default 10)\n"
+        "  --cpu-ms MS             CPU budget of one request's rules (default 200)\n"
+        "  --mem-mb MB             memory cap of each Lua state (default 64)\n"
+        "  --fallback-voice FILE   TwiML answered when a voice rule fails\n"
+        "  --fallback-messaging FILE  TwiML answered when a messaging rule fails\n"
+        "  --auth-token-file FILE  read the auth token from FILE instead of TWILIO_AUTH_TOKEN\n"
+        "  --lua-dir DIR           where the telua Lua modules live\n");
+}
+
+/* Reads a whole small file into a malloc'd string with trailing
+ * whitespace removed; NULL on failure. */
+static char *slurp(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+    if (!f) return NULL;
+    buf = malloc(max + 1);
+    if (!buf) {
+        fclose(f);
+        return NULL;
+    }
+    n = fread(buf, 1, max, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) n--;
+    buf[n] = 0;
+    return buf;
+}
+
+static int serve(int argc, char **argv)
+{
+    telua_config c;
+    telua_host *h;
+    char err[1024], *token = NULL, *fb_voice = NULL, *fb_msg = NULL;
+    const char *token_file = NULL;
+    sigset_t set;
+    int i, sig = 0;
+    telua_config_defaults(&c);
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "telua: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--rules")) c.rules_dir = v;
+        else if (!strcmp(a, "--listen")) c.listen = v;
+        else if (!strcmp(a, "--public-url")) c.public_url = v;
+        else if (!strcmp(a, "--store")) c.store = v;
+        else if (!strcmp(a, "--workers")) c.workers = atoi(v);
+        else if (!strcmp(a, "--max-body")) c.max_body = strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--timeout")) c.timeout_s = (unsigned)atoi(v);
+        else if (!strcmp(a, "--cpu-ms")) c.cpu_ms = (unsigned)atoi(v);
+        else if (!strcmp(a, "--mem-mb")) c.mem_limit = strtoul(v, NULL, 10) * 1024 * 1024;
+        else if (!strcmp(a, "--auth-token-file")) token_file = v;
+        else if (!strcmp(a, "--lua-dir")) c.lua_dir = v;
+        else if (!strcmp(a, "--fallback-voice")) {
+            if (!(fb_voice = slurp(v, 65536))) { fprintf(stderr, "telua: cannot read %s\n", v); return 2; }
+            c.fallback_voice = fb_voice;
+        } else if (!strcmp(a, "--fallback-messaging")) {
+            if (!(fb_msg = slurp(v, 65536))) { fprintf(stderr, "telua: cannot read %s\n", v); return 2; }
+            c.fallback_messaging = fb_msg;
+        } else {
+            fprintf(stderr, "telua: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    if (!c.rules_dir || !c.public_url) {
+        fprintf(stderr, "telua: serve needs --rules and --public-url\n");
+        return 2;
+    }
+    if (token_file) {
+        token = slurp(token_file, 4096);
+        if (!token) {
+            fprintf(stderr, "telua: cannot read the auth token file: %s\n", strerror(errno));
+            return 2;
+        }
+    } else if (getenv("TWILIO_AUTH_TOKEN")) {
+        token = strdup(getenv("TWILIO_AUTH_TOKEN"));
+    }
+    if (!token || !token[0]) {
+        fprintf(stderr, "telua: no auth token (set TWILIO_AUTH_TOKEN or --auth-token-file)\n");
+        free(token);
+        return 2;
+    }
+    c.auth_token = token;
+
+    /* block the stop signals in every thread; the main thread waits for them */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (telua_host_start(&c, &h, err, sizeof err) != 0) {
+        fprintf(stderr, "telua: %s\n", err);
+        free(token);
+        return 1;
+    }
+    memset(token, 0, strlen(token));
+    free(token);
+    tl_log("info", "telua %s listening on %s (port %u), %d workers, public URL %s, store %s",
+           TELUA_VERSION, c.listen, telua_host_port(h), c.workers, c.public_url, c.store);
+    printf("listening on port %u\n", telua_host_port(h));
+    fflush(stdout);
+    sigwait(&set, &sig);
+    tl_log("info", "signal %d: stopping", sig);
+    telua_host_stop(h);
+    free(fb_voice);
+    free(fb_msg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "serve")) return serve(argc - 2, argv + 2);
+    if (argc == 3 && !strcmp(argv[1], "check")) {
+        telua_config c;
+        telua_config_defaults(&c);
+        c.rules_dir = argv[2];
+        return telua_check(&c, stdout);
+    }
+    if (argc == 2 && (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))) {
+        printf("telua %s\n", TELUA_VERSION);
+        return 0;
+    }
+    if (argc == 2 && (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,605 @@
+/*
+ * server.c - the webhook server: libmicrohttpd front end, signature check
+ * in C, rules in the worker's lua_State of the current generation.
+ *
+ * Threading: MHD runs a pool of `workers` threads, each with its own epoll
+ * loop. A thread learns its worker index on its first request
+ * (pthread-specific), and always uses that index's lua_State, so a state
+ * is only ever touched by one thread. Handlers do no blocking network I/O
+ * (the only I/O rules have is the SQLite store on local disk).
+ */
+#include "telua.h"
+#include "gen.h"
+#include "log.h"
+
+#include "../core/form.h"
+#include "../core/signature.h"
+
+#include <lauxlib.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define DEFAULT_FALLBACK_VOICE                                                              \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>We are sorry, an application " \
+    "error has occurred. Please try again later.</Say><Hangup/></Response>"
+#define DEFAULT_FALLBACK_MESSAGING "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+
+struct telua_host {
+    telua_config cfg;
+    char *auth_token, *public_url, *fallback_voice, *fallback_messaging;
+    size_t token_len, public_len;
+    tl_gens gens;
+    struct MHD_Daemon *daemon;
+    pthread_key_t worker_key;
+    atomic_int next_worker;
+    atomic_ulong requests, rejected, errors;
+    unsigned port;
+};
+
+typedef struct req_ctx {
+    char *uri;          /* raw request target as received: path + "?" + query */
+    char *body;
+    size_t len, cap;
+    int started, too_large;
+} req_ctx;
+
+void telua_config_defaults(telua_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen = "127.0.0.1:8080";
+    c->store = "memory";
+    c->workers = 2;
+    c->max_body = 64 * 1024;
+    c->timeout_s = 10;
+    c->cpu_ms = 200;
+    c->mem_limit = 64u * 1024 * 1024;
+    c->debounce_ms = 150;
+}
+
+static const char *lua_dir_of(const telua_config *c)
+{
+#ifndef TELUA_LUADIR
+#define TELUA_LUADIR "/usr/local/share/lua/5.4"
+#endif
+    if (c->lua_dir) return c->lua_dir;
+    if (getenv("TELUA_LUA_DIR")) return getenv("TELUA_LUA_DIR");
+    return TELUA_LUADIR;
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *con, unsigned status, const char *ctype,
+                            const char *body, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+    if (!r) return MHD_NO;
+    if (ctype) MHD_add_response_header(r, "Content-Type", ctype);
+    ret = MHD_queue_response(con, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *con, unsigned status, const char *text)
+{
+    return reply(con, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* GET /-/status: current generation and the last reload error (no secrets). */
+static enum MHD_Result send_status(struct MHD_Connection *con, telua_host *h)
+{
+    char buf[8192], num[64];
+    tl_gens *g = &h->gens;
+    tl_gen *cur;
+    /* build the JSON with a small fixed buffer writer */
+    size_t o = 0;
+#define PUT(...) o += (size_t)snprintf(buf + o, o < sizeof buf ? sizeof buf - o : 0, __VA_ARGS__)
+    pthread_mutex_lock(&g->mu);
+    cur = g->current;
+    PUT("{\"generation\":%d,\"sha256\":\"%s\",\"loaded_at\":%lld,\"files\":%d,",
+        cur ? cur->id : 0, cur ? cur->hash : "", cur ? (long long)cur->loaded_at : 0LL,
+        cur ? cur->nfiles : 0);
+    PUT("\"workers\":%d,\"reloads\":%lu,\"reload_failures\":%lu,", h->cfg.workers, g->reloads,
+        g->failures);
+    snprintf(num, sizeof num, "%lu", (unsigned long)atomic_load(&h->requests));
+    PUT("\"requests\":%s,\"rejected\":%lu,\"rule_errors\":%lu,\"last_reload_error\":", num,
+        (unsigned long)atomic_load(&h->rejected), (unsigned long)atomic_load(&h->errors));
+    if (g->has_error) {
+        /* escape file and message */
+        const char *parts[2] = { g->last_error.file, g->last_error.message };
+        char esc[2][2100];
+        int i;
+        for (i = 0; i < 2; i++) {
+            const char *s = parts[i];
+            size_t e = 0;
+            for (; *s && e < sizeof esc[i] - 8; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '"' || c == '\\') { esc[i][e++] = '\\'; esc[i][e++] = (char)c; }
+                else if (c < 0x20) e += (size_t)snprintf(esc[i] + e, 8, "\\u%04x", c);
+                else esc[i][e++] = (char)c;
+            }
+            esc[i][e] = 0;
+        }
+        PUT("{\"file\":\"%s\",\"line\":", esc[0]);
+        if (g->last_error.line) PUT("%d", g->last_error.line);
+        else PUT("null");
+        PUT(",\"message\":\"%s\",\"at\":%lld}", esc[1], (long long)g->last_error.at);
+    } else {
+        PUT("null");
+    }
+    PUT("}\n");
+    pthread_mutex_unlock(&g->mu);
+#undef PUT
+    if (o >= sizeof buf) return send_text(con, 500, "status too large\n");
+    return reply(con, 200, "application/json", buf, o);
+}
+
+/* ---- request context -------------------------------------------------- */
+
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the request target before MHD decodes
+ * it; what it returns becomes the connection's request context. */
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    req_ctx *c = calloc(1, sizeof *c);
+    (void)cls;
+    (void)con;
+    if (c) c->uri = strdup(uri ? uri : "/");
+    return c;
+}
+
+static void completed(void *cls, struct MHD_Connection *con, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    req_ctx *c = *con_cls;
+    (void)cls;
+    (void)con;
+    (void)toe;
+    if (!c) return;
+    free(c->uri);
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+/* ---- the Lua call ----------------------------------------------------- */
+
+static enum MHD_Result push_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    lua_State *L = cls;
+    char lower[256];
+    size_t i;
+    (void)kind;
+    for (i = 0; key[i] && i < sizeof lower - 1; i++)
+        lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    lower[i] = 0;
+    lua_pushstring(L, value ? value : "");
+    lua_setfield(L, -2, lower);
+    return MHD_YES;
+}
+
+typedef struct {
+    tl_param *p;
+    size_t n, cap;
+    int oom;
+} param_list;
+
+/* Collects decoded pairs as tl_param pointing into a private copy. */
+static int collect_param(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    param_list *l = ud;
+    char *copy;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 32;
+        tl_param *np = realloc(l->p, nc * sizeof *np);
+        if (!np) { l->oom = 1; return 1; }
+        l->p = np;
+        l->cap = nc;
+    }
+    copy = malloc(kl + vl + 1);
+    if (!copy) { l->oom = 1; return 1; }
+    memcpy(copy, k, kl);
+    memcpy(copy + kl, v, vl);
+    l->p[l->n].key = copy;
+    l->p[l->n].key_len = kl;
+    l->p[l->n].value = copy + kl;
+    l->p[l->n].value_len = vl;
+    l->n++;
+    return 0;
+}
+
+static void free_params(param_list *l)
+{
+    size_t i;
+    for (i = 0; i < l->n; i++) free((void *)l->p[i].key);
+    free(l->p);
+}
+
+static int worker_index(telua_host *h)
+{
+    void *v = pthread_getspecific(h->worker_key);
+    intptr_t idx;
+    if (v) return (int)((intptr_t)v - 1);
+    idx = atomic_fetch_add(&h->next_worker, 1) % h->cfg.workers;
+    pthread_setspecific(h->worker_key, (void *)(idx + 1));
+    return (int)idx;
+}
+
+/* Runs the rules for one verified request and queues the answer. */
+static enum MHD_Result run_rules(telua_host *h, struct MHD_Connection *con, const char *method,
+                                 const char *path, const char *query, const char *url,
+                                 param_list *params, const char *raw_body, size_t raw_len)
+{
+    tl_gen *gen = tl_gen_acquire(&h->gens);
+    tl_vm *vm;
+    lua_State *L;
+    int top, rc, ctx_idx;
+    size_t i, blen = 0;
+    const char *body, *ctype;
+    unsigned status;
+    enum MHD_Result ret;
+    if (!gen) return send_text(con, 503, "no rules loaded\n");
+    vm = gen->vm[worker_index(h)];
+    L = vm->L;
+    top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handler_ref);
+    lua_createtable(L, 0, 8); /* req */
+    lua_pushstring(L, method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, query ? query : "");
+    lua_setfield(L, -2, "query");
+    lua_pushstring(L, url);
+    lua_setfield(L, -2, "url");
+    lua_createtable(L, (int)params->n, 0);
+    for (i = 0; i < params->n; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, params->p[i].key, params->p[i].key_len);
+        lua_rawseti(L, -2, 1);
+        lua_pushlstring(L, params->p[i].value, params->p[i].value_len);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "form");
+    lua_newtable(L);
+    MHD_get_connection_values(con, MHD_HEADER_KIND, push_header, L);
+    lua_setfield(L, -2, "headers");
+    if (raw_body) {
+        lua_pushlstring(L, raw_body, raw_len);
+        lua_setfield(L, -2, "body");
+    }
+    lua_newtable(L); /* ctx: the router records kind and rule here */
+    lua_pushvalue(L, -1);
+    lua_insert(L, top + 1); /* keep a copy below the function */
+    ctx_idx = top + 1;
+    rc = tl_vm_pcall(vm, 2, 1, 1);
+    if (rc == LUA_OK && lua_istable(L, -1)) {
+        lua_getfield(L, -1, "status");
+        status = (unsigned)luaL_optinteger(L, -1, 200);
+        lua_getfield(L, -2, "content_type");
+        ctype = lua_isstring(L, -1) ? lua_tostring(L, -1) : "text/xml";
+        lua_getfield(L, -3, "body");
+        body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &blen) : "";
+        ret = reply(con, status, ctype, body, blen);
+    } else {
+        const char *kind, *rule, *fallback;
+        lua_getfield(L, ctx_idx, "kind");
+        kind = lua_isstring(L, -1) ? lua_tostring(L, -1) : "voice";
+        lua_getfield(L, ctx_idx, "rule");
+        rule = lua_isstring(L, -1) ? lua_tostring(L, -1) : "?";
+        atomic_fetch_add(&h->errors, 1);
+        tl_log("error", "rule %s failed on %s %s (generation %d): %s", rule, method, path, gen->id,
+               rc == LUA_OK ? "handler returned no response table"
+                            : (lua_isstring(L, -3) ? lua_tostring(L, -3) : "error"));
+        fallback = strcmp(kind, "voice") == 0 ? h->fallback_voice : h->fallback_messaging;
+        if (strcmp(kind, "status") == 0) ret = send_text(con, 500, "status handler failed\n");
+        else ret = reply(con, 200, "text/xml", fallback, strlen(fallback));
+    }
+    lua_settop(L, top);
+    tl_gen_release(gen);
+    return ret;
+}
+
+static int is_form(const char *ctype)
+{
+    static const char f[] = "application/x-www-form-urlencoded";
+    return ctype && strncasecmp(ctype, f, sizeof f - 1) == 0 &&
+           (ctype[sizeof f - 1] == 0 || ctype[sizeof f - 1] == ';' || ctype[sizeof f - 1] == ' ');
+}
+
+static enum MHD_Result handle(telua_host *h, struct MHD_Connection *con, req_ctx *c,
+                              const char *method)
+{
+    char *path, *query, *url, *scratch = NULL;
+    const char *sig, *ctype, *raw_body = NULL;
+    param_list params = { NULL, 0, 0, 0 };
+    size_t ulen, pos = 0, raw_len = 0;
+    int src;
+    enum MHD_Result ret;
+
+    atomic_fetch_add(&h->requests, 1);
+    if (c->too_large) return send_text(con, 413, "request body too large\n");
+    path = strdup(c->uri);
+    if (!path) return MHD_NO;
+    query = strchr(path, '?');
+    if (query) *query++ = 0;
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/-/status") == 0) {
+        free(path);
+        return send_status(con, h);
+    }
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/-/health") == 0) {
+        free(path);
+        return send_text(con, 200, "ok\n");
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
+        free(path);
+        return send_text(con, 405, "webhooks are GET or POST\n");
+    }
+    /* the URL Twilio requested: public base + the request target as received */
+    ulen = h->public_len + strlen(c->uri);
+    url = malloc(ulen + 1);
+    if (!url) {
+        free(path);
+        return MHD_NO;
+    }
+    memcpy(url, h->public_url, h->public_len);
+    strcpy(url + h->public_len, c->uri);
+
+    ctype = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type");
+    sig = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Twilio-Signature");
+    if (c->len > 0 && !is_form(ctype)) {
+        raw_body = c->body;
+        raw_len = c->len;
+    } else if (c->len > 0) {
+        scratch = malloc(c->len);
+        if (!scratch) {
+            ret = MHD_NO;
+            goto out;
+        }
+        if (tl_form_decode(c->body, c->len, scratch, collect_param, &params, &pos) != TL_FORM_OK ||
+            params.oom) {
+            char msg[96];
+            atomic_fetch_add(&h->rejected, 1);
+            snprintf(msg, sizeof msg, "malformed form body (bad percent escape at byte %zu)\n", pos + 1);
+            tl_log("warn", "400 %s %s: malformed form body", method, path);
+            ret = send_text(con, 400, params.oom ? "out of memory\n" : msg);
+            goto out;
+        }
+    }
+    src = tl_sig_validate(h->auth_token, h->token_len, url, ulen, params.p, params.n,
+                          sig ? sig : "", sig ? strlen(sig) : 0, raw_body, raw_len);
+    if (src != TL_SIG_VALID) {
+        atomic_fetch_add(&h->rejected, 1);
+        tl_log("warn", "403 %s %s: %s", method, path, tl_sig_reason(src));
+        ret = send_text(con, 403, "invalid Twilio signature\n");
+        goto out;
+    }
+    ret = run_rules(h, con, method, path, query, url, &params, raw_body, raw_len);
+out:
+    free_params(&params);
+    free(scratch);
+    free(url);
+    free(path);
+    return ret;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    telua_host *h = cls;
+    req_ctx *c = *con_cls;
+    (void)url;
+    (void)version;
+    if (!c) return MHD_NO;
+    if (!c->started) {
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+        c->started = 1;
+        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body) {
+            atomic_fetch_add(&h->requests, 1);
+            atomic_fetch_add(&h->rejected, 1);
+            tl_log("warn", "413 %s: body of %s bytes over the %zu byte limit", method, cl, h->cfg.max_body);
+            return send_text(con, 413, "request body too large\n");
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        if (!c->too_large && c->len + n > h->cfg.max_body) {
+            c->too_large = 1;
+            free(c->body);
+            c->body = NULL;
+            c->len = c->cap = 0;
+        }
+        if (!c->too_large) {
+            if (c->len + n > c->cap) {
+                size_t nc = c->cap ? c->cap : 1024;
+                char *nb;
+                while (nc < c->len + n) nc *= 2;
+                if (nc > h->cfg.max_body) nc = h->cfg.max_body;
+                nb = realloc(c->body, nc);
+                if (!nb) return MHD_NO;
+                c->body = nb;
+                c->cap = nc;
+            }
+            memcpy(c->body + c->len, upload, n);
+            c->len += n;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return handle(h, con, c, method);
+}
+
+/* ---- start / stop ----------------------------------------------------- */
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, int *v6)
+{
+    char host[256];
+    const char *colon;
+    long port;
+    memset(ss, 0, sizeof *ss);
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= sizeof host) return -1;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = 0;
+        port = strtol(end + 2, NULL, 10);
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) return -1;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        *len = sizeof *a;
+        *v6 = 1;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host) return -1;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = 0;
+        port = strtol(colon + 1, NULL, 10);
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -1;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        *len = sizeof *a;
+        *v6 = 0;
+    }
+    return (port < 0 || port > 65535) ? -1 : 0;
+}
+
+static void host_free(telua_host *h)
+{
+    if (h->auth_token) {
+        OPENSSL_cleanse(h->auth_token, h->token_len);
+        free(h->auth_token);
+    }
+    free(h->public_url);
+    free(h->fallback_voice);
+    free(h->fallback_messaging);
+    free(h);
+}
+
+int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_t errlen)
+{
+    telua_host *h;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int v6;
+    tl_load_error le;
+    const union MHD_DaemonInfo *info;
+
+    *out = NULL;
+    if (!cfg->rules_dir || !cfg->public_url || !cfg->auth_token || !cfg->auth_token[0]) {
+        snprintf(err, errlen, "rules_dir, public_url and auth_token are required");
+        return -1;
+    }
+    if (parse_listen(cfg->listen, &ss, &sl, &v6) != 0) {
+        snprintf(err, errlen, "cannot parse listen address '%s' (want HOST:PORT or [V6]:PORT)", cfg->listen);
+        return -1;
+    }
+    h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->cfg = *cfg;
+    if (h->cfg.workers < 1) h->cfg.workers = 1;
+    h->auth_token = strdup(cfg->auth_token);
+    h->token_len = strlen(cfg->auth_token);
+    h->public_url = strdup(cfg->public_url);
+    h->fallback_voice = strdup(cfg->fallback_voice ? cfg->fallback_voice : DEFAULT_FALLBACK_VOICE);
+    h->fallback_messaging = strdup(cfg->fallback_messaging ? cfg->fallback_messaging : DEFAULT_FALLBACK_MESSAGING);
+    if (!h->auth_token || !h->public_url || !h->fallback_voice || !h->fallback_messaging) {
+        host_free(h);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->public_len = strlen(h->public_url);
+    while (h->public_len > 0 && h->public_url[h->public_len - 1] == '/') h->public_url[--h->public_len] = 0;
+    pthread_key_create(&h->worker_key, NULL);
+    atomic_init(&h->next_worker, 0);
+
+    h->gens.rules_dir = cfg->rules_dir;
+    h->gens.lua_dir = lua_dir_of(cfg);
+    h->gens.store = cfg->store;
+    h->gens.workers = h->cfg.workers;
+    h->gens.mem_limit = cfg->mem_limit;
+    h->gens.cpu_ms = cfg->cpu_ms;
+    h->gens.debounce_ms = cfg->debounce_ms;
+    if (tl_gens_init(&h->gens, &le) != 0) {
+        if (le.line) snprintf(err, errlen, "%s:%d: %s", le.file, le.line, le.message);
+        else snprintf(err, errlen, "%s: %s", le.file, le.message);
+        pthread_key_delete(h->worker_key);
+        host_free(h);
+        return -1;
+    }
+    h->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
+        access_cb, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->cfg.workers,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_CONNECTION_LIMIT, 4096u,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, h,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+        MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, errlen, "cannot listen on %s", cfg->listen);
+        tl_gens_close(&h->gens);
+        pthread_key_delete(h->worker_key);
+        host_free(h);
+        return -1;
+    }
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    if (tl_gens_watch(&h->gens) != 0) tl_log("warn", "cannot start the rules watcher; hot reload is off");
+    *out = h;
+    return 0;
+}
+
+unsigned telua_host_port(const telua_host *h) { return h->port; }
+
+void telua_host_stop(telua_host *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->daemon); /* joins the workers: in-flight requests finish */
+    tl_gens_close(&h->gens);
+    pthread_key_delete(h->worker_key);
+    host_free(h);
+}
+
+int telua_check(const telua_config *c, FILE *out)
+{
+    char **files = NULL;
+    int n = tl_list_rules(c->rules_dir, &files);
+    tl_load_error err;
+    tl_vm *vm;
+    if (n < 0) {
+        fprintf(out, "%s: cannot read the rules folder\n", c->rules_dir);
+        return 1;
+    }
+    vm = tl_load_rules(c->rules_dir, lua_dir_of(c), "memory", c->mem_limit, c->cpu_ms, files, n, &err);
+    if (!vm) {
+        if (err.line) fprintf(out, "%s:%d: %s\n", err.file, err.line, err.message);
+        else fprintf(out, "%s: %s\n", err.file, err.message);
+        fprintf(out, "telua: rules in %s failed to load\n", c->rules_dir);
+        tl_free_list(files, n);
+        return 1;
+    }
+    fprintf(out, "telua: rules in %s are ok (%d files)\n", c->rules_dir, n);
+    tl_vm_free(vm);
+    tl_free_list(files, n);
+    return 0;
+}
