@@ -216,7 +216,8 @@ function Router:_message(r, ctx)
   ctx.kind = "messaging"
   if kind and sender and recipient then
     if not store then error("opt-out keywords need a store (router.new{store = ...})", 0) end
-    local out = store:is_opted_out(sender, recipient)
+    local out, err = store:is_opted_out(sender, recipient)
+    if out == nil then error("opt-out store: " .. tostring(err), 0) end
     if kind == "STOP" then
       assert(store:optout_add(sender, recipient, word))
       log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
@@ -230,7 +231,9 @@ function Router:_message(r, ctx)
     end
   end
   if store and sender and recipient then
-    r.opted_out = assert(store:is_opted_out(sender, recipient))
+    local out, err = store:is_opted_out(sender, recipient)
+    if out == nil then error("opt-out store: " .. tostring(err), 0) end
+    r.opted_out = out
   end
   local text = r.text or ""
   local first = upper(text:match("^%s*(%S*)") or "")

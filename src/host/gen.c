@@ -111,6 +111,7 @@ int tl_hash_rules(const char *dir, char **files, int n, char out[65])
 /* Copies a Lua load error ({file, line, message} or a string) into err. */
 static void take_error(lua_State *L, int idx, tl_load_error *err, const char *dflt_file)
 {
+    idx = lua_absindex(L, idx);
     memset(err, 0, sizeof *err);
     snprintf(err->file, sizeof err->file, "%s", dflt_file);
     if (lua_istable(L, idx)) {

@@ -1,0 +1,331 @@
+-- End to end: the real `telua serve` on a free loopback port, requests
+-- signed by the official twilio npm package (spec/oracle/sign.js).
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local socket = require "socket"
+local cjson = require "cjson"
+local h = require "spec.helpers"
+
+local ROOT = h.root
+local BUILD = os.getenv("TELUA_BUILD") or (ROOT .. "/build")
+local TOKEN = "e2e-test-token-0123456789abcdef"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function sign(url, pairs_)
+  return sh("node " .. ROOT .. "/spec/oracle/sign.js " .. shell_quote(TOKEN) .. " " ..
+            shell_quote(url) .. " " .. shell_quote(cjson.encode(pairs_)))
+end
+
+local function form(pairs_)
+  local parts = {}
+  for _, p in ipairs(pairs_) do
+    parts[#parts + 1] = (p[1]:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+      .. "=" .. (p[2]:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+  end
+  return table.concat(parts, "&")
+end
+
+-- A running host. opts: rules (dir), store (file)
+local Host = {}
+Host.__index = Host
+
+local function start(rules, store, extra)
+  local log = os.tmpname()
+  local cmd = "sh -c " .. shell_quote("echo $$; exec env TWILIO_AUTH_TOKEN=" .. TOKEN .. " " ..
+    BUILD .. "/telua serve --rules " .. rules .. " --listen 127.0.0.1:0" ..
+    " --public-url https://telua.example.com --store sqlite:" .. store .. " --workers 2 --cpu-ms 100" ..
+    " --max-body 4096 " .. (extra or "") .. " 2>>" .. log)
+  local p = assert(io.popen(cmd))
+  local pid = p:read("*l")
+  local line = p:read("*l") or ""
+  local port = line:match("listening on port (%d+)")
+  assert(port, "host did not start: " .. h.read_file(log))
+  return setmetatable({ pipe = p, pid = pid, port = tonumber(port), log = log }, Host)
+end
+
+function Host:stop()
+  os.execute("kill " .. self.pid .. " 2>/dev/null")
+  self.pipe:close()
+end
+
+function Host:logs() return h.read_file(self.log) end
+
+function Host:request(method, target, body, headers)
+  local chunks = {}
+  headers = headers or {}
+  if body then headers["content-length"] = tostring(#body) end
+  local _, code, resp_headers = http.request{
+    url = "http://127.0.0.1:" .. self.port .. target, method = method, headers = headers,
+    source = body and ltn12.source.string(body) or nil, sink = ltn12.sink.table(chunks),
+  }
+  return code, table.concat(chunks), resp_headers
+end
+
+-- POST a form signed for the public URL Twilio would call
+function Host:twilio(target, pairs_, opts)
+  opts = opts or {}
+  local url = "https://telua.example.com" .. target
+  local headers = { ["content-type"] = "application/x-www-form-urlencoded" }
+  if not opts.unsigned then headers["x-twilio-signature"] = opts.signature or sign(opts.sign_url or url, pairs_) end
+  return self:request("POST", target, form(pairs_), headers)
+end
+
+local function same_xml(expected, got)
+  assert.are.equal(h.canonical_xml(expected), h.canonical_xml(got))
+end
+
+local function wait_for(fn, seconds)
+  local deadline = socket.gettime() + (seconds or 8)
+  while socket.gettime() < deadline do
+    if fn() then return true end
+    socket.sleep(0.1)
+  end
+  return false
+end
+
+local function copy_rules(dir)
+  assert(os.execute("cp -r " .. ROOT .. "/rules/. " .. dir .. "/"))
+end
+
+local function write(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "wb"))
+  f:write(text)
+  f:close()
+  assert(os.rename(tmp, path)) -- editors save by rename: the watcher must see it
+end
+
+local DECL = '<?xml version="1.0" encoding="UTF-8"?>'
+local MENU = "Thanks for calling telua. For sales, press 1. For support, press 2. "
+          .. "To leave a message, press 3."
+local CALL = { { "CallSid", "CA0123456789abcdef0123456789abcdef" }, { "AccountSid", "AC0123456789abcdef0123456789abcdef" },
+               { "From", "+14155550199" }, { "To", "+14155550100" }, { "CallStatus", "in-progress" },
+               { "Direction", "inbound" }, { "ApiVersion", "2010-04-01" } }
+local function with(base, extra)
+  local t = {}
+  for _, p in ipairs(base) do t[#t + 1] = p end
+  for _, p in ipairs(extra) do t[#t + 1] = p end
+  return t
+end
+
+local function sms(body, from)
+  return { { "MessageSid", "SM0123456789abcdef0123456789abcdef" }, { "AccountSid", "AC0123456789abcdef0123456789abcdef" },
+           { "From", from or "+14155550199" }, { "To", "+14155550100" }, { "Body", body },
+           { "NumMedia", "0" }, { "NumSegments", "1" }, { "SmsStatus", "received" } }
+end
+
+describe("telua serve", function()
+  local dir, store, host
+
+  setup(function()
+    dir = h.tmpdir()
+    copy_rules(dir)
+    write(dir .. "/faults.lua", [[
+local twiml = require "telua.twiml"
+return { voice = {
+  ["/voice/boom"] = function(req) error("kaboom") end,
+  ["/voice/spin"] = function(req)
+    local ok = pcall(function() while true do end end)  -- a pcall must not swallow the budget
+    while true do end
+  end,
+  ["/voice/hog"] = function(req) local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end end,
+} }
+]])
+    store = dir .. "/state.db"
+    host = start(dir, store)
+  end)
+
+  teardown(function()
+    if host then host:stop() end
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("walks a call through the IVR", function()
+    local code, body = host:twilio("/voice/incoming", CALL)
+    assert.are.equal(200, code)
+    local menu = DECL .. '<Response><Gather action="/voice/incoming/choice" method="POST" numDigits="1" timeout="5"><Say>'
+                 .. MENU .. '</Say></Gather><Redirect method="POST">/voice/incoming/menu</Redirect></Response>'
+    same_xml(menu, body)
+
+    code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "1" }, { "FinishedOnKey", "" } }))
+    assert.are.equal(200, code)
+    same_xml(DECL .. '<Response><Say>Connecting you to sales.</Say><Dial action="/voice/incoming/after_dial" timeout="20">+14155550101</Dial></Response>', body)
+
+    code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "2" } }))
+    same_xml(DECL .. '<Response><Say>Connecting you to support.</Say><Dial action="/voice/incoming/after_dial" timeout="20">+14155550102</Dial></Response>', body)
+
+    code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "3" } }))
+    same_xml(DECL .. '<Response><Say>Please leave a message after the beep. Press the pound key when you are done.</Say>'
+             .. '<Record action="/voice/incoming/recorded" finishOnKey="#" maxLength="120" playBeep="true" transcribe="true" transcribeCallback="/voice/transcription"/></Response>', body)
+
+    code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "7" } }))
+    same_xml(DECL .. '<Response><Say>Sorry, that is not a valid choice.</Say><Redirect method="POST">/voice/incoming/menu</Redirect></Response>', body)
+
+    -- silence: the Gather timed out and Twilio followed the Redirect
+    code, body = host:twilio("/voice/incoming/menu", CALL)
+    same_xml(menu, body)
+
+    code, body = host:twilio("/voice/incoming/recorded", with(CALL, { { "RecordingUrl", "https://api.twilio.com/rec/RE1" },
+                                                                     { "RecordingDuration", "7" }, { "Digits", "#" } }))
+    same_xml(DECL .. "<Response><Say>Thank you for your message. Goodbye.</Say><Hangup/></Response>", body)
+
+    code = host:twilio("/voice/transcription", with(CALL, { { "TranscriptionText", "call me back" }, { "TranscriptionStatus", "completed" } }))
+    assert.are.equal(204, code)
+    assert.matches("transcription for CA0123456789abcdef0123456789abcdef", host:logs(), 1, true)
+  end)
+
+  it("answers 403 to a wrong, a missing and another URL's signature", function()
+    local code = host:twilio("/voice/incoming", CALL, { signature = "RSOYDt4T1cUTdK1PDd93/VVr8B8=" })
+    assert.are.equal(403, code)
+    code = host:twilio("/voice/incoming", CALL, { unsigned = true })
+    assert.are.equal(403, code)
+    code = host:twilio("/voice/incoming", CALL, { sign_url = "https://telua.example.com/sms/incoming" })
+    assert.are.equal(403, code)
+    -- a changed parameter breaks it too
+    local sig = sign("https://telua.example.com/voice/incoming", CALL)
+    code = host:twilio("/voice/incoming", with(CALL, { { "Digits", "1" } }), { signature = sig })
+    assert.are.equal(403, code)
+    -- the signature never reaches the log, nor does the token
+    assert.is_nil(host:logs():find(TOKEN, 1, true))
+    assert.is_nil(host:logs():find(sig, 1, true))
+  end)
+
+  it("accepts the default-port spelling Twilio sometimes signs", function()
+    local code = host:twilio("/voice/incoming", CALL, { sign_url = "https://telua.example.com:443/voice/incoming" })
+    assert.are.equal(200, code)
+  end)
+
+  it("checks JSON bodies through bodySHA256", function()
+    local body = '{"event":"x"}'
+    local hash = sh("printf %s " .. shell_quote(body) .. " | openssl dgst -sha256 -r | cut -d' ' -f1"):gsub("%s+$", "")
+    local target = "/status/messages?bodySHA256=" .. hash
+    local sig = sign("https://telua.example.com" .. target, {})
+    local code = host:request("POST", target, body, { ["content-type"] = "application/json", ["x-twilio-signature"] = sig })
+    assert.are.equal(204, code)
+    code = host:request("POST", target, body .. " ", { ["content-type"] = "application/json", ["x-twilio-signature"] = sig })
+    assert.are.equal(403, code)
+  end)
+
+  it("answers 413 to a body over the limit and 400 to a malformed one", function()
+    local big = { { "Body", ("x"):rep(5000) } }
+    local code = host:twilio("/sms/incoming", big, { signature = "x" })
+    assert.are.equal(413, code)
+    code = host:request("POST", "/sms/incoming", "Body=%zz", { ["content-type"] = "application/x-www-form-urlencoded",
+                                                                ["x-twilio-signature"] = "x" })
+    assert.are.equal(400, code)
+  end)
+
+  it("answers the fallback when a rule raises or runs past its CPU budget, and lives on", function()
+    local fallback = DECL .. "<Response><Say>We are sorry, an application error has occurred. Please try again later.</Say><Hangup/></Response>"
+    local code, body = host:twilio("/voice/boom", CALL)
+    assert.are.equal(200, code)
+    same_xml(fallback, body)
+    assert.matches("faults.lua:3", host:logs(), 1, true)
+    assert.matches("kaboom", host:logs(), 1, true)
+    local t0 = socket.gettime()
+    code, body = host:twilio("/voice/spin", CALL)
+    assert.are.equal(200, code)
+    same_xml(fallback, body)
+    assert.is_true(socket.gettime() - t0 < 3)
+    assert.matches("CPU budget", host:logs(), 1, true)
+    code, body = host:twilio("/voice/hog", CALL)
+    same_xml(fallback, body)
+    -- both workers still answer
+    for _ = 1, 4 do
+      code = host:twilio("/voice/incoming", CALL)
+      assert.are.equal(200, code)
+    end
+  end)
+
+  it("handles STOP before any rule, keeps it across a restart, and START restores", function()
+    local code, body = host:twilio("/sms/incoming", sms("hello"))
+    assert.are.equal(200, code)
+    same_xml(DECL .. '<Response><Message>Hi +14155550199, thanks for your message "hello". Reply HOURS for opening hours, HELP for help, STOP to opt out.</Message></Response>', body)
+
+    code, body = host:twilio("/sms/incoming", sms("  stop "))
+    same_xml(DECL .. "<Response><Message>You have successfully been unsubscribed. You will not receive any more messages from this number. Reply START to resubscribe.</Message></Response>", body)
+    code, body = host:twilio("/sms/incoming", sms("hello"))
+    same_xml(DECL .. "<Response/>", body)
+    -- HELP gets no reply while opted out (Twilio's behaviour)
+    code, body = host:twilio("/sms/incoming", sms("HELP"))
+    same_xml(DECL .. "<Response/>", body)
+
+    host:stop()
+    host = start(dir, store)
+    code, body = host:twilio("/sms/incoming", sms("hello"))
+    assert.are.equal(200, code)
+    same_xml(DECL .. "<Response/>", body)
+
+    code, body = host:twilio("/sms/incoming", sms("Start"))
+    same_xml(DECL .. "<Response><Message>You have successfully been re-subscribed to messages from this number. Reply HELP for help. Reply STOP to unsubscribe. Msg&amp;Data Rates May Apply.</Message></Response>", body)
+    code, body = host:twilio("/sms/incoming", sms("hours"))
+    same_xml(DECL .. "<Response><Message>We are open Monday to Friday, 9am to 5pm Pacific.</Message></Response>", body)
+    -- another number was never opted out; "STOP PLEASE" is not a keyword
+    code, body = host:twilio("/sms/incoming", sms("STOP PLEASE", "+14155550142"))
+    assert.matches("STOP PLEASE", body, 1, true)
+  end)
+
+  it("reloads an edited rule, keeps serving through a broken one, and shows the error", function()
+    local path = dir .. "/sms.lua"
+    local original = h.read_file(path)
+    local function hours()
+      local _, body = host:twilio("/sms/incoming", sms("HOURS"))
+      return body
+    end
+    assert.matches("9am to 5pm", hours(), 1, true)
+    local status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    local gen = status.generation
+
+    write(dir .. "/lib/templates.lua", h.read_file(dir .. "/lib/templates.lua"):gsub("9am to 5pm", "8am to 8pm"))
+    assert.is_true(wait_for(function() return hours():find("8am to 8pm", 1, true) ~= nil end))
+    status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    assert.are.equal(gen + 1, status.generation)
+    assert.are.equal(cjson.null, status.last_reload_error)
+
+    write(path, original .. "\nthis is not lua\n")
+    assert.is_true(wait_for(function()
+      local s = cjson.decode((select(2, host:request("GET", "/-/status"))))
+      return s.last_reload_error ~= cjson.null
+    end))
+    status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    assert.are.equal(gen + 1, status.generation)
+    assert.matches("sms.lua$", status.last_reload_error.file)
+    local lines = select(2, original:gsub("\n", "\n"))
+    assert.are.equal(lines + 2, status.last_reload_error.line)
+    assert.matches("8am to 8pm", hours(), 1, true) -- the old generation still answers
+    assert.matches("sms.lua:" .. (lines + 2), host:logs(), 1, true)
+
+    write(path, (original:gsub("return answer%(templates.hours, {}%)", 'return answer("Open all night.", {})')))
+    assert.is_true(wait_for(function() return hours():find("Open all night.", 1, true) ~= nil end))
+    status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    assert.are.equal(gen + 2, status.generation)
+    assert.are.equal(cjson.null, status.last_reload_error)
+  end)
+
+  it("refuses to start on broken rules, and `telua check` names file and line", function()
+    local bad = h.tmpdir()
+    write(bad .. "/a.lua", "return {\n  voice = {\n    ['/x'] = 42,\n  },\n}\n")
+    local out = sh(BUILD .. "/telua check " .. bad .. "; echo rc=$?")
+    assert.matches("a.lua: voice%['/x'%] must be a function or a telua.flow", out)
+    assert.matches("rc=1", out, 1, true)
+    write(bad .. "/a.lua", "return {\n  voice = {\n    ['/x'] = function() end,,\n  },\n}\n")
+    out = sh(BUILD .. "/telua check " .. bad .. "; echo rc=$?")
+    assert.matches("a.lua:3:", out, 1, true)
+    assert.matches("rc=1", out, 1, true)
+    out = sh("TWILIO_AUTH_TOKEN=x " .. BUILD .. "/telua serve --rules " .. bad ..
+             " --public-url https://x --listen 127.0.0.1:0 2>&1; echo rc=$?")
+    assert.matches("a.lua:3:", out, 1, true)
+    assert.matches("rc=1", out, 1, true)
+    out = sh(BUILD .. "/telua check " .. ROOT .. "/rules; echo rc=$?")
+    assert.matches("rc=0", out, 1, true)
+    os.execute("rm -rf " .. bad)
+  end)
+end)
