@@ -4,7 +4,7 @@
 -- text mode with its own environment (reads fall through to the globals,
 -- writes stay in the file's table) and run once; it must return a rules
 -- table (`telua.router`). Helper modules go in `DIR/lib/` and are
--- `require`d as `lib.name`. The first error stops the load and is returned
+-- `require`d as `lib.name` (loaded once per generation). The first error stops the load and is returned
 -- with its file and line.
 --
 -- @module telua.rules
@@ -49,9 +49,25 @@ function _M.load(dir, files, opts)
   if type(dir) ~= "string" then error("dir must be a string", 2) end
   files = files or list_dir(dir)
   local r = router.new(opts)
+  -- `require "lib.name"` loads DIR/lib/name.lua once per generation, so an
+  -- edited helper is picked up by the next generation and never shared
+  -- with the previous one; every other name goes to the global require.
+  local libs = {}
+  local function rules_require(name)
+    local rel = type(name) == "string" and name:match("^lib%.([%w_%.]+)$")
+    if not rel then return require(name) end
+    if libs[name] ~= nil then return libs[name] end
+    local chunk, err = loadfile(dir .. "/lib/" .. rel:gsub("%.", "/") .. ".lua", "t",
+                                setmetatable({ require = rules_require }, { __index = _G }))
+    if not chunk then error(err, 2) end
+    local value = chunk(name)
+    if value == nil then value = true end
+    libs[name] = value
+    return value
+  end
   for _, name in ipairs(files) do
     local path = dir .. "/" .. name
-    local env = setmetatable({}, { __index = _G })
+    local env = setmetatable({ require = rules_require }, { __index = _G })
     local chunk, err = loadfile(path, "t", env)
     if not chunk then return nil, located(err, path) end
     local ok, rules = xpcall(chunk, function(e) return traceback(tostring(e), 2) end)

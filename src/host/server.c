@@ -405,7 +405,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
     if (!c->started) {
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
         c->started = 1;
-        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body) {
+        /* far over the limit: answer now and drop the connection; a little
+         * over: read and discard, so the client sees the 413 */
+        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body + (size_t)1024 * 1024) {
             atomic_fetch_add(&h->requests, 1);
             atomic_fetch_add(&h->rejected, 1);
             tl_log("warn", "413 %s: body of %s bytes over the %zu byte limit", method, cl, h->cfg.max_body);

@@ -86,10 +86,10 @@ tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir, const c
     vm->L = L;
     *(tl_vm **)lua_getextraspace(L) = vm;
     luaL_openlibs(L);
-    /* package.path: the telua modules, then the rules folder (lib.*) */
+    /* package.path: the telua modules (rules' lib.* is resolved by telua.rules) */
+    (void)rules_dir;
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua", lua_dir, lua_dir,
-                    rules_dir, rules_dir);
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);
     lua_setfield(L, -2, "path");
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_telua_core);

@@ -1,0 +1,45 @@
+-- telua: Twilio messaging and voice logic in Lua (telua.core in C + lua/telua).
+-- luarocks make rockspec/telua-scm-1.rockspec --tree DIR                 (Lua 5.4)
+-- luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.1 \
+--   LUA_INCDIR=/usr/include/luajit-2.1                                    (LuaJIT / OpenResty)
+rockspec_format = "3.0"
+package = "telua"
+version = "scm-1"
+source = { url = "git+https://github.com/telua/telua.git" }
+description = {
+  summary = "Twilio webhooks, TwiML and signatures in Lua, with a fast C core",
+  detailed = [[
+telua.core: X-Twilio-Signature (HMAC-SHA1, as Twilio's helper libraries),
+form decoding, XML checks and a small SQLite binding, in C for Lua 5.4 and
+LuaJIT. lua/telua: TwiML builders, webhook validation, a router with
+opt-out handling, IVR flows, templates and an SQLite store.]],
+  license = "MIT",
+}
+dependencies = { "lua >= 5.1" }
+external_dependencies = {
+  OPENSSL = { header = "openssl/hmac.h" },
+  SQLITE = { header = "sqlite3.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["telua.core"] = {
+      sources = { "src/core/form.c", "src/core/signature.c", "src/core/url.c", "src/core/xml.c",
+                  "src/lua/telua_core.c", "src/lua/sqlite.c" },
+      libraries = { "crypto", "sqlite3" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)" },
+      defines = { "_GNU_SOURCE" },
+    },
+    ["telua"] = "lua/telua/init.lua",
+    ["telua.flow"] = "lua/telua/flow.lua",
+    ["telua.host"] = "lua/telua/host.lua",
+    ["telua.optout"] = "lua/telua/optout.lua",
+    ["telua.router"] = "lua/telua/router.lua",
+    ["telua.rules"] = "lua/telua/rules.lua",
+    ["telua.store"] = "lua/telua/store.lua",
+    ["telua.template"] = "lua/telua/template.lua",
+    ["telua.twiml"] = "lua/telua/twiml.lua",
+    ["telua.webhook"] = "lua/telua/webhook.lua",
+  },
+}

@@ -1,0 +1,32 @@
+-- `luarocks make` builds telua.core and installs lua/telua for Lua 5.4 and
+-- for LuaJIT (luajit2's headers); both trees load.
+local h = require "spec.helpers"
+
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo rc=$?"))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+describe("rockspec", function()
+  local cases = {
+    { name = "Lua 5.4", flags = "--lua-version=5.4 LUA_INCDIR=/usr/include/lua5.4", lua = "lua5.4", v = "5.4" },
+    { name = "LuaJIT", flags = "--lua-version=5.1 LUA_INCDIR=/usr/include/luajit-2.1", lua = "luajit", v = "5.1" },
+  }
+  for _, c in ipairs(cases) do
+    it("builds and loads under " .. c.name, function()
+      local tree = h.tmpdir()
+      local out = run("cd " .. h.root .. " && luarocks make rockspec/telua-scm-1.rockspec --tree " .. tree .. " " .. c.flags)
+      assert.matches("rc=0", out, 1, true)
+      local env = string.format("LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua' LUA_CPATH='%s/lib/lua/%s/?.so'",
+                                tree, c.v, tree, c.v, tree, c.v)
+      out = run("cd /tmp && " .. env .. " " .. c.lua .. [[ -e 'local t = require "telua"
+        local r = t.twiml.voice(); r:say("hi")
+        print(t.core._VERSION, package.searchpath("telua.core", package.cpath), tostring(r))']])
+      assert.matches("0.1.0\t" .. tree .. "/lib/lua/" .. c.v .. "/telua/core.so", out, 1, true)
+      assert.matches("<Response><Say>hi</Say></Response>", out, 1, true)
+      os.execute("rm -rf " .. tree)
+    end)
+  end
+end)

@@ -1,0 +1,242 @@
+-- telua.router, telua.flow, telua.rules, telua.store, telua.optout, telua.template
+local router = require "telua.router"
+local flow = require "telua.flow"
+local rules = require "telua.rules"
+local store_mod = require "telua.store"
+local optout = require "telua.optout"
+local template = require "telua.template"
+local twiml = require "telua.twiml"
+local h = require "spec.helpers"
+
+local DECL = '<?xml version="1.0" encoding="UTF-8"?>'
+local quiet = function() end
+
+local function sms(body, from, to)
+  return { method = "POST", path = "/sms/incoming", query = "",
+           form = { { "From", from or "+14155550199" }, { "To", to or "+14155550100" }, { "Body", body } } }
+end
+
+describe("telua.optout", function()
+  -- keyword lists: Twilio Help Center, "Twilio support for opt-out keywords"
+  it("classifies single-word keywords, case-insensitively, trimmed", function()
+    for _, w in ipairs({ "STOP", "stop", " Stop\n", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT" }) do
+      assert.are.equal("STOP", (optout.classify(w)))
+    end
+    for _, w in ipairs({ "START", "yes", "Unstop" }) do assert.are.equal("START", (optout.classify(w))) end
+    for _, w in ipairs({ "HELP", "info" }) do assert.are.equal("HELP", (optout.classify(w))) end
+    for _, w in ipairs({ "STOP PLEASE", "PLEASE CANCEL", "stopp", "", "   ", "STOP.", nil }) do
+      assert.is_nil(optout.classify(w))
+    end
+  end)
+end)
+
+describe("telua.store", function()
+  it("records, reads and removes opt-outs per sender and recipient, durably", function()
+    local dir = h.tmpdir()
+    local s = assert(store_mod.open("sqlite:" .. dir .. "/s.db"))
+    assert.is_false(s:is_opted_out("+1A", "+1B"))
+    assert.is_true(s:optout_add("+1A", "+1B", "STOP"))
+    assert.is_true(s:optout_add("+1A", "+1B", "QUIT")) -- twice is fine
+    assert.is_true(s:is_opted_out("+1A", "+1B"))
+    assert.is_false(s:is_opted_out("+1C", "+1B"))
+    s:close()
+    s = assert(store_mod.open("sqlite:" .. dir .. "/s.db"))
+    assert.is_true(s:is_opted_out("+1A", "+1B"))
+    assert.is_true(s:optout_remove("+1A", "+1B"))
+    assert.is_false(s:is_opted_out("+1A", "+1B"))
+    s:close()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("keeps key/values with expiry", function()
+    local s = assert(store_mod.open("memory"))
+    assert.is_true(s:kv_set("ns", "k", "v"))
+    assert.are.equal("v", s:kv_get("ns", "k"))
+    assert.is_true(s:kv_set("ns", "k", "w", -1)) -- already expired
+    assert.is_nil(s:kv_get("ns", "k"))
+    assert.are.equal(1, s:kv_expire())
+    s:close()
+  end)
+
+  it("reports what it cannot open", function()
+    assert.are.same({ nil, "unsupported store 'redis://x' (use sqlite:PATH)", "store" }, { store_mod.open("redis://x") })
+    local s, err, code = store_mod.open("sqlite:/nonexistent-dir/x.db")
+    assert.is_nil(s)
+    assert.matches("^sqlite: unable to open", err)
+    assert.are.equal("store", code)
+    assert.has_error(function() store_mod.open(42) end, "store spec must be a string")
+  end)
+end)
+
+describe("telua.template", function()
+  it("fills placeholders and refuses holes", function()
+    assert.are.equal("Hi Ana, order 42 shipped.",
+                     template.render("Hi {{name}}, order {{ order.id }} shipped.", { name = "Ana", order = { id = 42 } }))
+    assert.are.same({ nil, "missing value for 'name'", "missing" }, { template.render("Hi {{name}}", {}) })
+  end)
+end)
+
+describe("telua.router", function()
+  local store, r
+  before_each(function()
+    store = assert(store_mod.open("memory"))
+    r = router.new{ store = store, log = quiet }
+  end)
+  after_each(function() store:close() end)
+
+  it("routes messages by keyword, number, pattern, then the default", function()
+    local function says(text) return function() local m = twiml.messaging(); m:message(text); return m end end
+    assert(r:add("a.lua", { messages = {
+      { keyword = "order", handler = function(req) local m = twiml.messaging(); m:message("order " .. req.args); return m end },
+      { to = "+14155550111", handler = says("second line") },
+      { match = "^%d+$", handler = says("a number") },
+      { handler = says("default") },
+    } }))
+    local function body(req) return r:handle(req).body end
+    assert.are.equal(DECL .. "<Response><Message>order 1234</Message></Response>", body(sms("ORDER 1234")))
+    assert.are.equal(DECL .. "<Response><Message>second line</Message></Response>", body(sms("hi", nil, "+14155550111")))
+    assert.are.equal(DECL .. "<Response><Message>a number</Message></Response>", body(sms("42")))
+    assert.are.equal(DECL .. "<Response><Message>default</Message></Response>", body(sms("hi")))
+  end)
+
+  it("answers opt-out keywords before rules and silences replies while opted out", function()
+    local ran = 0
+    assert(r:add("a.lua", { messages = { { handler = function(req)
+      ran = ran + 1
+      local m = twiml.messaging(); m:message("reply"); return m
+    end } } }))
+    assert.are.equal(DECL .. "<Response><Message>" .. optout.REPLIES.STOP .. "</Message></Response>", r:handle(sms("Stop")).body)
+    assert.are.equal(0, ran)
+    assert.is_true(store:is_opted_out("+14155550100", "+14155550199"))
+    local res = r:handle(sms("hello"))
+    assert.are.equal(DECL .. "<Response/>", res.body)
+    assert.are.equal(1, ran) -- the rule still saw the message
+    assert.are.equal(DECL .. "<Response/>", r:handle(sms("help")).body)
+    assert.are.equal(DECL .. "<Response><Message>" .. optout.REPLIES.START:gsub("&", "&amp;") .. "</Message></Response>",
+                     r:handle(sms("yes")).body)
+    assert.are.equal(DECL .. "<Response><Message>reply</Message></Response>", r:handle(sms("hello")).body)
+    assert.are.equal(DECL .. "<Response><Message>" .. optout.REPLIES.HELP:gsub("&", "&amp;") .. "</Message></Response>",
+                     r:handle(sms("INFO")).body)
+  end)
+
+  it("lets settings turn the standard replies off", function()
+    assert(r:add("a.lua", { messages = { { handler = function() end } }, settings = { optout_replies = false } }))
+    assert.are.equal(DECL .. "<Response/>", r:handle(sms("STOP")).body)
+    assert.is_true(store:is_opted_out("+14155550100", "+14155550199"))
+  end)
+
+  it("routes voice paths and status callbacks, and reports the rule", function()
+    assert(r:add("v.lua", {
+      voice = { ["/voice/a"] = function(req) local v = twiml.voice(); v:say(req.params.From); return v end },
+      status = { ["/status"] = function() end },
+    }))
+    local ctx = {}
+    local res = r:handle({ method = "POST", path = "/voice/a", form = { { "From", "+1555" } } }, ctx)
+    assert.are.equal(DECL .. "<Response><Say>+1555</Say></Response>", res.body)
+    assert.are.equal("voice", ctx.kind)
+    assert.matches("router_spec.lua:%d+$", ctx.rule)
+    res = r:handle({ method = "POST", path = "/status", form = { { "MessageSid", "SM1" }, { "MessageStatus", "sent" } } }, ctx)
+    assert.are.equal(204, res.status)
+    assert.are.equal(404, r:handle({ method = "POST", path = "/nope", form = {} }).status)
+  end)
+
+  it("checks a rules table whole before adding any of it", function()
+    local f = function() end
+    local cases = {
+      { 42, "x.lua: must return a table of rules, got number" },
+      { { voyce = {} }, "x.lua: unknown rules key 'voyce' (expected voice, messages, status, settings)" },
+      { { voice = { ["/a"] = f, ["b"] = f } }, "x.lua: voice path b must be a string starting with '/'" },
+      { { messages = { { handler = f, keywrd = "X" } } }, "x.lua: messages[1] has unknown key 'keywrd'" },
+      { { messages = { { keyword = "X" } } }, "x.lua: messages[1].handler must be a function" },
+      { { messages = { { handler = f, match = "[" } } }, "x.lua: messages[1].match is not a valid Lua pattern" },
+      { { status = { ["/s"] = "x" } }, "x.lua: status['/s'] must be a function" },
+    }
+    for _, c in ipairs(cases) do
+      assert.are.same({ nil, c[2] }, { r:add("x.lua", c[1]) })
+    end
+    assert(r:add("a.lua", { voice = { ["/a"] = f } }))
+    local ok, err = r:add("b.lua", { voice = { ["/a"] = f, ["/b"] = f } })
+    assert.is_nil(ok)
+    assert.matches("^b.lua: voice path '/a' is already routed by .*router_spec.lua:%d+$", err)
+    assert.are.equal(404, r:handle({ method = "POST", path = "/b", form = {} }).status) -- nothing of b.lua was added
+  end)
+
+  it("raises when a handler returns something it cannot send", function()
+    assert(r:add("a.lua", { voice = { ["/x"] = function() return 42 end } }))
+    assert.has_error(function() r:handle({ method = "POST", path = "/x", form = {} }) end,
+                     "handler returned number; expected TwiML, a string, nil or {status, body}")
+  end)
+end)
+
+describe("telua.flow", function()
+  it("serves steps under its path and builds step URLs with state", function()
+    local store = assert(store_mod.open("memory"))
+    local r = router.new{ store = store, log = quiet }
+    local f = flow.new{ start = "menu", steps = {
+      menu = function(call)
+        local v = twiml.voice()
+        v:gather{ action = call:url("pick", { tries = 2, lang = "en us" }) }
+        return v
+      end,
+      pick = function(call)
+        call:set("picked", call.digits)
+        local v = twiml.voice()
+        v:say(call.query.tries .. " " .. call.query.lang .. " " .. call:get("picked") .. " " .. call.step)
+        return v
+      end,
+    } }
+    assert(r:add("f.lua", { voice = { ["/ivr"] = f } }))
+    local call = { { "CallSid", "CA1" }, { "Digits", "5" } }
+    assert.are.equal(DECL .. '<Response><Gather action="/ivr/pick?lang=en+us&amp;tries=2"/></Response>',
+                     r:handle({ method = "POST", path = "/ivr", form = call }).body)
+    assert.are.equal(DECL .. "<Response><Say>2 en us 5 pick</Say></Response>",
+                     r:handle({ method = "POST", path = "/ivr/pick", query = "lang=en+us&tries=2", form = call }).body)
+    assert.are.equal(404, r:handle({ method = "POST", path = "/ivr/nope", form = call }).status)
+    assert.are.equal("5", store:kv_get("call:CA1", "picked"))
+    store:close()
+  end)
+
+  it("refuses malformed definitions", function()
+    assert.has_error(function() flow.new{ start = "a", steps = {} } end, "flow.new: start must name one of the steps")
+    assert.has_error(function() flow.new{ start = "a", steps = { a = 1 } } end, "flow.new: step 'a' must be a function")
+    assert.has_error(function() flow.new{ start = "a", steps = { ["a b"] = print } } end)
+  end)
+end)
+
+describe("telua.rules", function()
+  it("loads the example rules", function()
+    local store = assert(store_mod.open("memory"))
+    local r = assert(rules.load(h.root .. "/rules", { "ivr.lua", "sms.lua" }, { store = store, log = quiet }))
+    assert.are.equal(200, r:handle(sms("hi")).status)
+    store:close()
+  end)
+
+  it("reports syntax and runtime errors with file and line", function()
+    local dir = h.tmpdir()
+    local f = assert(io.open(dir .. "/a.lua", "w"))
+    f:write("local x = 1\nreturn {\n  voice = { ['/x'] = function() end,, },\n}\n")
+    f:close()
+    local r, err = rules.load(dir, { "a.lua" }, { log = quiet })
+    assert.is_nil(r)
+    assert.are.equal(dir .. "/a.lua", err.file)
+    assert.are.equal(3, err.line)
+    f = assert(io.open(dir .. "/a.lua", "w"))
+    f:write("local x = nil\n\nreturn x.y\n")
+    f:close()
+    r, err = rules.load(dir, { "a.lua" }, { log = quiet })
+    assert.are.equal(3, err.line)
+    assert.matches("attempt to index", err.message)
+    assert.are.equal(dir .. "/a.lua:3: " .. err.message, rules.format_error(err))
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("gives each file its own environment", function()
+    local dir = h.tmpdir()
+    local f = assert(io.open(dir .. "/a.lua", "w"))
+    f:write("leaked = 1\nreturn {}\n")
+    f:close()
+    assert(rules.load(dir, { "a.lua" }, { log = quiet }))
+    assert.is_nil(rawget(_G, "leaked"))
+    os.execute("rm -rf " .. dir)
+  end)
+end)
