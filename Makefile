@@ -63,7 +63,7 @@ test-san: deps
 run: deps all
 	@sh tools/run.sh $(BUILD)
 
-bench: deps all
+bench: deps all $(BUILD)/sigbench
 	@sh bench/webhook.sh $(BUILD)
 
 check: all
@@ -74,3 +74,6 @@ lint:
 
 clean:
 	rm -rf build
+
+$(BUILD)/sigbench: bench/sigbench.c $(CORE_SRC) $(HDRS)
+	$(CC) $(WARN) -O2 -o $@ bench/sigbench.c src/core/signature.c src/core/url.c src/core/form.c -lcrypto

@@ -2,10 +2,11 @@
  * server.c - the webhook server: libmicrohttpd front end, signature check
  * in C, rules in the worker's lua_State of the current generation.
  *
- * Threading: MHD runs a pool of `workers` threads, each with its own epoll
- * loop. A thread learns its worker index on its first request
- * (pthread-specific), and always uses that index's lua_State, so a state
- * is only ever touched by one thread. Handlers do no blocking network I/O
+ * Threading: one single-threaded MHD daemon per worker, all listening on
+ * the same address with SO_REUSEPORT, so the kernel spreads connections
+ * evenly (MHD's own thread pool shares one accept queue and left one core
+ * idle under load). Worker i only ever runs lua_State i of a generation,
+ * so a state is touched by one thread. Handlers do no blocking network I/O
  * (the only I/O rules have is the SQLite store on local disk).
  */
 #include "telua.h"
@@ -32,14 +33,18 @@
     "error has occurred. Please try again later.</Say><Hangup/></Response>"
 #define DEFAULT_FALLBACK_MESSAGING "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
 
+typedef struct worker {
+    struct telua_host *h;
+    int index;
+    struct MHD_Daemon *daemon;
+} worker;
+
 struct telua_host {
     telua_config cfg;
+    worker *w;
     char *auth_token, *public_url, *fallback_voice, *fallback_messaging;
     size_t token_len, public_len;
     tl_gens gens;
-    struct MHD_Daemon *daemon;
-    pthread_key_t worker_key;
-    atomic_int next_worker;
     atomic_ulong requests, rejected, errors;
     unsigned port;
 };
@@ -224,18 +229,8 @@ static void free_params(param_list *l)
     free(l->p);
 }
 
-static int worker_index(telua_host *h)
-{
-    void *v = pthread_getspecific(h->worker_key);
-    intptr_t idx;
-    if (v) return (int)((intptr_t)v - 1);
-    idx = atomic_fetch_add(&h->next_worker, 1) % h->cfg.workers;
-    pthread_setspecific(h->worker_key, (void *)(idx + 1));
-    return (int)idx;
-}
-
 /* Runs the rules for one verified request and queues the answer. */
-static enum MHD_Result run_rules(telua_host *h, struct MHD_Connection *con, const char *method,
+static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection *con, const char *method,
                                  const char *path, const char *query, const char *url,
                                  param_list *params, const char *raw_body, size_t raw_len)
 {
@@ -248,7 +243,7 @@ static enum MHD_Result run_rules(telua_host *h, struct MHD_Connection *con, cons
     unsigned status;
     enum MHD_Result ret;
     if (!gen) return send_text(con, 503, "no rules loaded\n");
-    vm = gen->vm[worker_index(h)];
+    vm = gen->vm[index];
     L = vm->L;
     top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handler_ref);
@@ -317,7 +312,7 @@ static int is_form(const char *ctype)
            (ctype[sizeof f - 1] == 0 || ctype[sizeof f - 1] == ';' || ctype[sizeof f - 1] == ' ');
 }
 
-static enum MHD_Result handle(telua_host *h, struct MHD_Connection *con, req_ctx *c,
+static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
                               const char *method)
 {
     char *path, *query, *url, *scratch = NULL;
@@ -384,7 +379,7 @@ static enum MHD_Result handle(telua_host *h, struct MHD_Connection *con, req_ctx
         ret = send_text(con, 403, "invalid Twilio signature\n");
         goto out;
     }
-    ret = run_rules(h, con, method, path, query, url, &params, raw_body, raw_len);
+    ret = run_rules(h, index, con, method, path, query, url, &params, raw_body, raw_len);
 out:
     free_params(&params);
     free(scratch);
@@ -397,7 +392,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
-    telua_host *h = cls;
+    worker *w = cls;
+    telua_host *h = w->h;
     req_ctx *c = *con_cls;
     (void)url;
     (void)version;
@@ -440,7 +436,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
         *upload_size = 0;
         return MHD_YES;
     }
-    return handle(h, con, c, method);
+    return handle(h, w->index, con, c, method);
 }
 
 /* ---- start / stop ----------------------------------------------------- */
@@ -479,6 +475,16 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     return (port < 0 || port > 65535) ? -1 : 0;
 }
 
+static void stop_daemons(telua_host *h)
+{
+    int i;
+    for (i = 0; i < h->cfg.workers; i++)
+        if (h->w[i].daemon) {
+            MHD_stop_daemon(h->w[i].daemon);
+            h->w[i].daemon = NULL;
+        }
+}
+
 static void host_free(telua_host *h)
 {
     if (h->auth_token) {
@@ -488,6 +494,7 @@ static void host_free(telua_host *h)
     free(h->public_url);
     free(h->fallback_voice);
     free(h->fallback_messaging);
+    free(h->w);
     free(h);
 }
 
@@ -499,6 +506,7 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     int v6;
     tl_load_error le;
     const union MHD_DaemonInfo *info;
+    int i;
 
     *out = NULL;
     if (!cfg->rules_dir || !cfg->public_url || !cfg->auth_token || !cfg->auth_token[0]) {
@@ -528,8 +536,12 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     }
     h->public_len = strlen(h->public_url);
     while (h->public_len > 0 && h->public_url[h->public_len - 1] == '/') h->public_url[--h->public_len] = 0;
-    pthread_key_create(&h->worker_key, NULL);
-    atomic_init(&h->next_worker, 0);
+    h->w = calloc((size_t)h->cfg.workers, sizeof *h->w);
+    if (!h->w) {
+        host_free(h);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
 
     h->gens.rules_dir = cfg->rules_dir;
     h->gens.lua_dir = lua_dir_of(cfg);
@@ -541,31 +553,39 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     if (tl_gens_init(&h->gens, &le) != 0) {
         if (le.line) snprintf(err, errlen, "%s:%d: %s", le.file, le.line, le.message);
         else snprintf(err, errlen, "%s: %s", le.file, le.message);
-        pthread_key_delete(h->worker_key);
         host_free(h);
         return -1;
     }
-    h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
-        access_cb, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->cfg.workers,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_CONNECTION_LIMIT, 4096u,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, h,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, h,
-        MHD_OPTION_END);
-    if (!h->daemon) {
-        snprintf(err, errlen, "cannot listen on %s", cfg->listen);
-        tl_gens_close(&h->gens);
-        pthread_key_delete(h->worker_key);
-        host_free(h);
-        return -1;
+    for (i = 0; i < h->cfg.workers; i++) {
+        worker *w = &h->w[i];
+        w->h = h;
+        w->index = i;
+        w->daemon = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
+            access_cb, w,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+            MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+            MHD_OPTION_CONNECTION_LIMIT, 4096u,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+            MHD_OPTION_URI_LOG_CALLBACK, uri_logger, h,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+            MHD_OPTION_END);
+        if (!w->daemon) {
+            snprintf(err, errlen, "cannot listen on %s", cfg->listen);
+            stop_daemons(h);
+            tl_gens_close(&h->gens);
+            host_free(h);
+            return -1;
+        }
+        if (i == 0) { /* the others share the port the first one bound (port 0 picks one) */
+            info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_BIND_PORT);
+            h->port = info ? info->port : 0;
+            if (v6) ((struct sockaddr_in6 *)&ss)->sin6_port = htons((unsigned short)h->port);
+            else ((struct sockaddr_in *)&ss)->sin_port = htons((unsigned short)h->port);
+        }
     }
-    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
     if (tl_gens_watch(&h->gens) != 0) tl_log("warn", "cannot start the rules watcher; hot reload is off");
     *out = h;
     return 0;
@@ -576,9 +596,8 @@ unsigned telua_host_port(const telua_host *h) { return h->port; }
 void telua_host_stop(telua_host *h)
 {
     if (!h) return;
-    MHD_stop_daemon(h->daemon); /* joins the workers: in-flight requests finish */
+    stop_daemons(h); /* joins the workers: in-flight requests finish */
     tl_gens_close(&h->gens);
-    pthread_key_delete(h->worker_key);
     host_free(h);
 }
 

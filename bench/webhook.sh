@@ -1,0 +1,54 @@
+#!/bin/sh
+# Side by side on loopback: a signed inbound-SMS webhook answered by a
+# routing rule with a TwiML reply. telua (2 workers) vs nginx + Debian's
+# Lua module (2 workers) doing the same form decode, signature check and
+# reply in Lua. wrk with keep-alive. Then signature validations per second
+# vs raw HMAC-SHA1 (bench/sigbench.c). usage: sh bench/webhook.sh [BUILD]
+set -eu
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DUR=${DUR:-10}
+CONNS=${CONNS:-32}
+TOKEN=bench-token-0123456789abcdef
+TMP=$(mktemp -d)
+trap 'kill $TPID $NPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BODY='MessageSid=SM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B14155550199&To=%2B14155550100&Body=Hello+there%2C+is+my+order+1234+on+its+way%3F&NumMedia=0&NumSegments=1&SmsStatus=received'
+PAIRS='[["MessageSid","SM0123456789abcdef0123456789abcdef"],["AccountSid","AC0123456789abcdef0123456789abcdef"],["From","+14155550199"],["To","+14155550100"],["Body","Hello there, is my order 1234 on its way?"],["NumMedia","0"],["NumSegments","1"],["SmsStatus","received"]]'
+
+TPORT=$(free_port); NPORT=$(free_port)
+TWILIO_AUTH_TOKEN=$TOKEN "$BUILD/telua" serve --rules bench/rules --listen 127.0.0.1:$TPORT \
+  --public-url http://127.0.0.1:$TPORT --store sqlite:$TMP/bench.db --workers 2 >/dev/null 2>"$TMP/telua.log" &
+TPID=$!
+mkdir -p "$TMP/nginx"
+sed -e "s|@DIR@|$TMP/nginx|g" -e "s|@PORT@|$NPORT|g" -e "s|@TOKEN@|$TOKEN|g" bench/nginx.conf.in > "$TMP/nginx.conf"
+nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" 2>"$TMP/nginx.log" &
+NPID=$!
+sleep 1
+
+run() { # name port
+  URL=http://127.0.0.1:$2/sms/incoming
+  SIG=$(node spec/oracle/sign.js "$TOKEN" "$URL" "$PAIRS")
+  code=$(curl -s -o "$TMP/out" -w '%{http_code}' -H "X-Twilio-Signature: $SIG" \
+         -H 'Content-Type: application/x-www-form-urlencoded' --data "$BODY" "$URL")
+  [ "$code" = 200 ] || { echo "$1: check request got $code"; cat "$TMP/out"; exit 1; }
+  bad=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Twilio-Signature: x$SIG" \
+         -H 'Content-Type: application/x-www-form-urlencoded' --data "$BODY" "$URL")
+  [ "$bad" = 403 ] || { echo "$1: a bad signature got $bad"; exit 1; }
+  echo "--- $1: $(cat "$TMP/out")"
+  BODY=$BODY SIG=$SIG wrk -t1 -c$CONNS -d${DUR}s --latency -s bench/wrk_post.lua "$URL" > "$TMP/wrk-$1.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/wrk-$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$TMP/wrk-$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$TMP/wrk-$1.txt")
+  errs=$(awk '/Non-2xx|Socket errors/' "$TMP/wrk-$1.txt")
+  printf '%-28s %12s req/s   p50 %8s   p99 %8s   %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNS -d${DUR}s"
+run "telua (2 workers)" $TPORT
+run "nginx+lua (2 workers)" $NPORT
+echo
+make -s "$BUILD/sigbench" >/dev/null 2>&1 || true
+"$BUILD/sigbench" 1000000
