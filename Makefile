@@ -21,7 +21,7 @@ ifeq ($(SAN),1)
   BUILD  := build/san
 endif
 
-.PHONY: all deps test test-fast test-san run bench check clean oracle rocks lint
+.PHONY: all deps test run bench check clean lint
 
 all: $(BUILD)/telua $(BUILD)/lua5.4/telua/core.so $(BUILD)/luajit/telua/core.so
 
@@ -55,10 +55,6 @@ deps:
 BUSTED := /usr/bin/busted
 test: deps all
 	@sh spec/run.sh $(BUILD)
-
-test-san: deps
-	$(MAKE) SAN=1 all
-	@ASAN_OPTIONS=detect_leaks=0 sh spec/run.sh build/san
 
 run: deps all
 	@sh tools/run.sh $(BUILD)
