@@ -41,7 +41,7 @@ $(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 # Debian packages a fresh Debian 12 machine lacks, and the npm oracle.
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
             libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 lua-busted lua-cjson \
-            lua-socket lua-check luarocks nodejs npm curl openssl wrk nginx-light \
+            lua-socket lua-check luarocks curl openssl wrk nginx-light \
             libnginx-mod-http-lua
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -50,6 +50,10 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@# node and npm: the machine's own when present (Debian's npm conflicts with NodeSource's)
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
 	@[ -d spec/oracle/node_modules/twilio ] || (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
