@@ -134,7 +134,7 @@ tl_vm *tl_load_rules(const char *rules_dir, const char *lua_dir, const char *sto
                      size_t mem_limit, unsigned cpu_ms, char **files, int nfiles,
                      tl_load_error *err)
 {
-    tl_vm *vm = tl_vm_new(mem_limit, cpu_ms, lua_dir, rules_dir);
+    tl_vm *vm = tl_vm_new(mem_limit, cpu_ms, lua_dir);
     lua_State *L;
     int i;
     if (!vm) {

@@ -70,7 +70,7 @@ static int host_log(lua_State *L)
     return 0;
 }
 
-tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir, const char *rules_dir)
+tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir)
 {
     tl_vm *vm = calloc(1, sizeof *vm);
     lua_State *L;
@@ -87,7 +87,6 @@ tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir, const c
     *(tl_vm **)lua_getextraspace(L) = vm;
     luaL_openlibs(L);
     /* package.path: the telua modules (rules' lib.* is resolved by telua.rules) */
-    (void)rules_dir;
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);
     lua_setfield(L, -2, "path");

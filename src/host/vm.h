@@ -22,8 +22,9 @@ typedef struct tl_vm {
 } tl_vm;
 
 /* A new state with the standard libraries, telua.core preloaded and
- * package.path pointing at lua_dir and rules_dir. NULL on failure. */
-tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir, const char *rules_dir);
+ * package.path pointing at lua_dir (rules' lib.* is resolved by telua.rules).
+ * NULL on failure. */
+tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir);
 
 void tl_vm_free(tl_vm *vm);
 
