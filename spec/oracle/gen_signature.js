@@ -8,7 +8,8 @@ const twilio = require("twilio");
 const w = require("twilio/lib/webhooks/webhooks");
 const version = require("twilio/package.json").version;
 
-const tokens = ["12345", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "tökén with spaces & símbolos"];
+// 64 and 100 bytes: HMAC uses a 64-byte key block as is and hashes longer keys first
+const tokens = ["12345", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "tökén with spaces & símbolos", "k".repeat(64), "long-".repeat(20)];
 const urls = [
   "https://mycompany.com/myapp.php?foo=1&bar=2",
   "https://mycompany.com:443/myapp.php?foo=1&bar=2",

@@ -78,38 +78,103 @@ static char *params_suffix(const tl_param *params, size_t n, size_t *out_len)
     return buf;
 }
 
-/* base64(HMAC-SHA1(token, url + suffix)) into out; `work` has room for
- * url_len + suffix_len bytes. */
-static void sign_into(const char *token, size_t token_len, const char *url, size_t url_len,
-                      const char *suffix, size_t suffix_len, char *work,
-                      char out[TL_SIG_LEN + 1])
+/* HMAC-SHA1 (RFC 2104) with the key's padded blocks hashed once: the inner
+ * and outer digest states are kept and copied per message, so a message
+ * costs two SHA-1 finals and no key schedule or algorithm fetch. Read-only
+ * after tl_sig_key_new, so one key serves many threads. */
+struct tl_sig_key {
+    EVP_MD *md;
+    EVP_MD_CTX *inner, *outer;
+};
+
+void tl_sig_key_free(tl_sig_key *k)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    memcpy(work, url, url_len);
-    memcpy(work + url_len, suffix, suffix_len);
-    HMAC(EVP_sha1(), token, (int)token_len, (const unsigned char *)work, url_len + suffix_len,
-         mac, &mac_len);
-    EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
+    if (!k) return;
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    EVP_MD_free(k->md);
+    free(k);
+}
+
+tl_sig_key *tl_sig_key_new(const char *token, size_t token_len)
+{
+    unsigned char block[64], ipad[64], opad[64];
+    unsigned int bl = 0;
+    size_t i;
+    tl_sig_key *k;
+    if (token_len == 0 || !(k = calloc(1, sizeof *k))) return NULL;
+    memset(block, 0, sizeof block);
+    k->md = EVP_MD_fetch(NULL, "SHA1", NULL);
+    k->inner = EVP_MD_CTX_new();
+    k->outer = EVP_MD_CTX_new();
+    if (!k->md || !k->inner || !k->outer) goto fail;
+    if (token_len > sizeof block) { /* longer keys are hashed first */
+        if (!EVP_Digest(token, token_len, block, &bl, k->md, NULL)) goto fail;
+    } else {
+        memcpy(block, token, token_len);
+    }
+    for (i = 0; i < sizeof block; i++) {
+        ipad[i] = block[i] ^ 0x36;
+        opad[i] = block[i] ^ 0x5c;
+    }
+    if (!EVP_DigestInit_ex(k->inner, k->md, NULL) || !EVP_DigestUpdate(k->inner, ipad, 64) ||
+        !EVP_DigestInit_ex(k->outer, k->md, NULL) || !EVP_DigestUpdate(k->outer, opad, 64))
+        goto fail;
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(ipad, sizeof ipad);
+    OPENSSL_cleanse(opad, sizeof opad);
+    return k;
+fail:
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(ipad, sizeof ipad);
+    OPENSSL_cleanse(opad, sizeof opad);
+    tl_sig_key_free(k);
+    return NULL;
+}
+
+/* base64(HMAC-SHA1(key, url + suffix)) into out. Returns 0 or
+ * TL_SIG_ENOMEM (OpenSSL could not allocate a digest context). */
+static int sign_into(const tl_sig_key *k, const char *url, size_t url_len, const char *suffix,
+                     size_t suffix_len, char out[TL_SIG_LEN + 1])
+{
+    unsigned char ih[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    unsigned int il = 0, ml = 0;
+    int ok;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    ok = c && EVP_MD_CTX_copy_ex(c, k->inner) && EVP_DigestUpdate(c, url, url_len) &&
+         EVP_DigestUpdate(c, suffix, suffix_len) && EVP_DigestFinal_ex(c, ih, &il) &&
+         EVP_MD_CTX_copy_ex(c, k->outer) && EVP_DigestUpdate(c, ih, il) &&
+         EVP_DigestFinal_ex(c, mac, &ml);
+    EVP_MD_CTX_free(c);
+    if (!ok) return TL_SIG_ENOMEM;
+    EVP_EncodeBlock((unsigned char *)out, mac, (int)ml);
+    return 0;
+}
+
+int tl_sig_compute_key(const tl_sig_key *key, const char *url, size_t url_len,
+                       const tl_param *params, size_t n, char out[TL_SIG_LEN + 1])
+{
+    size_t slen;
+    char *suffix;
+    int rc;
+    if (!key) return TL_SIG_EKEY;
+    suffix = params_suffix(params, n, &slen);
+    if (!suffix) return TL_SIG_ENOMEM;
+    rc = sign_into(key, url, url_len, suffix, slen, out);
+    free(suffix);
+    return rc;
 }
 
 int tl_sig_compute(const char *token, size_t token_len, const char *url, size_t url_len,
                    const tl_param *params, size_t n, char out[TL_SIG_LEN + 1])
 {
-    size_t slen;
-    char *suffix, *work;
+    tl_sig_key *k;
+    int rc;
     if (token_len == 0) return TL_SIG_EKEY;
-    suffix = params_suffix(params, n, &slen);
-    if (!suffix) return TL_SIG_ENOMEM;
-    work = malloc(url_len + slen + 1);
-    if (!work) {
-        free(suffix);
-        return TL_SIG_ENOMEM;
-    }
-    sign_into(token, token_len, url, url_len, suffix, slen, work, out);
-    free(suffix);
-    free(work);
-    return 0;
+    if (!(k = tl_sig_key_new(token, token_len))) return TL_SIG_ENOMEM;
+    rc = tl_sig_compute_key(k, url, url_len, params, n, out);
+    tl_sig_key_free(k);
+    return rc;
 }
 
 void tl_sha256_hex(const void *data, size_t len, char out[65])
@@ -171,22 +236,35 @@ int tl_sig_validate(const char *token, size_t token_len, const char *url, size_t
                     const tl_param *params, size_t n, const char *sig, size_t sig_len,
                     const char *body, size_t body_len)
 {
+    tl_sig_key *k;
+    int rc;
+    if (token_len == 0) return TL_SIG_EKEY;
+    if (sig_len == 0) return TL_SIG_MISSING;
+    if (!(k = tl_sig_key_new(token, token_len))) return TL_SIG_ENOMEM;
+    rc = tl_sig_validate_key(k, url, url_len, params, n, sig, sig_len, body, body_len);
+    tl_sig_key_free(k);
+    return rc;
+}
+
+int tl_sig_validate_key(const tl_sig_key *key, const char *url, size_t url_len,
+                        const tl_param *params, size_t n, const char *sig, size_t sig_len,
+                        const char *body, size_t body_len)
+{
     size_t slen = 0, cap = TL_URL_MAX_GROWTH(url_len);
-    char *suffix, *work, *cand, *norm;
+    char *suffix, *cand, *norm;
     char got[TL_SIG_LEN + 1];
     long cl, nl;
     int pass, rc = TL_SIG_MISMATCH;
 
-    if (token_len == 0) return TL_SIG_EKEY;
+    if (!key) return TL_SIG_EKEY;
     if (sig_len == 0) return TL_SIG_MISSING;
     if (body) n = 0; /* JSON: the URL alone is signed */
     suffix = params_suffix(params, n, &slen);
     if (!suffix) return TL_SIG_ENOMEM;
-    /* work = candidate URL + suffix; cand and norm hold URL spellings */
-    work = malloc(cap + slen + 1);
+    /* cand and norm hold URL spellings */
     cand = malloc(cap);
     norm = malloc(cap);
-    if (!work || !cand || !norm) {
+    if (!cand || !norm) {
         rc = TL_SIG_ENOMEM;
         goto out;
     }
@@ -213,7 +291,10 @@ int tl_sig_validate(const char *token, size_t token_len, const char *url, size_t
             free(tmp);
         }
         if (cl < 0) continue;
-        sign_into(token, token_len, cand, (size_t)cl, suffix, slen, work, got);
+        if (sign_into(key, cand, (size_t)cl, suffix, slen, got) != 0) {
+            rc = TL_SIG_ENOMEM;
+            break;
+        }
         if (sig_len == TL_SIG_LEN && CRYPTO_memcmp(got, sig, TL_SIG_LEN) == 0) rc = TL_SIG_VALID;
     }
     if (rc == TL_SIG_VALID && body) {
@@ -225,7 +306,6 @@ int tl_sig_validate(const char *token, size_t token_len, const char *url, size_t
     }
 out:
     free(suffix);
-    free(work);
     free(cand);
     free(norm);
     return rc;

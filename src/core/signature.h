@@ -72,6 +72,23 @@ int tl_sig_validate(const char *token, size_t token_len,
 void tl_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* A short English reason for a TL_SIG_* code; never contains secrets. */
+/*
+ * A prepared signing key: HMAC-SHA1's padded key blocks hashed once, for a
+ * server that checks many requests under one auth token. Immutable after
+ * creation, so threads may share one. tl_sig_key_new returns NULL for an
+ * empty token or when OpenSSL cannot allocate; the token is not kept.
+ */
+typedef struct tl_sig_key tl_sig_key;
+tl_sig_key *tl_sig_key_new(const char *token, size_t token_len);
+void tl_sig_key_free(tl_sig_key *key);
+
+/* tl_sig_compute / tl_sig_validate with a prepared key (TL_SIG_EKEY for NULL). */
+int tl_sig_compute_key(const tl_sig_key *key, const char *url, size_t url_len,
+                       const tl_param *params, size_t n, char out[TL_SIG_LEN + 1]);
+int tl_sig_validate_key(const tl_sig_key *key, const char *url, size_t url_len,
+                        const tl_param *params, size_t n, const char *sig, size_t sig_len,
+                        const char *body, size_t body_len);
+
 const char *tl_sig_reason(int code);
 
 #endif

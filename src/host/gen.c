@@ -216,10 +216,10 @@ static tl_gen *gen_build(tl_gens *g, char **files, int nfiles, const char *hash,
 tl_gen *tl_gen_acquire(tl_gens *g)
 {
     tl_gen *gen;
-    pthread_mutex_lock(&g->mu);
+    pthread_rwlock_rdlock(&g->cur_lock);
     gen = g->current;
     if (gen) atomic_fetch_add(&gen->refs, 1);
-    pthread_mutex_unlock(&g->mu);
+    pthread_rwlock_unlock(&g->cur_lock);
     return gen;
 }
 
@@ -267,7 +267,9 @@ int tl_gens_reload(tl_gens *g)
     }
     gen->id = ++g->next_id;
     old = g->current;
+    pthread_rwlock_wrlock(&g->cur_lock);
     g->current = gen;
+    pthread_rwlock_unlock(&g->cur_lock);
     g->has_error = 0;
     g->reloads++;
     pthread_mutex_unlock(&g->mu);
@@ -282,6 +284,7 @@ int tl_gens_init(tl_gens *g, tl_load_error *err)
     int n;
     tl_gen *gen;
     pthread_mutex_init(&g->mu, NULL);
+    pthread_rwlock_init(&g->cur_lock, NULL);
     g->current = NULL;
     g->has_error = 0;
     g->next_id = 0;
@@ -376,8 +379,11 @@ void tl_gens_close(tl_gens *g)
     }
     pthread_mutex_lock(&g->mu);
     gen = g->current;
+    pthread_rwlock_wrlock(&g->cur_lock);
     g->current = NULL;
+    pthread_rwlock_unlock(&g->cur_lock);
     pthread_mutex_unlock(&g->mu);
     tl_gen_release(gen);
+    pthread_rwlock_destroy(&g->cur_lock);
     pthread_mutex_destroy(&g->mu);
 }

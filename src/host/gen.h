@@ -44,6 +44,8 @@ typedef struct tl_gens {
     unsigned cpu_ms, debounce_ms;
 
     pthread_mutex_t mu;          /* guards current, last_error, next_id */
+    pthread_rwlock_t cur_lock;   /* also taken (write, inside mu) to swap current, so
+                                    the per-request acquire only read-locks */
     tl_gen *current;
     tl_load_error last_error;    /* message[0] == 0: none since the last success */
     int has_error;

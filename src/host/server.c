@@ -19,6 +19,7 @@
 #include <lauxlib.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <sqlite3.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -42,8 +43,9 @@ typedef struct worker {
 struct telua_host {
     telua_config cfg;
     worker *w;
-    char *auth_token, *public_url, *fallback_voice, *fallback_messaging;
-    size_t token_len, public_len;
+    char *public_url, *fallback_voice, *fallback_messaging;
+    tl_sig_key *key;          /* the auth token, prepared; the token itself is not kept */
+    size_t public_len;
     tl_gens gens;
     atomic_ulong requests, rejected, errors;
     unsigned port;
@@ -371,7 +373,7 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
             goto out;
         }
     }
-    src = tl_sig_validate(h->auth_token, h->token_len, url, ulen, params.p, params.n,
+    src = tl_sig_validate_key(h->key, url, ulen, params.p, params.n,
                           sig ? sig : "", sig ? strlen(sig) : 0, raw_body, raw_len);
     if (src != TL_SIG_VALID) {
         atomic_fetch_add(&h->rejected, 1);
@@ -487,10 +489,7 @@ static void stop_daemons(telua_host *h)
 
 static void host_free(telua_host *h)
 {
-    if (h->auth_token) {
-        OPENSSL_cleanse(h->auth_token, h->token_len);
-        free(h->auth_token);
-    }
+    tl_sig_key_free(h->key);
     free(h->public_url);
     free(h->fallback_voice);
     free(h->fallback_messaging);
@@ -524,12 +523,11 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     }
     h->cfg = *cfg;
     if (h->cfg.workers < 1) h->cfg.workers = 1;
-    h->auth_token = strdup(cfg->auth_token);
-    h->token_len = strlen(cfg->auth_token);
+    h->key = tl_sig_key_new(cfg->auth_token, strlen(cfg->auth_token));
     h->public_url = strdup(cfg->public_url);
     h->fallback_voice = strdup(cfg->fallback_voice ? cfg->fallback_voice : DEFAULT_FALLBACK_VOICE);
     h->fallback_messaging = strdup(cfg->fallback_messaging ? cfg->fallback_messaging : DEFAULT_FALLBACK_MESSAGING);
-    if (!h->auth_token || !h->public_url || !h->fallback_voice || !h->fallback_messaging) {
+    if (!h->key || !h->public_url || !h->fallback_voice || !h->fallback_messaging) {
         host_free(h);
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -543,6 +541,11 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
 
+    /* SQLite's allocation statistics take a process-wide mutex on every
+     * malloc; the workers' connections would contend on it. Only possible
+     * before SQLite initialises, so it is a no-op for an embedder that
+     * already used SQLite. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     h->gens.rules_dir = cfg->rules_dir;
     h->gens.lua_dir = lua_dir_of(cfg);
     h->gens.store = cfg->store;
@@ -566,7 +569,7 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
             MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, /* headers; MHD zeroes it per request */
             MHD_OPTION_CONNECTION_LIMIT, 4096u,
             MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
             MHD_OPTION_URI_LOG_CALLBACK, uri_logger, h,

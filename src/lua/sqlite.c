@@ -10,12 +10,27 @@
 #include "telua_core.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SQLITE_MT "telua.SQLite"
 
+/* Prepared statements are kept per connection, keyed by their SQL text, so
+ * a store's hot queries (the opt-out check on every inbound message) skip
+ * SQLite's parser. Small and round-robin: stores use a handful of fixed
+ * statements; anything else only costs a re-prepare. */
+#define STMT_CACHE 16
+
+typedef struct {
+    char *sql;
+    size_t len;
+    sqlite3_stmt *st;
+} tl_cached;
+
 typedef struct {
     sqlite3 *db; /* NULL once closed */
+    tl_cached cache[STMT_CACHE];
+    unsigned next; /* round-robin victim */
 } tl_db;
 
 static tl_db *check_db(lua_State *L)
@@ -38,6 +53,13 @@ static int db_close(lua_State *L)
 {
     tl_db *d = luaL_checkudata(L, 1, SQLITE_MT);
     if (d->db) {
+        int i;
+        for (i = 0; i < STMT_CACHE; i++) {
+            sqlite3_finalize(d->cache[i].st);
+            free(d->cache[i].sql);
+            d->cache[i].st = NULL;
+            d->cache[i].sql = NULL;
+        }
         sqlite3_close_v2(d->db);
         d->db = NULL;
     }
@@ -58,7 +80,7 @@ static int l_open(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     tl_db *d = lua_newuserdata(L, sizeof *d);
     int rc;
-    d->db = NULL;
+    memset(d, 0, sizeof *d);
     luaL_setmetatable(L, SQLITE_MT);
     rc = sqlite3_open_v2(path, &d->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -83,8 +105,9 @@ static int db_exec(lua_State *L)
     return 1;
 }
 
-/* Binds arguments first..top to stmt; raises on an unbindable type. */
-static void bind_args(lua_State *L, sqlite3_stmt *st, int first)
+/* Binds arguments first..top to stmt. Returns 0, or the stack index of an
+ * argument that cannot be bound (the caller resets and raises). */
+static int bind_args(lua_State *L, sqlite3_stmt *st, int first)
 {
     int i, top = lua_gettop(L);
     for (i = first; i <= top; i++) {
@@ -111,10 +134,10 @@ static void bind_args(lua_State *L, sqlite3_stmt *st, int first)
             break;
         }
         default:
-            sqlite3_finalize(st);
-            luaL_argerror(L, i, "SQL parameters must be nil, boolean, number or string");
+            return i;
         }
     }
+    return 0;
 }
 
 static void push_column(lua_State *L, sqlite3_stmt *st, int c)
@@ -129,21 +152,67 @@ static void push_column(lua_State *L, sqlite3_stmt *st, int c)
     }
 }
 
-/* Shared by run and query: prepare, bind, step all rows. When `rows` is
- * set, pushes a list of row tables (column name -> value); else pushes the
- * number of changed rows. */
+/* The prepared statement for sql, from the cache or freshly prepared and
+ * cached. NULL with the connection's error set when SQLite refuses it. */
+static sqlite3_stmt *prepare(tl_db *d, const char *sql, size_t len)
+{
+    unsigned i;
+    tl_cached *slot;
+    sqlite3_stmt *st = NULL;
+    char *copy;
+    for (i = 0; i < STMT_CACHE; i++)
+        if (d->cache[i].st && d->cache[i].len == len && memcmp(d->cache[i].sql, sql, len) == 0)
+            return d->cache[i].st;
+    if (sqlite3_prepare_v2(d->db, sql, (int)len, &st, NULL) != SQLITE_OK || !st) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    copy = malloc(len + 1);
+    if (!copy) return st; /* uncached: still usable, finalized by the caller */
+    memcpy(copy, sql, len);
+    copy[len] = 0;
+    slot = &d->cache[d->next++ % STMT_CACHE];
+    sqlite3_finalize(slot->st);
+    free(slot->sql);
+    slot->sql = copy;
+    slot->len = len;
+    slot->st = st;
+    return st;
+}
+
+/* Returns st to its idle state, or finalizes it when it is not cached. */
+static void done(tl_db *d, sqlite3_stmt *st)
+{
+    unsigned i;
+    for (i = 0; i < STMT_CACHE; i++)
+        if (d->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
+/* Shared by run and query: prepare (cached), bind, step all rows. When
+ * `rows` is set, pushes a list of row tables (column name -> value); else
+ * pushes the number of changed rows. */
 static int run_statement(lua_State *L, int rows)
 {
     tl_db *d = check_db(L);
     size_t len;
     const char *sql = luaL_checklstring(L, 2, &len);
-    sqlite3_stmt *st = NULL;
-    int rc, n = 0, list = 0;
-    if (sqlite3_prepare_v2(d->db, sql, (int)len, &st, NULL) != SQLITE_OK || !st) {
-        sqlite3_finalize(st);
-        return push_error(L, d->db);
+    sqlite3_stmt *st;
+    int rc, n = 0, list = 0, bad;
+    if (!(st = prepare(d, sql, len))) return push_error(L, d->db);
+    if ((bad = bind_args(L, st, 3)) != 0) {
+        done(d, st);
+        return luaL_argerror(L, bad, "SQL parameters must be nil, boolean, number or string");
     }
-    bind_args(L, st, 3);
+    if (lua_gettop(L) - 2 > sqlite3_bind_parameter_count(st)) { /* fewer bind NULL */
+        int want = sqlite3_bind_parameter_count(st);
+        done(d, st);
+        return luaL_error(L, "SQL statement takes %d parameters, %d given", want, lua_gettop(L) - 2);
+    }
     if (rows) {
         lua_newtable(L);
         list = lua_gettop(L);
@@ -159,8 +228,12 @@ static int run_statement(lua_State *L, int rows)
             lua_rawseti(L, list, ++n);
         }
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return push_error(L, d->db);
+    if (rc != SQLITE_DONE) {
+        n = push_error(L, d->db);
+        done(d, st);
+        return n;
+    }
+    done(d, st);
     if (!rows) lua_pushinteger(L, sqlite3_changes(d->db));
     return 1;
 }
