@@ -25,6 +25,7 @@ build = {
   modules = {
     ["telua.core"] = {
       sources = { "src/core/form.c", "src/core/signature.c", "src/core/url.c", "src/core/xml.c",
+                  "src/core/re.c", "src/core/e164.c", "src/core/e164_meta.c",
                   "src/lua/telua_core.c", "src/lua/sqlite.c" },
       libraries = { "crypto", "sqlite3" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)" },
@@ -32,6 +33,7 @@ build = {
       defines = { "_GNU_SOURCE" },
     },
     ["telua"] = "lua/telua/init.lua",
+    ["telua.e164"] = "lua/telua/e164.lua",
     ["telua.flow"] = "lua/telua/flow.lua",
     ["telua.host"] = "lua/telua/host.lua",
     ["telua.optout"] = "lua/telua/optout.lua",

@@ -9,6 +9,8 @@
 #include "compat.h"
 #include "telua_core.h"
 
+#include "../core/e164.h"
+#include "../core/e164_meta.h"
 #include "../core/form.h"
 #include "../core/signature.h"
 #include "../core/xml.h"
@@ -275,7 +277,88 @@ static int l_sha256_hex(lua_State *L)
     return 1;
 }
 
+/*
+ * core.e164_parse(input, default_region) ->
+ *   { e164, valid, possible, type, region, country_code, national_number,
+ *     extension } | nil, message, code
+ * region is nil when no territory of the calling code fits; extension is
+ * nil when none was written. default_region may be nil.
+ */
+static int l_e164_parse(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *region = luaL_optstring(L, 2, NULL);
+    tl_e164_number n;
+    int rc = tl_e164_parse(s, len, region, &n);
+    if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
+    if (rc != TL_E164_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, tl_e164_error_message(rc));
+        lua_pushstring(L, tl_e164_error_name(rc));
+        return 3;
+    }
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, n.e164);
+    lua_setfield(L, -2, "e164");
+    lua_pushboolean(L, n.valid);
+    lua_setfield(L, -2, "valid");
+    lua_pushboolean(L, n.possible);
+    lua_setfield(L, -2, "possible");
+    lua_pushstring(L, tl_e164_type_name(n.type));
+    lua_setfield(L, -2, "type");
+    if (n.region[0]) {
+        lua_pushstring(L, n.region);
+        lua_setfield(L, -2, "region");
+    }
+    lua_pushinteger(L, n.country_code);
+    lua_setfield(L, -2, "country_code");
+    lua_pushstring(L, n.national);
+    lua_setfield(L, -2, "national_number");
+    if (n.extension[0]) {
+        lua_pushstring(L, n.extension);
+        lua_setfield(L, -2, "extension");
+    }
+    return 1;
+}
+
+/* core.e164_normalize(input, default_region) -> "+..." | nil, message, code
+ * (the E.164 string only for a valid number: code NOT_VALID otherwise) */
+static int l_e164_normalize(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *region = luaL_optstring(L, 2, NULL);
+    tl_e164_number n;
+    int rc = tl_e164_parse(s, len, region, &n);
+    if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
+    if (rc == TL_E164_OK && n.valid) {
+        lua_pushstring(L, n.e164);
+        return 1;
+    }
+    lua_pushnil(L);
+    if (rc != TL_E164_OK) {
+        lua_pushstring(L, tl_e164_error_message(rc));
+        lua_pushstring(L, tl_e164_error_name(rc));
+    } else {
+        lua_pushfstring(L, "%s is not a valid number%s", n.e164,
+                        n.possible ? " (its length fits, but no number range matches)" : "");
+        lua_pushliteral(L, "NOT_VALID");
+    }
+    return 3;
+}
+
+/* core.e164_region_known(region) -> boolean */
+static int l_e164_region_known(lua_State *L)
+{
+    lua_pushboolean(L, tl_e164_region_known(luaL_checkstring(L, 1)));
+    return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+    { "e164_parse", l_e164_parse },
+    { "e164_normalize", l_e164_normalize },
+    { "e164_region_known", l_e164_region_known },
     { "signature", l_signature },
     { "validate", l_validate },
     { "form_decode", l_form_decode },
@@ -293,5 +376,7 @@ int luaopen_telua_core(lua_State *L)
     lua_setfield(L, -2, "_VERSION");
     tl_open_sqlite(L);
     lua_setfield(L, -2, "sqlite_open");
+    lua_pushliteral(L, TL_E164_META_SOURCE);
+    lua_setfield(L, -2, "e164_metadata");
     return 1;
 }

@@ -1,0 +1,574 @@
+/*
+ * re.c - compile to a small backtracking VM (see re.h).
+ *
+ * Pattern -> syntax tree -> instructions (CLASS, SPLIT, JMP, SAVE, EOL,
+ * BOL, MATCH). SPLIT tries its first branch first, which gives the
+ * leftmost-first priority of JavaScript and Java. Counted repetition is
+ * unrolled; the optional copies of {n,m} are nested, so a failing match
+ * backtracks linearly in m - n rather than exponentially.
+ */
+#include "re.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { R_CLASS, R_CAT, R_ALT, R_REP, R_GROUP, R_EOL, R_BOL, R_EMPTY };
+enum { I_CLASS, I_SPLIT, I_JMP, I_SAVE, I_EOL, I_BOL, I_MATCH };
+
+typedef struct {
+    int kind, a, b, min, max, cap, cls;
+} rnode;
+
+typedef struct {
+    int neg, first, count; /* ranges[first .. first+count) */
+} rclass;
+
+typedef struct {
+    unsigned char op;
+    int x, y;
+} rinst;
+
+struct tl_re {
+    rinst *code;
+    int ncode, ngroups, icase;
+    rclass *cls;
+    uint32_t (*ranges)[2];
+};
+
+/* ---- parsing ------------------------------------------------------------ */
+
+typedef struct {
+    const unsigned char *p;
+    int err, ngroups;
+    rnode *nodes;
+    int nnodes, capnodes;
+    rclass *cls;
+    int ncls, capcls;
+    uint32_t (*ranges)[2];
+    int nranges, capranges;
+} parser;
+
+static int grow(void **arr, int *cap, int need, size_t size)
+{
+    if (need <= *cap) return 0;
+    {
+        int nc = *cap ? *cap * 2 : 32;
+        void *np;
+        while (nc < need) nc *= 2;
+        np = realloc(*arr, (size_t)nc * size);
+        if (!np) return -1;
+        *arr = np;
+        *cap = nc;
+    }
+    return 0;
+}
+
+static int node(parser *ps, int kind, int a, int b)
+{
+    rnode *n;
+    if (grow((void **)&ps->nodes, &ps->capnodes, ps->nnodes + 1, sizeof *ps->nodes)) {
+        ps->err = 1;
+        return -1;
+    }
+    n = &ps->nodes[ps->nnodes];
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    n->a = a;
+    n->b = b;
+    n->cap = -1;
+    return ps->nnodes++;
+}
+
+static void add_range(parser *ps, uint32_t lo, uint32_t hi)
+{
+    if (grow((void **)&ps->ranges, &ps->capranges, ps->nranges + 1, sizeof *ps->ranges)) {
+        ps->err = 1;
+        return;
+    }
+    ps->ranges[ps->nranges][0] = lo;
+    ps->ranges[ps->nranges][1] = hi;
+    ps->nranges++;
+    ps->cls[ps->ncls - 1].count++;
+}
+
+static int new_class(parser *ps, int neg)
+{
+    if (grow((void **)&ps->cls, &ps->capcls, ps->ncls + 1, sizeof *ps->cls)) {
+        ps->err = 1;
+        return -1;
+    }
+    ps->cls[ps->ncls].neg = neg;
+    ps->cls[ps->ncls].first = ps->nranges;
+    ps->cls[ps->ncls].count = 0;
+    return ps->ncls++;
+}
+
+/* Next UTF-8 code point of the pattern; 0 at the end. */
+static uint32_t utf8_next(const unsigned char **pp, int *err)
+{
+    const unsigned char *p = *pp;
+    uint32_t c = p[0];
+    int n = 0, i;
+    if (c < 0x80) n = 0;
+    else if ((c & 0xE0) == 0xC0) { c &= 0x1F; n = 1; }
+    else if ((c & 0xF0) == 0xE0) { c &= 0x0F; n = 2; }
+    else if ((c & 0xF8) == 0xF0) { c &= 0x07; n = 3; }
+    else { *err = 1; return 0; }
+    for (i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80) { *err = 1; return 0; }
+        c = (c << 6) | (p[i] & 0x3F);
+    }
+    *pp = p + n + 1;
+    return c;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* An escape after '\': returns the code point, or sets *digit for \d. */
+static uint32_t escape(parser *ps, int *digit)
+{
+    int c = *ps->p;
+    *digit = 0;
+    if (!c) { ps->err = 1; return 0; }
+    ps->p++;
+    switch (c) {
+    case 'd': *digit = 1; return 0;
+    case 't': return '\t';
+    case 'n': return '\n';
+    case 'u': {
+        uint32_t v = 0;
+        int i;
+        for (i = 0; i < 4; i++) {
+            int h = hexval(ps->p[i]);
+            if (h < 0) { ps->err = 1; return 0; }
+            v = v * 16 + (uint32_t)h;
+        }
+        ps->p += 4;
+        return v;
+    }
+    default:
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+            ps->err = 1; /* \w, \s, back-references...: not in the dialect */
+            return 0;
+        }
+        return (uint32_t)c;
+    }
+}
+
+static int parse_alt(parser *ps);
+
+static int parse_class(parser *ps)
+{
+    int neg = 0, cls, first = 1;
+    if (*ps->p == '^') { neg = 1; ps->p++; }
+    cls = new_class(ps, neg);
+    if (cls < 0) return -1;
+    while (!ps->err && (*ps->p != ']' || first)) {
+        uint32_t lo, hi;
+        int digit = 0;
+        first = 0;
+        if (!*ps->p) { ps->err = 1; break; }
+        if (*ps->p == '\\') { ps->p++; lo = escape(ps, &digit); }
+        else lo = utf8_next(&ps->p, &ps->err);
+        if (digit) { add_range(ps, '0', '9'); continue; }
+        hi = lo;
+        if (ps->p[0] == '-' && ps->p[1] && ps->p[1] != ']') {
+            ps->p++;
+            if (*ps->p == '\\') { ps->p++; hi = escape(ps, &digit); if (digit) ps->err = 1; }
+            else hi = utf8_next(&ps->p, &ps->err);
+            if (hi < lo) ps->err = 1;
+        }
+        add_range(ps, lo, hi);
+    }
+    if (*ps->p != ']') ps->err = 1;
+    else ps->p++;
+    return node(ps, R_CLASS, -1, -1) >= 0 ? (ps->nodes[ps->nnodes - 1].cls = cls, ps->nnodes - 1) : -1;
+}
+
+static int literal(parser *ps, uint32_t c)
+{
+    int cls = new_class(ps, 0), n;
+    if (cls < 0) return -1;
+    add_range(ps, c, c);
+    n = node(ps, R_CLASS, -1, -1);
+    if (n >= 0) ps->nodes[n].cls = cls;
+    return n;
+}
+
+static int parse_atom(parser *ps)
+{
+    int c = *ps->p;
+    if (c == '(') {
+        int cap = -1, inner, n;
+        ps->p++;
+        if (ps->p[0] == '?') {
+            if (ps->p[1] != ':') { ps->err = 1; return -1; }
+            ps->p += 2;
+        } else {
+            cap = ps->ngroups++;
+            if (cap >= TL_RE_MAX_GROUPS) { ps->err = 1; return -1; }
+        }
+        inner = parse_alt(ps);
+        if (*ps->p != ')') { ps->err = 1; return -1; }
+        ps->p++;
+        n = node(ps, R_GROUP, inner, -1);
+        if (n >= 0) ps->nodes[n].cap = cap;
+        return n;
+    }
+    if (c == '[') { ps->p++; return parse_class(ps); }
+    if (c == '$') { ps->p++; return node(ps, R_EOL, -1, -1); }
+    if (c == '^') { ps->p++; return node(ps, R_BOL, -1, -1); }
+    if (c == '.' || c == '*' || c == '+' || c == '?' || c == '{') { ps->err = 1; return -1; }
+    if (c == '\\') {
+        int digit;
+        uint32_t v;
+        ps->p++;
+        v = escape(ps, &digit);
+        if (digit) {
+            int cls = new_class(ps, 0), n;
+            if (cls < 0) return -1;
+            add_range(ps, '0', '9');
+            n = node(ps, R_CLASS, -1, -1);
+            if (n >= 0) ps->nodes[n].cls = cls;
+            return n;
+        }
+        return literal(ps, v);
+    }
+    return literal(ps, utf8_next(&ps->p, &ps->err));
+}
+
+static int number(parser *ps)
+{
+    int v = 0, any = 0;
+    while (*ps->p >= '0' && *ps->p <= '9') {
+        v = v * 10 + (*ps->p++ - '0');
+        any = 1;
+        if (v > 1000) { ps->err = 1; return 0; }
+    }
+    if (!any) ps->err = 1;
+    return v;
+}
+
+static int parse_rep(parser *ps)
+{
+    int a = parse_atom(ps);
+    while (!ps->err) {
+        int min, max, n;
+        int c = *ps->p;
+        if (c == '?') { min = 0; max = 1; }
+        else if (c == '*') { min = 0; max = -1; }
+        else if (c == '+') { min = 1; max = -1; }
+        else if (c == '{') {
+            ps->p++;
+            min = number(ps);
+            max = min;
+            if (*ps->p == ',') {
+                ps->p++;
+                max = (*ps->p == '}') ? -1 : number(ps);
+            }
+            if (*ps->p != '}' || (max >= 0 && max < min)) { ps->err = 1; return -1; }
+        } else break;
+        ps->p++;
+        if (*ps->p == '?') { ps->err = 1; return -1; } /* lazy quantifiers: not needed */
+        n = node(ps, R_REP, a, -1);
+        if (n < 0) return -1;
+        ps->nodes[n].min = min;
+        ps->nodes[n].max = max;
+        a = n;
+    }
+    return a;
+}
+
+static int parse_cat(parser *ps)
+{
+    int left = -1;
+    while (!ps->err && *ps->p && *ps->p != '|' && *ps->p != ')') {
+        int r = parse_rep(ps);
+        left = left < 0 ? r : node(ps, R_CAT, left, r);
+    }
+    return left < 0 ? node(ps, R_EMPTY, -1, -1) : left;
+}
+
+static int parse_alt(parser *ps)
+{
+    int left = parse_cat(ps);
+    while (!ps->err && *ps->p == '|') {
+        ps->p++;
+        left = node(ps, R_ALT, left, parse_cat(ps));
+    }
+    return left;
+}
+
+/* ---- code generation ------------------------------------------------------ */
+
+typedef struct {
+    rinst *code;
+    int n, cap, err;
+    const rnode *nodes;
+} emitter;
+
+static int emit(emitter *e, int op, int x, int y)
+{
+    if (grow((void **)&e->code, &e->cap, e->n + 1, sizeof *e->code)) {
+        e->err = 1;
+        return 0;
+    }
+    e->code[e->n].op = (unsigned char)op;
+    e->code[e->n].x = x;
+    e->code[e->n].y = y;
+    return e->n++;
+}
+
+static void gen(emitter *e, int ni)
+{
+    const rnode *n = &e->nodes[ni];
+    int i;
+    if (e->err || e->n > 100000) { e->err = 1; return; }
+    switch (n->kind) {
+    case R_CLASS: emit(e, I_CLASS, n->cls, 0); break;
+    case R_CAT: gen(e, n->a); gen(e, n->b); break;
+    case R_ALT: {
+        int split = emit(e, I_SPLIT, 0, 0), jmp;
+        e->code[split].x = e->n;
+        gen(e, n->a);
+        jmp = emit(e, I_JMP, 0, 0);
+        if (e->err) return;
+        e->code[split].y = e->n;
+        gen(e, n->b);
+        if (e->err) return;
+        e->code[jmp].x = e->n;
+        break;
+    }
+    case R_GROUP:
+        if (n->cap >= 0) emit(e, I_SAVE, 2 * n->cap, 0);
+        gen(e, n->a);
+        if (n->cap >= 0) emit(e, I_SAVE, 2 * n->cap + 1, 0);
+        break;
+    case R_REP:
+        for (i = 0; i < n->min; i++) gen(e, n->a);
+        if (n->max < 0) {
+            int top = emit(e, I_SPLIT, 0, 0);
+            if (e->err) return;
+            e->code[top].x = e->n;
+            gen(e, n->a);
+            emit(e, I_JMP, top, 0);
+            if (e->err) return;
+            e->code[top].y = e->n;
+        } else {
+            int opt = n->max - n->min, *splits, k;
+            if (opt == 0) break;
+            splits = malloc((size_t)opt * sizeof *splits);
+            if (!splits) { e->err = 1; return; }
+            for (k = 0; k < opt && !e->err; k++) {
+                splits[k] = emit(e, I_SPLIT, 0, 0);
+                if (e->err) break;
+                e->code[splits[k]].x = e->n;
+                gen(e, n->a);
+            }
+            if (!e->err)
+                for (k = 0; k < opt; k++) e->code[splits[k]].y = e->n;
+            free(splits);
+        }
+        break;
+    case R_EOL: emit(e, I_EOL, 0, 0); break;
+    case R_BOL: emit(e, I_BOL, 0, 0); break;
+    case R_EMPTY: break;
+    }
+}
+
+tl_re *tl_re_compile(const char *pattern, int icase)
+{
+    parser ps;
+    emitter e;
+    int root;
+    tl_re *re;
+    memset(&ps, 0, sizeof ps);
+    memset(&e, 0, sizeof e);
+    ps.p = (const unsigned char *)pattern;
+    root = parse_alt(&ps);
+    if (*ps.p) ps.err = 1; /* an unmatched ')' */
+    if (!ps.err && root >= 0) {
+        e.nodes = ps.nodes;
+        gen(&e, root);
+        emit(&e, I_MATCH, 0, 0);
+    }
+    re = calloc(1, sizeof *re);
+    if (ps.err || root < 0 || e.err || !re) {
+        free(ps.nodes);
+        free(ps.cls);
+        free(ps.ranges);
+        free(e.code);
+        free(re);
+        return NULL;
+    }
+    free(ps.nodes);
+    re->code = e.code;
+    re->ncode = e.n;
+    re->ngroups = ps.ngroups;
+    re->icase = icase;
+    re->cls = ps.cls;
+    re->ranges = ps.ranges;
+    return re;
+}
+
+void tl_re_free(tl_re *re)
+{
+    if (!re) return;
+    free(re->code);
+    free(re->cls);
+    free(re->ranges);
+    free(re);
+}
+
+int tl_re_groups(const tl_re *re) { return re->ngroups; }
+
+/* ---- matching ------------------------------------------------------------ */
+
+static uint32_t lower(uint32_t c)
+{
+    if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x410 && c <= 0x42F))
+        return c + 0x20;
+    if (c >= 0xFF21 && c <= 0xFF3A) return c + 0x20;
+    return c;
+}
+
+static uint32_t upper(uint32_t c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7) || (c >= 0x430 && c <= 0x44F))
+        return c - 0x20;
+    if (c >= 0xFF41 && c <= 0xFF5A) return c - 0x20;
+    return c;
+}
+
+static int in_class(const tl_re *re, const rclass *k, uint32_t c)
+{
+    int i, hit = 0;
+    for (i = 0; i < k->count && !hit; i++) {
+        const uint32_t *r = re->ranges[k->first + i];
+        hit = c >= r[0] && c <= r[1];
+    }
+    return hit;
+}
+
+static int class_match(const tl_re *re, const rclass *k, uint32_t c)
+{
+    int hit = in_class(re, k, c);
+    if (!hit && re->icase) hit = in_class(re, k, lower(c)) || in_class(re, k, upper(c));
+    return k->neg ? !hit : hit;
+}
+
+typedef struct {
+    int pc;   /* -1: a capture restore */
+    int slot;
+    long sp;  /* position, or the old capture value */
+} frame;
+
+long tl_re_match_at(const tl_re *re, const uint32_t *s, size_t n, size_t start, int full, long *caps)
+{
+    frame local[256], *stack = local;
+    int cap = 256, top = 0, i;
+    long steps = 0, result = -1, slots[2 * TL_RE_MAX_GROUPS];
+    for (i = 0; i < 2 * TL_RE_MAX_GROUPS; i++) slots[i] = -1;
+    stack[top].pc = 0;
+    stack[top].sp = (long)start;
+    stack[top].slot = 0;
+    top++;
+    while (top > 0 && result < 0) {
+        frame f = stack[--top];
+        int pc;
+        long sp;
+        if (f.pc < 0) {
+            slots[f.slot] = f.sp;
+            continue;
+        }
+        pc = f.pc;
+        sp = f.sp;
+        for (;;) {
+            const rinst *in = &re->code[pc];
+            if (++steps > TL_RE_MAX_STEPS) goto out;
+            if (in->op == I_CLASS) {
+                if ((size_t)sp < n && class_match(re, &re->cls[in->x], s[sp])) {
+                    sp++;
+                    pc++;
+                    continue;
+                }
+                break;
+            }
+            if (in->op == I_JMP) { pc = in->x; continue; }
+            if (in->op == I_EOL) { if ((size_t)sp != n) break; pc++; continue; }
+            if (in->op == I_BOL) { if (sp != 0) break; pc++; continue; }
+            if (in->op == I_MATCH) {
+                if (full && (size_t)sp != n) break;
+                result = sp;
+                break;
+            }
+            /* SPLIT and SAVE push a frame */
+            if (top == cap) {
+                frame *ns;
+                int nc = cap * 2;
+                if (nc > 1 << 20) goto out;
+                ns = malloc((size_t)nc * sizeof *ns);
+                if (!ns) goto out;
+                memcpy(ns, stack, (size_t)top * sizeof *ns);
+                if (stack != local) free(stack);
+                stack = ns;
+                cap = nc;
+            }
+            if (in->op == I_SPLIT) {
+                stack[top].pc = in->y;
+                stack[top].sp = sp;
+                stack[top].slot = 0;
+                top++;
+                pc = in->x;
+            } else { /* I_SAVE */
+                stack[top].pc = -1;
+                stack[top].slot = in->x;
+                stack[top].sp = slots[in->x];
+                top++;
+                slots[in->x] = sp;
+                pc++;
+            }
+        }
+    }
+out:
+    if (stack != local) free(stack);
+    if (result >= 0 && caps) {
+        for (i = 0; i < 2 * TL_RE_MAX_GROUPS; i += 2) {
+            int ok = i / 2 < re->ngroups && slots[i] >= 0 && slots[i + 1] >= 0;
+            caps[i] = ok ? slots[i] : -1;
+            caps[i + 1] = ok ? slots[i + 1] : -1;
+        }
+    }
+    return result;
+}
+
+long tl_re_search(const tl_re *re, const uint32_t *s, size_t n, size_t *mstart, long *caps)
+{
+    size_t i;
+    for (i = 0; i <= n; i++) {
+        long end = tl_re_match_at(re, s, n, i, 0, caps);
+        if (end >= 0) {
+            *mstart = i;
+            return end;
+        }
+    }
+    return -1;
+}
+
+long tl_re_match_bytes(const tl_re *re, const char *s, size_t n, int full, long *caps)
+{
+    uint32_t local[64] = { 0 }, *u = local;
+    size_t i;
+    long r;
+    if (n > 64 && !(u = malloc(n * sizeof *u))) return -1;
+    for (i = 0; i < n; i++) u[i] = (unsigned char)s[i];
+    r = tl_re_match_at(re, u, n, 0, full, caps);
+    if (u != local) free(u);
+    return r;
+}
