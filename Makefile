@@ -63,8 +63,9 @@ test: deps all
 run: deps all
 	@sh tools/run.sh $(BUILD)
 
-bench: deps all $(BUILD)/sigbench
+bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench
 	@sh bench/webhook.sh $(BUILD)
+	@sh bench/e164.sh $(BUILD)
 
 check: all
 	$(BUILD)/telua check rules
@@ -77,3 +78,6 @@ clean:
 
 $(BUILD)/sigbench: bench/sigbench.c $(CORE_SRC) $(HDRS)
 	$(CC) $(WARN) -O2 -o $@ bench/sigbench.c src/core/signature.c src/core/url.c src/core/form.c -lcrypto
+
+$(BUILD)/e164bench: bench/e164bench.c src/core/e164.c src/core/re.c src/core/e164_meta.c $(HDRS)
+	$(CC) $(WARN) -O2 -o $@ bench/e164bench.c src/core/e164.c src/core/re.c src/core/e164_meta.c -lpthread

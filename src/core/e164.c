@@ -30,10 +30,16 @@ typedef struct {
 /* ---- one-time setup: compiled metadata and fixed patterns ---------------- */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static uint32_t *pool_offsets; /* offset of each pool string, ascending */
-static tl_re **pool_re;        /* compiled, NULL when not a pattern */
-static int pool_count, pool_failures;
+static int setup_failures;      /* patterns that did not compile; -1: out of memory */
 static tl_re *re_viable, *re_extn, *re_global_ctx, *re_domain_ctx;
+
+/* compiled metadata patterns: per territory, these fields */
+enum { F_IDD, F_NPFP, F_LEAD, F_DESC, F_COUNT = F_DESC + TL_E164_NSLOTS };
+static tl_re **terr_re;         /* [territory * F_COUNT + field] */
+static tl_re **pool_re;         /* each distinct pool string compiled once */
+static uint32_t *pool_offsets;  /* offset of each pool string, ascending */
+static int16_t region_index[26 * 26]; /* "AA".."ZZ" -> geographic territory, or -1 */
+static int16_t cc_index[1000];        /* calling code -> tl_e164_ccs entry, or -1 */
 
 #define DIGITS "0-9\\uFF10-\\uFF19\\u0660-\\u0669\\u06F0-\\u06F9"
 #define PUNCT                                                                                  \
@@ -59,103 +65,87 @@ static tl_re *re_viable, *re_extn, *re_global_ctx, *re_domain_ctx;
 #define ALNUM "A-Za-z" DIGITS
 #define CTX_DOMAIN "(?:[" ALNUM "](?:[" ALNUM "]|\\-+[" ALNUM "])*\\.)*[A-Za-z](?:[" ALNUM "]|\\-+[" ALNUM "])*\\.?"
 
-static void setup(void)
+/* the compiled pattern of the pool string at `off` (NULL for none) */
+static tl_re *compile_at(uint32_t off)
 {
-    size_t off = 0, total;
-    int i;
-    /* the pool ends where the last string's NUL is: count strings */
-    pool_count = tl_e164_npatterns;
-    pool_offsets = malloc((size_t)pool_count * sizeof *pool_offsets);
-    pool_re = calloc((size_t)pool_count, sizeof *pool_re);
-    if (!pool_offsets || !pool_re) { pool_failures = -1; return; }
-    for (i = 0; i < pool_count; i++) {
-        pool_offsets[i] = (uint32_t)off;
-        off += strlen(tl_e164_pool + off) + 1;
-    }
-    total = off;
-    (void)total;
-    re_viable = tl_re_compile(VIABLE, 1);
-    re_extn = tl_re_compile("(?:" EXTN ")$", 1);
-    re_global_ctx = tl_re_compile(CTX_GLOBAL, 0);
-    re_domain_ctx = tl_re_compile(CTX_DOMAIN, 0);
-    if (!re_viable || !re_extn || !re_global_ctx || !re_domain_ctx) pool_failures = -1;
-}
-
-/* The compiled pattern at pool offset off (compiled on first use; every
- * metadata string that is a pattern compiles). */
-static pthread_mutex_t compile_mu = PTHREAD_MUTEX_INITIALIZER;
-static const tl_re *pattern(uint32_t off)
-{
-    int lo = 0, hi = pool_count - 1;
-    tl_re *re;
+    int lo = 0, hi = tl_e164_npatterns - 1;
+    if (!off) return NULL;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
         if (pool_offsets[mid] == off) {
-            re = __atomic_load_n(&pool_re[mid], __ATOMIC_ACQUIRE);
-            if (re) return re;
-            pthread_mutex_lock(&compile_mu);
-            if (!(re = pool_re[mid])) {
-                re = tl_re_compile(tl_e164_pool + off, 0);
-                if (re) __atomic_store_n(&pool_re[mid], re, __ATOMIC_RELEASE);
-                else pool_failures++;
-            }
-            pthread_mutex_unlock(&compile_mu);
-            return re;
+            if (!pool_re[mid] && !(pool_re[mid] = tl_re_compile(tl_e164_pool + off, 0))) setup_failures++;
+            return pool_re[mid];
         }
         if (pool_offsets[mid] < off) lo = mid + 1;
         else hi = mid - 1;
     }
+    setup_failures++;
     return NULL;
+}
+
+/* Compiles every metadata pattern once (about 1,300, a few milliseconds). */
+static void setup(void)
+{
+    size_t off = 0;
+    int i, s;
+    pool_offsets = malloc((size_t)tl_e164_npatterns * sizeof *pool_offsets);
+    pool_re = calloc((size_t)tl_e164_npatterns, sizeof *pool_re);
+    terr_re = calloc((size_t)tl_e164_nterritories * F_COUNT, sizeof *terr_re);
+    if (!pool_offsets || !pool_re || !terr_re) { setup_failures = -1; return; }
+    for (i = 0; i < tl_e164_npatterns; i++) {
+        pool_offsets[i] = (uint32_t)off;
+        off += strlen(tl_e164_pool + off) + 1;
+    }
+    for (i = 0; i < 26 * 26; i++) region_index[i] = -1;
+    for (i = 0; i < 1000; i++) cc_index[i] = -1;
+    for (i = 0; i < tl_e164_nccs; i++) cc_index[tl_e164_ccs[i].cc] = (int16_t)i;
+    for (i = 0; i < tl_e164_nterritories; i++) {
+        const tl_e164_territory *t = &tl_e164_territories[i];
+        tl_re **f = &terr_re[i * F_COUNT];
+        if (i < tl_e164_ngeo) region_index[(t->id[0] - 'A') * 26 + (t->id[1] - 'A')] = (int16_t)i;
+        f[F_IDD] = compile_at(t->idd);
+        f[F_NPFP] = compile_at(t->npfp);
+        f[F_LEAD] = compile_at(t->leading_digits);
+        for (s = 0; s < TL_E164_NSLOTS; s++) f[F_DESC + s] = compile_at(t->desc[s].pattern);
+    }
+    free(pool_offsets);
+    pool_offsets = NULL;
+    re_viable = tl_re_compile(VIABLE, 1);
+    re_extn = tl_re_compile("(?:" EXTN ")$", 1);
+    re_global_ctx = tl_re_compile(CTX_GLOBAL, 0);
+    re_domain_ctx = tl_re_compile(CTX_DOMAIN, 0);
+    if (!re_viable || !re_extn || !re_global_ctx || !re_domain_ctx) setup_failures = -1;
+}
+
+static tl_re *field_re(const tl_e164_territory *t, int field)
+{
+    return terr_re[(t - tl_e164_territories) * F_COUNT + field];
 }
 
 int tl_e164_init(void)
 {
-    const tl_e164_territory *t;
-    int i, s;
     pthread_once(&once, setup);
-    if (pool_failures < 0) return -1;
-    for (i = 0; i < tl_e164_nterritories; i++) {
-        t = &tl_e164_territories[i];
-        if (t->idd) pattern(t->idd);
-        if (t->npfp) pattern(t->npfp);
-        if (t->leading_digits) pattern(t->leading_digits);
-        for (s = 0; s < TL_E164_NSLOTS; s++)
-            if (t->desc[s].pattern) pattern(t->desc[s].pattern);
-    }
-    return pool_failures;
+    return setup_failures;
 }
 
 /* ---- metadata lookups ----------------------------------------------------- */
 
 static const tl_e164_territory *region_meta(const char *region)
 {
-    char up[3];
-    int lo = 0, hi = tl_e164_ngeo - 1;
+    int a, b, i;
     if (!region || !region[0] || !region[1] || region[2]) return NULL;
-    up[0] = (char)((region[0] >= 'a' && region[0] <= 'z') ? region[0] - 32 : region[0]);
-    up[1] = (char)((region[1] >= 'a' && region[1] <= 'z') ? region[1] - 32 : region[1]);
-    up[2] = 0;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2, c = strcmp(tl_e164_territories[mid].id, up);
-        if (c == 0) return &tl_e164_territories[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid - 1;
-    }
-    return NULL;
+    a = (region[0] | 0x20) - 'a';
+    b = (region[1] | 0x20) - 'a';
+    if (a < 0 || a > 25 || b < 0 || b > 25) return NULL;
+    i = region_index[a * 26 + b];
+    return i >= 0 ? &tl_e164_territories[i] : NULL;
 }
 
 int tl_e164_region_known(const char *region) { return region_meta(region) != NULL; }
 
 static const tl_e164_cc *cc_entry(int cc)
 {
-    int lo = 0, hi = tl_e164_nccs - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (tl_e164_ccs[mid].cc == cc) return &tl_e164_ccs[mid];
-        if (tl_e164_ccs[mid].cc < cc) lo = mid + 1;
-        else hi = mid - 1;
-    }
-    return NULL;
+    return (cc > 0 && cc < 1000 && cc_index[cc] >= 0) ? &tl_e164_ccs[cc_index[cc]] : NULL;
 }
 
 /* the main territory of a calling code (getMetadataForRegionOrCallingCode
@@ -240,16 +230,15 @@ static size_t normalize(const uint32_t *s, size_t n, char *out)
 
 /* ---- pattern helpers -------------------------------------------------------- */
 
-static int full_match(uint32_t pat, const char *s, size_t n)
+/* s is always a string of ASCII digits here, which the DFA path needs */
+static int full_match(tl_re *re, const char *s, size_t n)
 {
-    const tl_re *re = pat ? pattern(pat) : NULL;
     if (!re) return n == 0; /* an empty pattern matches only "" */
-    return tl_re_match_bytes(re, s, n, 1, NULL) == (long)n;
+    return tl_re_full_digits(re, s, n);
 }
 
-static long prefix_match(uint32_t pat, const char *s, size_t n, long *caps)
+static long prefix_match(const tl_re *re, const char *s, size_t n, long *caps)
 {
-    const tl_re *re = pat ? pattern(pat) : NULL;
     if (!re) return -1;
     return tl_re_match_bytes(re, s, n, 0, caps);
 }
@@ -277,12 +266,13 @@ static int test_length(const tl_e164_territory *t, size_t len)
 
 /* isNumberMatchingDesc: the listed lengths (none listed: no check), then
  * the pattern as a full match */
-static int matches_desc(const tl_e164_desc *d, const char *nsn, size_t len)
+static int matches_desc(const tl_e164_territory *t, int slot, const char *nsn, size_t len)
 {
+    const tl_e164_desc *d = &t->desc[slot];
     if (d->len & TL_E164_LEN_NEVER) return 0;
     if (!(d->len & TL_E164_LEN_INHERIT) && d->len != 0 && !bit(d->len, len)) return 0;
     if (!d->pattern) return 0;
-    return full_match(d->pattern, nsn, len);
+    return full_match(field_re(t, F_DESC + slot), nsn, len);
 }
 
 /* getNumberTypeHelper */
@@ -295,15 +285,15 @@ static int number_type(const tl_e164_territory *t, const char *nsn, size_t len)
         { TL_E164_UAN, TL_E164_T_UAN },                   { TL_E164_VOICEMAIL, TL_E164_T_VOICEMAIL },
     };
     size_t i;
-    if (!matches_desc(&t->desc[TL_E164_GENERAL], nsn, len)) return TL_E164_T_UNKNOWN;
+    if (!matches_desc(t, TL_E164_GENERAL, nsn, len)) return TL_E164_T_UNKNOWN;
     for (i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (matches_desc(&t->desc[order[i].slot], nsn, len)) return order[i].type;
-    if (matches_desc(&t->desc[TL_E164_FIXED_LINE], nsn, len)) {
-        if (t->same_mobile_fixed || matches_desc(&t->desc[TL_E164_MOBILE], nsn, len))
+        if (matches_desc(t, order[i].slot, nsn, len)) return order[i].type;
+    if (matches_desc(t, TL_E164_FIXED_LINE, nsn, len)) {
+        if (t->same_mobile_fixed || matches_desc(t, TL_E164_MOBILE, nsn, len))
             return TL_E164_T_FIXED_LINE_OR_MOBILE;
         return TL_E164_T_FIXED_LINE;
     }
-    if (!t->same_mobile_fixed && matches_desc(&t->desc[TL_E164_MOBILE], nsn, len)) return TL_E164_T_MOBILE;
+    if (!t->same_mobile_fixed && matches_desc(t, TL_E164_MOBILE, nsn, len)) return TL_E164_T_MOBILE;
     return TL_E164_T_UNKNOWN;
 }
 
@@ -318,7 +308,7 @@ static const tl_e164_territory *number_region(int cc, const char *nsn, size_t le
     for (i = 0; i < e->count; i++) {
         const tl_e164_territory *t = &tl_e164_territories[tl_e164_cc_regions[e->first + i]];
         if (t->leading_digits) {
-            if (prefix_match(t->leading_digits, nsn, len, NULL) >= 0) return t;
+            if (prefix_match(field_re(t, F_LEAD), nsn, len, NULL) >= 0) return t;
         } else if (number_type(t, nsn, len) != TL_E164_T_UNKNOWN) {
             return t;
         }
@@ -327,6 +317,15 @@ static const tl_e164_territory *number_region(int cc, const char *nsn, size_t le
 }
 
 /* ---- parsing ------------------------------------------------------------------ */
+
+/* decimal digits of 0 < v < 1000 into out (NUL-terminated); returns the count */
+static size_t put_int(char *out, int v)
+{
+    size_t n = v >= 100 ? 3 : v >= 10 ? 2 : 1, i;
+    for (i = n; i > 0; i--, v /= 10) out[i - 1] = (char)('0' + v % 10);
+    out[n] = 0;
+    return n;
+}
 
 static long index_of(const ustr *s, size_t from, const char *ascii)
 {
@@ -404,29 +403,37 @@ static int build_national(const ustr *in, ustr *out)
     return TL_E164_OK;
 }
 
-/* isViablePhoneNumber, with a fast path for the common shape: plus signs,
- * then digits, punctuation and '*' only, with three digits or more */
+/* isViablePhoneNumber. Fast path for what the pattern's second branch
+ * takes without its extension part: plus signs, then punctuation, '*' and
+ * digits until the third digit, then also ASCII letters. */
 static int viable(const uint32_t *s, size_t n)
 {
     size_t i = 0, digits = 0;
     if (units(s, n) < MIN_NSN) return 0;
     while (i < n && is_plus(s[i])) i++;
     for (; i < n; i++) {
-        if (digit_value(s[i]) >= 0) digits++;
-        else if (!is_punct(s[i]) && s[i] != '*') break;
+        uint32_t c = s[i];
+        if (digit_value(c) >= 0) digits++;
+        else if (!is_punct(c) && c != '*' && !(digits >= 3 && is_ascii_alpha(c))) break;
     }
     if (i == n && digits >= 3) return 1;
     return re_full(re_viable, s, n);
 }
 
-/* Every extension form needs one of these characters. */
+/* A cheap necessary condition for EXTN_PATTERN_: every form ends in digits
+ * (then perhaps '#') and needs a label character somewhere before them. */
 static int may_have_extension(const uint32_t *s, size_t n)
 {
     size_t i;
+    int hash = n && (s[n - 1] == '#' || s[n - 1] == 0xFF03);
+    if (hash) n--;
+    if (!n || digit_value(s[n - 1]) < 0) return 0;
+    if (hash) return 1; /* "- 503#" needs nothing more */
     for (i = 0; i < n; i++) {
         uint32_t c = s[i];
-        if (c == ';' || c == ',' || c == '#' || c == '~' || c == 'x' || c == 'X' || c == 'e' || c == 'E' ||
-            c == 'i' || c == 'I' || c == 'a' || c == 'A' || c == 0x434 || c == 0x414 || c >= 0xFF00)
+        if (c == ';' || c == ',' || c == '#' || c == '~' || c == 'x' || c == 'X' || c == 'i' || c == 'I' ||
+            c == 0x434 || c == 0x414 || c == 0xFF58 || c == 0xFF38 || c == 0xFF03 || c == 0xFF5E ||
+            c == 0xFF49 || c == 0xFF29)
             return 1;
     }
     return 0;
@@ -467,15 +474,16 @@ static void strip_national_prefix(char *num, const tl_e164_territory *t)
     const tl_re *re;
     int viable_before, ng;
     char out[2 * MAX_CP + 64];
-    if (n == 0 || !t->npfp || !(re = pattern(t->npfp))) return;
+    tl_re *gen = field_re(t, F_DESC + TL_E164_GENERAL);
+    if (n == 0 || !t->npfp || !(re = field_re(t, F_NPFP))) return;
     end = tl_re_match_bytes(re, num, n, 0, caps);
     if (end < 0) return;
-    viable_before = full_match(t->desc[TL_E164_GENERAL].pattern, num, n);
+    viable_before = full_match(gen, num, n);
     ng = tl_re_groups(re);
     if (ng == 0) { ga = 0; gb = end; }
     else { ga = caps[2 * (ng - 1)]; gb = caps[2 * (ng - 1) + 1]; }
     if (!t->transform_rule || ga < 0 || gb <= ga) {
-        if (viable_before && !full_match(t->desc[TL_E164_GENERAL].pattern, num + end, n - (size_t)end)) return;
+        if (viable_before && !full_match(gen, num + end, n - (size_t)end)) return;
         memmove(num, num + end, n - (size_t)end + 1);
         return;
     } else {
@@ -504,7 +512,7 @@ static void strip_national_prefix(char *num, const tl_e164_territory *t)
         memcpy(out + o, num + end, n - (size_t)end);
         o += n - (size_t)end;
         out[o] = 0;
-        if (viable_before && !full_match(t->desc[TL_E164_GENERAL].pattern, out, o)) return;
+        if (viable_before && !full_match(gen, out, o)) return;
         if (o > MAX_CP) return;
         memcpy(num, out, o + 1);
     }
@@ -526,7 +534,7 @@ static int extract_cc(const uint32_t *s, size_t n, const tl_e164_territory *meta
     } else {
         len = normalize(s, n, full);
         if (meta && meta->idd) { /* parsePrefixAsIdd: not when a 0 follows */
-            long end = prefix_match(meta->idd, full, len, NULL);
+            long end = prefix_match(field_re(meta, F_IDD), full, len, NULL);
             if (end >= 0 && full[end] != '0') {
                 memmove(full, full + end, len - (size_t)end + 1);
                 len -= (size_t)end;
@@ -549,9 +557,9 @@ static int extract_cc(const uint32_t *s, size_t n, const tl_e164_territory *meta
     }
     if (meta) { /* the default region's code written without + */
         char ccs[8], potential[MAX_CP + 1];
-        size_t cl = (size_t)snprintf(ccs, sizeof ccs, "%d", meta->cc);
+        size_t cl = put_int(ccs, meta->cc);
         if (len >= cl && memcmp(full, ccs, cl) == 0) {
-            uint32_t gen = meta->desc[TL_E164_GENERAL].pattern;
+            tl_re *gen = field_re(meta, F_DESC + TL_E164_GENERAL);
             memcpy(potential, full + cl, len - cl + 1);
             strip_national_prefix(potential, meta);
             if ((!full_match(gen, full, len) && full_match(gen, potential, strlen(potential))) ||
@@ -597,10 +605,12 @@ int tl_e164_parse(const char *input, size_t len, const char *default_region, tl_
     const tl_e164_territory *meta, *t;
     size_t nlen;
     int cc, rc;
-    memset(out, 0, sizeof *out);
+    out->country_code = 0;
+    out->national[0] = out->e164[0] = out->extension[0] = out->region[0] = 0;
+    out->possible = out->valid = 0;
     out->type = TL_E164_T_UNKNOWN;
     pthread_once(&once, setup);
-    if (pool_failures < 0) return TL_E164_ENOMEM;
+    if (setup_failures < 0) return TL_E164_ENOMEM;
     if (!input) return TL_E164_NOT_A_NUMBER;
     national[0] = 0;
 
@@ -651,12 +661,13 @@ int tl_e164_parse(const char *input, size_t len, const char *default_region, tl_
 
     out->country_code = cc;
     memcpy(out->national, national, nlen + 1);
-    snprintf(out->e164, sizeof out->e164, "+%d%s", cc, national);
+    out->e164[0] = '+';
+    memcpy(out->e164 + 1 + put_int(out->e164 + 1, cc), national, nlen + 1);
     t = main_meta(cc);
     out->possible = t && (test_length(t, nlen) == LEN_POSSIBLE || test_length(t, nlen) == LEN_LOCAL_ONLY);
     t = number_region(cc, national, nlen);
     if (t) {
-        snprintf(out->region, sizeof out->region, "%s", t->id);
+        memcpy(out->region, t->id, sizeof out->region);
         out->type = number_type(t, national, nlen);
         out->valid = out->type != TL_E164_T_UNKNOWN;
     }

@@ -9,11 +9,12 @@
  */
 #include "re.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { R_CLASS, R_CAT, R_ALT, R_REP, R_GROUP, R_EOL, R_BOL, R_EMPTY };
-enum { I_CLASS, I_SPLIT, I_JMP, I_SAVE, I_EOL, I_BOL, I_MATCH };
+enum { I_CLASS, I_SPLIT, I_JMP, I_SAVE, I_EOL, I_BOL, I_MATCH, I_CLASSN };
 
 typedef struct {
     int kind, a, b, min, max, cap, cls;
@@ -28,10 +29,29 @@ typedef struct {
     int x, y;
 } rinst;
 
+/* What the code from one instruction on can consume first: ASCII bytes as
+ * a bitmap, whether any non-ASCII character can come first, and whether it
+ * can succeed without consuming (then nothing may be pruned). */
+typedef struct {
+    uint64_t bits[2];
+    unsigned char nonascii, nullable;
+} rfirst;
+
+/* A DFA for full matches of ASCII-digit subjects, built on first use from
+ * the instructions by subset construction: next[state][digit], -1 dead. */
+typedef struct {
+    int16_t (*next)[10];
+    unsigned char *accept;
+    int nstates;
+} rdfa;
+
 struct tl_re {
+    rdfa *dfa;             /* built lazily; (rdfa *)&no_dfa when not possible */
     rinst *code;
+    rfirst *first; /* per instruction */
     int ncode, ngroups, icase;
     rclass *cls;
+    uint64_t (*ascii)[2]; /* per class: which ASCII characters it accepts */
     uint32_t (*ranges)[2];
 };
 
@@ -351,7 +371,10 @@ static void gen(emitter *e, int ni)
         if (n->cap >= 0) emit(e, I_SAVE, 2 * n->cap + 1, 0);
         break;
     case R_REP:
-        for (i = 0; i < n->min; i++) gen(e, n->a);
+        if (n->min > 1 && e->nodes[n->a].kind == R_CLASS) /* \d{6}: one instruction */
+            emit(e, I_CLASSN, e->nodes[n->a].cls, n->min);
+        else
+            for (i = 0; i < n->min; i++) gen(e, n->a);
         if (n->max < 0) {
             int top = emit(e, I_SPLIT, 0, 0);
             if (e->err) return;
@@ -380,6 +403,63 @@ static void gen(emitter *e, int ni)
     case R_BOL: emit(e, I_BOL, 0, 0); break;
     case R_EMPTY: break;
     }
+}
+
+static int class_match(const tl_re *re, const rclass *k, uint32_t c);
+static rdfa no_dfa;
+
+static int first_merge(rfirst *d, const rfirst *a)
+{
+    rfirst o = *d;
+    d->bits[0] |= a->bits[0];
+    d->bits[1] |= a->bits[1];
+    d->nonascii |= a->nonascii;
+    d->nullable |= a->nullable;
+    return memcmp(&o, d, sizeof o) != 0;
+}
+
+/* Bitmaps of the classes, then the first sets by fixpoint (loops make the
+ * instruction graph cyclic; the sets only grow, so this terminates). */
+static int analyse(tl_re *re, int ncls)
+{
+    int i, changed = 1, c;
+    re->ascii = calloc((size_t)(ncls ? ncls : 1), sizeof *re->ascii);
+    re->first = calloc((size_t)re->ncode, sizeof *re->first);
+    if (!re->ascii || !re->first) return -1;
+    for (i = 0; i < ncls; i++)
+        for (c = 0; c < 128; c++)
+            if (class_match(re, &re->cls[i], (uint32_t)c)) re->ascii[i][c >> 6] |= (uint64_t)1 << (c & 63);
+    while (changed) {
+        changed = 0;
+        for (i = re->ncode - 1; i >= 0; i--) {
+            const rinst *in = &re->code[i];
+            rfirst *f = &re->first[i];
+            switch (in->op) {
+            case I_CLASSN:
+            case I_CLASS: {
+                const rclass *k = &re->cls[in->x];
+                rfirst a;
+                int r, nonascii = k->neg;
+                for (r = 0; r < k->count && !nonascii; r++) nonascii = re->ranges[k->first + r][1] >= 128;
+                memset(&a, 0, sizeof a);
+                a.bits[0] = re->ascii[in->x][0];
+                a.bits[1] = re->ascii[in->x][1];
+                a.nonascii = (unsigned char)(nonascii || re->icase);
+                changed |= first_merge(f, &a);
+                break;
+            }
+            case I_SPLIT:
+                changed |= first_merge(f, &re->first[in->x]);
+                changed |= first_merge(f, &re->first[in->y]);
+                break;
+            case I_JMP: changed |= first_merge(f, &re->first[in->x]); break;
+            case I_SAVE: changed |= first_merge(f, &re->first[i + 1]); break;
+            default: /* EOL, BOL, MATCH: zero-width */
+                if (!f->nullable) { f->nullable = 1; changed = 1; }
+            }
+        }
+    }
+    return 0;
 }
 
 tl_re *tl_re_compile(const char *pattern, int icase)
@@ -414,13 +494,24 @@ tl_re *tl_re_compile(const char *pattern, int icase)
     re->icase = icase;
     re->cls = ps.cls;
     re->ranges = ps.ranges;
+    if (analyse(re, ps.ncls) != 0) {
+        tl_re_free(re);
+        return NULL;
+    }
     return re;
 }
 
 void tl_re_free(tl_re *re)
 {
     if (!re) return;
+    if (re->dfa && re->dfa != &no_dfa) {
+        free(re->dfa->next);
+        free(re->dfa->accept);
+        free(re->dfa);
+    }
     free(re->code);
+    free(re->first);
+    free(re->ascii);
     free(re->cls);
     free(re->ranges);
     free(re);
@@ -469,12 +560,25 @@ typedef struct {
     long sp;  /* position, or the old capture value */
 } frame;
 
-long tl_re_match_at(const tl_re *re, const uint32_t *s, size_t n, size_t start, int full, long *caps)
+static inline int can_start(const rfirst *f, int have, uint32_t c)
 {
-    frame local[256], *stack = local;
-    int cap = 256, top = 0, i;
+    if (f->nullable) return 1;
+    if (!have) return 0;
+    if (c < 128) return (int)((f->bits[c >> 6] >> (c & 63)) & 1);
+    return f->nonascii;
+}
+
+/* The VM, specialised by the compiler for byte and code-point subjects. */
+static inline __attribute__((always_inline)) long run(const tl_re *re, const void *subject, size_t n,
+                                                      size_t start, int full, long *caps, const int wide)
+{
+    frame local[128], *stack = local;
+    int cap = 128, top = 0, i;
     long steps = 0, result = -1, slots[2 * TL_RE_MAX_GROUPS];
-    for (i = 0; i < 2 * TL_RE_MAX_GROUPS; i++) slots[i] = -1;
+    const uint32_t *ws = subject;
+    const unsigned char *bs = subject;
+#define AT(i) (wide ? ws[i] : (uint32_t)bs[i])
+    for (i = 0; i < 2 * re->ngroups; i++) slots[i] = -1;
     stack[top].pc = 0;
     stack[top].sp = (long)start;
     stack[top].slot = 0;
@@ -493,12 +597,39 @@ long tl_re_match_at(const tl_re *re, const uint32_t *s, size_t n, size_t start, 
             const rinst *in = &re->code[pc];
             if (++steps > TL_RE_MAX_STEPS) goto out;
             if (in->op == I_CLASS) {
-                if ((size_t)sp < n && class_match(re, &re->cls[in->x], s[sp])) {
-                    sp++;
-                    pc++;
-                    continue;
+                if ((size_t)sp < n) {
+                    uint32_t c = AT(sp);
+                    int hit = c < 128 ? (int)((re->ascii[in->x][c >> 6] >> (c & 63)) & 1)
+                                      : class_match(re, &re->cls[in->x], c);
+                    if (hit) {
+                        sp++;
+                        pc++;
+                        continue;
+                    }
                 }
                 break;
+            }
+            if (in->op == I_CLASSN) {
+                long k, end = sp + in->y;
+                if ((size_t)end > n) break;
+                for (k = sp; k < end; k++) {
+                    uint32_t c = AT(k);
+                    if (!(c < 128 ? (int)((re->ascii[in->x][c >> 6] >> (c & 63)) & 1)
+                                  : class_match(re, &re->cls[in->x], c)))
+                        break;
+                }
+                if (k < end) break;
+                sp = end;
+                pc++;
+                continue;
+            }
+            if (in->op == I_SPLIT) {
+                int have = (size_t)sp < n;
+                uint32_t c = have ? AT(sp) : 0;
+                int gx = can_start(&re->first[in->x], have, c), gy = can_start(&re->first[in->y], have, c);
+                if (!gx && !gy) break;
+                if (!gy) { pc = in->x; continue; }
+                if (!gx) { pc = in->y; continue; }
             }
             if (in->op == I_JMP) { pc = in->x; continue; }
             if (in->op == I_EOL) { if ((size_t)sp != n) break; pc++; continue; }
@@ -508,7 +639,7 @@ long tl_re_match_at(const tl_re *re, const uint32_t *s, size_t n, size_t start, 
                 result = sp;
                 break;
             }
-            /* SPLIT and SAVE push a frame */
+            /* SPLIT (both ways possible) and SAVE push a frame */
             if (top == cap) {
                 frame *ns;
                 int nc = cap * 2;
@@ -536,11 +667,13 @@ long tl_re_match_at(const tl_re *re, const uint32_t *s, size_t n, size_t start, 
             }
         }
     }
+#undef AT
 out:
     if (stack != local) free(stack);
     if (result >= 0 && caps) {
         for (i = 0; i < 2 * TL_RE_MAX_GROUPS; i += 2) {
             int ok = i / 2 < re->ngroups && slots[i] >= 0 && slots[i + 1] >= 0;
+            /* slots past ngroups were never set: ok is 0 before they are read */
             caps[i] = ok ? slots[i] : -1;
             caps[i + 1] = ok ? slots[i + 1] : -1;
         }
@@ -548,11 +681,18 @@ out:
     return result;
 }
 
+long tl_re_match_at(const tl_re *re, const uint32_t *s, size_t n, size_t start, int full, long *caps)
+{
+    return run(re, s, n, start, full, caps, 1);
+}
+
 long tl_re_search(const tl_re *re, const uint32_t *s, size_t n, size_t *mstart, long *caps)
 {
     size_t i;
     for (i = 0; i <= n; i++) {
-        long end = tl_re_match_at(re, s, n, i, 0, caps);
+        long end;
+        if (!can_start(&re->first[0], i < n, i < n ? s[i] : 0)) continue; /* cannot start here */
+        end = tl_re_match_at(re, s, n, i, 0, caps);
         if (end >= 0) {
             *mstart = i;
             return end;
@@ -563,12 +703,146 @@ long tl_re_search(const tl_re *re, const uint32_t *s, size_t n, size_t *mstart, 
 
 long tl_re_match_bytes(const tl_re *re, const char *s, size_t n, int full, long *caps)
 {
-    uint32_t local[64] = { 0 }, *u = local;
+    return run(re, s, n, 0, full, caps, 0);
+}
+
+/* ---- the digit DFA -------------------------------------------------------- */
+
+#define DFA_MAX_STATES 4096
+#define DFA_MAX_THREADS 512
+
+typedef struct {
+    int *ids;   /* sorted NFA positions: pc * 64 + progress within CLASSN */
+    int n;
+} tset;
+
+/* Adds position (pc, k) and everything reachable from it without consuming.
+ * Returns -1 when the pattern uses something a DFA here cannot express. */
+static int closure_add(const tl_re *re, int pc, int k, int *ids, int *n, unsigned *seen, unsigned gen, int *accept)
+{
+    const rinst *in = &re->code[pc];
+    int id = pc * 64 + k;
+    if (seen[id] == gen) return 0;
+    seen[id] = gen;
+    switch (in->op) {
+    case I_CLASS:
+    case I_CLASSN:
+        if (*n == DFA_MAX_THREADS) return -1;
+        ids[(*n)++] = id;
+        return 0;
+    case I_SPLIT:
+        if (closure_add(re, in->x, 0, ids, n, seen, gen, accept) < 0) return -1;
+        return closure_add(re, in->y, 0, ids, n, seen, gen, accept);
+    case I_JMP: return closure_add(re, in->x, 0, ids, n, seen, gen, accept);
+    case I_SAVE: return closure_add(re, pc + 1, 0, ids, n, seen, gen, accept);
+    case I_MATCH: *accept = 1; return 0;
+    default: return -1; /* EOL, BOL */
+    }
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Subset construction. NULL when the pattern is too big or unsuitable. */
+static rdfa *build_dfa(const tl_re *re)
+{
+    rdfa *d = calloc(1, sizeof *d);
+    tset *sets = calloc(DFA_MAX_STATES, sizeof *sets);
+    unsigned *seen = calloc((size_t)re->ncode * 64, sizeof *seen), gen = 1;
+    int ids[DFA_MAX_THREADS], n = 0, acc = 0, i, cur, fail = 0;
+    if (!d || !sets || !seen) goto bad;
+    d->next = malloc(DFA_MAX_STATES * sizeof *d->next);
+    d->accept = calloc(DFA_MAX_STATES, 1);
+    if (!d->next || !d->accept) goto bad;
+    for (i = 0; i < re->ncode; i++)
+        if (re->code[i].op == I_CLASSN && re->code[i].y >= 64) goto bad;
+    if (closure_add(re, 0, 0, ids, &n, seen, gen, &acc) < 0) goto bad;
+    qsort(ids, (size_t)n, sizeof *ids, cmp_int);
+    sets[0].ids = malloc((size_t)(n ? n : 1) * sizeof(int));
+    if (!sets[0].ids) goto bad;
+    memcpy(sets[0].ids, ids, (size_t)n * sizeof(int));
+    sets[0].n = n;
+    d->accept[0] = (unsigned char)acc;
+    d->nstates = 1;
+    for (cur = 0; cur < d->nstates && !fail; cur++) {
+        int digit;
+        for (digit = 0; digit < 10 && !fail; digit++) {
+            int j, t;
+            n = 0;
+            acc = 0;
+            gen++;
+            for (j = 0; j < sets[cur].n && !fail; j++) {
+                int id = sets[cur].ids[j], pc = id / 64, k = id % 64;
+                const rinst *in = &re->code[pc];
+                if (!((re->ascii[in->x][0] >> ('0' + digit)) & 1)) continue;
+                if (in->op == I_CLASSN && k + 1 < in->y) {
+                    if (closure_add(re, pc, k + 1, ids, &n, seen, gen, &acc) < 0) fail = 1;
+                } else if (closure_add(re, pc + 1, 0, ids, &n, seen, gen, &acc) < 0) {
+                    fail = 1;
+                }
+            }
+            if (fail) break;
+            if (n == 0 && !acc) {
+                d->next[cur][digit] = -1;
+                continue;
+            }
+            qsort(ids, (size_t)n, sizeof *ids, cmp_int);
+            for (t = 0; t < d->nstates; t++)
+                if (sets[t].n == n && d->accept[t] == acc && memcmp(sets[t].ids, ids, (size_t)n * sizeof(int)) == 0)
+                    break;
+            if (t == d->nstates) {
+                if (t == DFA_MAX_STATES) { fail = 1; break; }
+                sets[t].ids = malloc((size_t)(n ? n : 1) * sizeof(int));
+                if (!sets[t].ids) { fail = 1; break; }
+                memcpy(sets[t].ids, ids, (size_t)n * sizeof(int));
+                sets[t].n = n;
+                d->accept[t] = (unsigned char)acc;
+                d->nstates++;
+            }
+            d->next[cur][digit] = (int16_t)t;
+        }
+    }
+    for (i = 0; i < d->nstates; i++) free(sets[i].ids);
+    free(sets);
+    free(seen);
+    if (fail) {
+        free(d->next);
+        free(d->accept);
+        free(d);
+        return NULL;
+    }
+    return d;
+bad:
+    if (sets) for (i = 0; i < DFA_MAX_STATES; i++) free(sets[i].ids);
+    free(sets);
+    free(seen);
+    if (d) {
+        free(d->next);
+        free(d->accept);
+        free(d);
+    }
+    return NULL;
+}
+
+static pthread_mutex_t dfa_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int tl_re_full_digits(tl_re *re, const char *s, size_t n)
+{
+    rdfa *d = __atomic_load_n(&re->dfa, __ATOMIC_ACQUIRE);
     size_t i;
-    long r;
-    if (n > 64 && !(u = malloc(n * sizeof *u))) return -1;
-    for (i = 0; i < n; i++) u[i] = (unsigned char)s[i];
-    r = tl_re_match_at(re, u, n, 0, full, caps);
-    if (u != local) free(u);
-    return r;
+    int st = 0;
+    if (!d) {
+        pthread_mutex_lock(&dfa_mu);
+        if (!(d = re->dfa)) {
+            d = build_dfa(re);
+            if (!d) d = &no_dfa;
+            __atomic_store_n(&re->dfa, d, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&dfa_mu);
+    }
+    if (d == &no_dfa) return tl_re_match_bytes(re, s, n, 1, NULL) == (long)n;
+    for (i = 0; i < n; i++) {
+        unsigned v = (unsigned char)s[i] - '0';
+        if (v > 9 || (st = d->next[st][v]) < 0) return 0;
+    }
+    return d->accept[st];
 }
