@@ -19,22 +19,13 @@
 
 local core = require "telua.core"
 
-local type, error = type, error
-local c_parse, c_normalize, c_known = core.e164_parse, core.e164_normalize, core.e164_region_known
+local type = type
+local c_parse, c_known = core.e164_parse, core.e164_region_known
 
 local _M = { _VERSION = "0.1.0", METADATA = core.e164_metadata }
 
-local function check(input, region, level)
-  if type(input) ~= "string" then
-    error("e164: number must be a string, got " .. type(input), level + 1)
-  end
-  if region ~= nil and type(region) ~= "string" then
-    error("e164: default region must be a string (ISO 3166 alpha-2, e.g. \"US\") or nil, got "
-          .. type(region), level + 1)
-  end
-end
-
 --- Parses a phone number as written or dialled in `default_region`.
+-- @function parse
 -- @tparam string input the number as typed (UTF-8, at most 250 characters)
 -- @tparam[opt] string default_region ISO 3166-1 alpha-2 code (any case) of
 --   the place it was written in; without one (or with an unknown one) the
@@ -52,22 +43,17 @@ end
 --   libphonenumber's: `INVALID_COUNTRY_CODE`, `NOT_A_NUMBER`,
 --   `TOO_SHORT_AFTER_IDD`, `TOO_SHORT_NSN`, `TOO_LONG`
 -- @raise when input is not a string or region is neither a string nor nil
-function _M.parse(input, default_region)
-  check(input, default_region, 2)
-  return c_parse(input, default_region)
-end
+_M.parse = c_parse
 
 --- The E.164 form of a valid number, for sending and routing.
+-- @function normalize
 -- @tparam string input
 -- @tparam[opt] string default_region as for `parse`
 -- @treturn string `"+14155551234"`
 -- @return or `nil, message, code`: the codes of `parse`, or `NOT_VALID` when
 --   the number parses but no number range of its country matches
 -- @raise as `parse`
-function _M.normalize(input, default_region)
-  check(input, default_region, 2)
-  return c_normalize(input, default_region)
-end
+_M.normalize = core.e164_normalize
 
 local MOBILE = { MOBILE = true, FIXED_LINE_OR_MOBILE = true }
 
@@ -80,7 +66,6 @@ local MOBILE = { MOBILE = true, FIXED_LINE_OR_MOBILE = true }
 -- @treturn boolean, or `false, message, code` when a string does not parse
 function _M.is_mobile(number, default_region)
   if type(number) == "table" then return number.valid == true and MOBILE[number.type] == true end
-  check(number, default_region, 2)
   local n, err, code = c_parse(number, default_region)
   if not n then return false, err, code end
   return n.valid and MOBILE[n.type] == true

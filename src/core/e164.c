@@ -22,9 +22,15 @@
 
 enum { LEN_POSSIBLE, LEN_LOCAL_ONLY, LEN_TOO_SHORT, LEN_TOO_LONG, LEN_INVALID };
 
+/* what decoding saw, so later passes can skip work */
+#define HAS_SEMI 1u   /* a ';' (RFC 3966 parameters, some extensions) */
+#define HAS_ALPHA 2u  /* an ASCII letter (vanity numbers) */
+#define HAS_ASTRAL 4u /* a character above U+FFFF (two UTF-16 units) */
+
 typedef struct {
     uint32_t c[MAX_CP];
     size_t n;
+    unsigned flags; /* HAS_*, of the input this text came from */
 } ustr;
 
 /* ---- one-time setup: compiled metadata and fixed patterns ---------------- */
@@ -170,13 +176,14 @@ static int digit_value(uint32_t c)
 static int is_plus(uint32_t c) { return c == '+' || c == 0xFF0B; }
 static int is_ascii_alpha(uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
+/* VALID_PUNCTUATION */
 static int is_punct(uint32_t c)
 {
-    return c == '-' || c == 'x' || (c >= 0x2010 && c <= 0x2015) || c == 0x2212 || c == 0x30FC ||
-           (c >= 0xFF0D && c <= 0xFF0F) || c == ' ' || c == 0xA0 || c == 0xAD || c == 0x200B ||
-           c == 0x2060 || c == 0x3000 || c == '(' || c == ')' || c == 0xFF08 || c == 0xFF09 ||
-           c == 0xFF3B || c == 0xFF3D || c == '.' || c == '[' || c == ']' || c == '/' || c == '~' ||
-           c == 0x2053 || c == 0x223C || c == 0xFF5E;
+    if (c < 128) return c == '-' || c == 'x' || c == ' ' || c == '(' || c == ')' || c == '.' || c == '[' ||
+                        c == ']' || c == '/' || c == '~';
+    return (c >= 0x2010 && c <= 0x2015) || c == 0x2212 || c == 0x30FC || (c >= 0xFF0D && c <= 0xFF0F) ||
+           c == 0xA0 || c == 0xAD || c == 0x200B || c == 0x2060 || c == 0x3000 || c == 0xFF08 ||
+           c == 0xFF09 || c == 0xFF3B || c == 0xFF3D || c == 0x2053 || c == 0x223C || c == 0xFF5E;
 }
 
 /* E.161 keypad letters, after JavaScript's toUpperCase of one character */
@@ -191,9 +198,10 @@ static int keypad(uint32_t c)
 }
 
 /* UTF-16 length, which is what libphonenumber's limits count */
-static size_t units(const uint32_t *s, size_t n)
+static size_t units(const uint32_t *s, size_t n, unsigned flags)
 {
     size_t i, u = 0;
+    if (!(flags & HAS_ASTRAL)) return n;
     for (i = 0; i < n; i++) u += s[i] > 0xFFFF ? 2 : 1;
     return u;
 }
@@ -215,10 +223,10 @@ static int has_alpha_run(const uint32_t *s, size_t n)
 /* normalize(): keypad letters and all digit scripts when there are three
  * letters, else digits only; everything else is dropped. Returns the length
  * written to out (room for n + 1). */
-static size_t normalize(const uint32_t *s, size_t n, char *out)
+static size_t normalize(const uint32_t *s, size_t n, unsigned flags, char *out)
 {
     size_t i, o = 0;
-    int alpha = has_alpha_run(s, n);
+    int alpha = (flags & HAS_ALPHA) && has_alpha_run(s, n);
     for (i = 0; i < n; i++) {
         int d = digit_value(s[i]);
         if (d < 0 && alpha) d = keypad(s[i]);
@@ -327,9 +335,10 @@ static size_t put_int(char *out, int v)
     return n;
 }
 
-static long index_of(const ustr *s, size_t from, const char *ascii)
+#define INDEX_OF(s, from, lit) index_of(s, from, lit, sizeof lit - 1)
+static long index_of(const ustr *s, size_t from, const char *ascii, size_t k)
 {
-    size_t k = strlen(ascii), i, j;
+    size_t i, j;
     for (i = from; i + k <= s->n; i++) {
         for (j = 0; j < k && s->c[i + j] == (unsigned char)ascii[j]; j++) {}
         if (j == k) return (long)i;
@@ -376,21 +385,22 @@ static int re_full(const tl_re *re, const uint32_t *s, size_t n)
  * the possible number inside the text. NOT_A_NUMBER for a bad context. */
 static int build_national(const ustr *in, ustr *out)
 {
-    long ctx = index_of(in, 0, ";phone-context=");
+    long ctx = (in->flags & HAS_SEMI) ? INDEX_OF(in, 0, ";phone-context=") : -1;
     long isub;
     out->n = 0;
+    out->flags = in->flags;
     if (ctx >= 0) {
         size_t cs = (size_t)ctx + 15, ce;
         long semi, tel;
         size_t a, b;
         if (cs >= in->n) return TL_E164_NOT_A_NUMBER; /* empty context */
-        semi = index_of(in, cs, ";");
+        semi = INDEX_OF(in, cs, ";");
         ce = semi >= 0 ? (size_t)semi : in->n;
         if (ce == cs) return TL_E164_NOT_A_NUMBER;
         if (!re_full(re_global_ctx, in->c + cs, ce - cs) && !re_full(re_domain_ctx, in->c + cs, ce - cs))
             return TL_E164_NOT_A_NUMBER;
         if (in->c[cs] == '+') append(out, in->c + cs, ce - cs);
-        tel = index_of(in, 0, "tel:");
+        tel = INDEX_OF(in, 0, "tel:");
         a = tel >= 0 ? (size_t)tel + 4 : 0;
         b = (size_t)ctx;
         if (a > b) { size_t t = a; a = b; b = t; } /* String.prototype.substring swaps */
@@ -398,7 +408,7 @@ static int build_national(const ustr *in, ustr *out)
     } else {
         extract_possible(in, out);
     }
-    isub = index_of(out, 0, ";isub=");
+    isub = (in->flags & HAS_SEMI) ? INDEX_OF(out, 0, ";isub=") : -1;
     if (isub > 0) out->n = (size_t)isub;
     return TL_E164_OK;
 }
@@ -406,10 +416,10 @@ static int build_national(const ustr *in, ustr *out)
 /* isViablePhoneNumber. Fast path for what the pattern's second branch
  * takes without its extension part: plus signs, then punctuation, '*' and
  * digits until the third digit, then also ASCII letters. */
-static int viable(const uint32_t *s, size_t n)
+static int viable(const uint32_t *s, size_t n, unsigned flags)
 {
     size_t i = 0, digits = 0;
-    if (units(s, n) < MIN_NSN) return 0;
+    if (units(s, n, flags) < MIN_NSN) return 0;
     while (i < n && is_plus(s[i])) i++;
     for (; i < n; i++) {
         uint32_t c = s[i];
@@ -447,7 +457,7 @@ static void strip_extension(ustr *num, char *ext, size_t extcap)
     ext[0] = 0;
     if (!may_have_extension(num->c, num->n)) return;
     end = tl_re_search(re_extn, num->c, num->n, &start, caps);
-    if (end < 0 || !viable(num->c, start)) return;
+    if (end < 0 || !viable(num->c, start, num->flags)) return;
     for (i = 0; i < TL_RE_MAX_GROUPS; i++) {
         long a = caps[2 * i], b = caps[2 * i + 1];
         if (a >= 0 && b > a) {
@@ -466,26 +476,26 @@ static void strip_extension(ustr *num, char *ext, size_t extcap)
     }
 }
 
-/* maybeStripNationalPrefixAndCarrierCode on a digit string, in place */
-static void strip_national_prefix(char *num, const tl_e164_territory *t)
+/* maybeStripNationalPrefixAndCarrierCode on a digit string of n digits,
+ * in place; returns the new length */
+static size_t strip_national_prefix(char *num, size_t n, const tl_e164_territory *t)
 {
-    size_t n = strlen(num);
     long caps[2 * TL_RE_MAX_GROUPS], end, ga, gb;
     const tl_re *re;
     int viable_before, ng;
     char out[2 * MAX_CP + 64];
     tl_re *gen = field_re(t, F_DESC + TL_E164_GENERAL);
-    if (n == 0 || !t->npfp || !(re = field_re(t, F_NPFP))) return;
+    if (n == 0 || !t->npfp || !(re = field_re(t, F_NPFP))) return n;
     end = tl_re_match_bytes(re, num, n, 0, caps);
-    if (end < 0) return;
+    if (end < 0) return n;
     viable_before = full_match(gen, num, n);
     ng = tl_re_groups(re);
     if (ng == 0) { ga = 0; gb = end; }
     else { ga = caps[2 * (ng - 1)]; gb = caps[2 * (ng - 1) + 1]; }
     if (!t->transform_rule || ga < 0 || gb <= ga) {
-        if (viable_before && !full_match(gen, num + end, n - (size_t)end)) return;
+        if (viable_before && !full_match(gen, num + end, n - (size_t)end)) return n;
         memmove(num, num + end, n - (size_t)end + 1);
-        return;
+        return n - (size_t)end;
     } else {
         /* String.prototype.replace(^(?:npfp), rule): $n, $$, $& */
         const char *r = tl_e164_pool + t->transform_rule;
@@ -512,27 +522,32 @@ static void strip_national_prefix(char *num, const tl_e164_territory *t)
         memcpy(out + o, num + end, n - (size_t)end);
         o += n - (size_t)end;
         out[o] = 0;
-        if (viable_before && !full_match(gen, out, o)) return;
-        if (o > MAX_CP) return;
+        if (viable_before && !full_match(gen, out, o)) return n;
+        if (o > MAX_CP) return n;
         memcpy(num, out, o + 1);
+        return o;
     }
 }
 
 /* maybeExtractCountryCode. Returns the calling code (national digits in
- * `national`), 0 when none is written, or -error. */
-static int extract_cc(const uint32_t *s, size_t n, const tl_e164_territory *meta, char *national)
+ * `national`), or 0 when none is written (`national` then holds the whole
+ * number normalised, as parseHelper goes on with), or -error. */
+static int extract_cc(const uint32_t *s, size_t n, unsigned flags, const tl_e164_territory *meta, char *national,
+                      size_t *nlen)
 {
     char full[MAX_CP + 1];
     size_t len, i;
     int from_default = 1;
+    national[0] = 0;
+    *nlen = 0;
     if (n == 0) return 0;
     if (is_plus(s[0])) {
         i = 0;
         while (i < n && is_plus(s[i])) i++;
-        len = normalize(s + i, n - i, full);
+        len = normalize(s + i, n - i, flags, full);
         from_default = 0;
     } else {
-        len = normalize(s, n, full);
+        len = normalize(s, n, flags, full);
         if (meta && meta->idd) { /* parsePrefixAsIdd: not when a 0 follows */
             long end = prefix_match(field_re(meta, F_IDD), full, len, NULL);
             if (end >= 0 && full[end] != '0') {
@@ -550,6 +565,7 @@ static int extract_cc(const uint32_t *s, size_t n, const tl_e164_territory *meta
                 cc = cc * 10 + (full[i - 1] - '0');
                 if (cc_entry(cc)) {
                     memcpy(national, full + i, len - i + 1);
+                    *nlen = len - i;
                     return cc;
                 }
             }
@@ -560,15 +576,19 @@ static int extract_cc(const uint32_t *s, size_t n, const tl_e164_territory *meta
         size_t cl = put_int(ccs, meta->cc);
         if (len >= cl && memcmp(full, ccs, cl) == 0) {
             tl_re *gen = field_re(meta, F_DESC + TL_E164_GENERAL);
+            size_t pl;
             memcpy(potential, full + cl, len - cl + 1);
-            strip_national_prefix(potential, meta);
-            if ((!full_match(gen, full, len) && full_match(gen, potential, strlen(potential))) ||
+            pl = strip_national_prefix(potential, len - cl, meta);
+            if ((!full_match(gen, full, len) && full_match(gen, potential, pl)) ||
                 test_length(meta, len) == LEN_TOO_LONG) {
-                strcpy(national, potential);
+                memcpy(national, potential, pl + 1);
+                *nlen = pl;
                 return meta->cc;
             }
         }
     }
+    memcpy(national, full, len + 1);
+    *nlen = len;
     return 0;
 }
 
@@ -576,12 +596,16 @@ static int decode_utf8(const char *in, size_t len, ustr *out)
 {
     const unsigned char *p = (const unsigned char *)in, *e = p + len;
     out->n = 0;
+    out->flags = 0;
     while (p < e) {
         uint32_t c = *p;
         int k, i;
         if (out->n == MAX_CP) return TL_E164_TOO_LONG;
-        if (c < 0x80) k = 0;
-        else if (c >= 0xC2 && c <= 0xDF) { k = 1; c &= 0x1F; }
+        if (c < 0x80) {
+            k = 0;
+            if (c == ';') out->flags |= HAS_SEMI;
+            else if (is_ascii_alpha(c)) out->flags |= HAS_ALPHA;
+        } else if (c >= 0xC2 && c <= 0xDF) { k = 1; c &= 0x1F; }
         else if (c >= 0xE0 && c <= 0xEF) { k = 2; c &= 0x0F; }
         else if (c >= 0xF0 && c <= 0xF4) { k = 3; c &= 0x07; }
         else return TL_E164_NOT_A_NUMBER;
@@ -592,6 +616,7 @@ static int decode_utf8(const char *in, size_t len, ustr *out)
         }
         if ((k == 2 && (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))) || (k == 3 && (c < 0x10000 || c > 0x10FFFF)))
             return TL_E164_NOT_A_NUMBER;
+        if (k == 3) out->flags |= HAS_ASTRAL;
         out->c[out->n++] = c;
         p += k + 1;
     }
@@ -615,19 +640,19 @@ int tl_e164_parse(const char *input, size_t len, const char *default_region, tl_
     national[0] = 0;
 
     rc = decode_utf8(input, len, raw);
-    if (rc == TL_E164_OK && units(raw->c, raw->n) > TL_E164_MAX_INPUT) rc = TL_E164_TOO_LONG;
+    if (rc == TL_E164_OK && units(raw->c, raw->n, raw->flags) > TL_E164_MAX_INPUT) rc = TL_E164_TOO_LONG;
     if (rc == TL_E164_OK) rc = build_national(raw, nat);
-    if (rc == TL_E164_OK && !viable(nat->c, nat->n)) rc = TL_E164_NOT_A_NUMBER;
+    if (rc == TL_E164_OK && !viable(nat->c, nat->n, nat->flags)) rc = TL_E164_NOT_A_NUMBER;
     meta = region_meta(default_region);
     if (rc == TL_E164_OK && !meta && !(nat->n > 0 && is_plus(nat->c[0]))) rc = TL_E164_INVALID_COUNTRY_CODE;
     if (rc != TL_E164_OK) goto done;
 
     strip_extension(nat, out->extension, sizeof out->extension);
-    cc = extract_cc(nat->c, nat->n, meta, national);
+    cc = extract_cc(nat->c, nat->n, nat->flags, meta, national, &nlen);
     if (cc == -TL_E164_INVALID_COUNTRY_CODE && nat->n > 0 && is_plus(nat->c[0])) {
         size_t i = 0; /* strip the plus signs and try again */
         while (i < nat->n && is_plus(nat->c[i])) i++;
-        cc = extract_cc(nat->c + i, nat->n - i, meta, national);
+        cc = extract_cc(nat->c + i, nat->n - i, nat->flags, meta, national, &nlen);
         if (cc == 0) cc = -TL_E164_INVALID_COUNTRY_CODE;
     }
     if (cc < 0) {
@@ -636,26 +661,28 @@ int tl_e164_parse(const char *input, size_t len, const char *default_region, tl_
     }
     if (cc != 0) {
         meta = main_meta(cc);
-    } else {
-        normalize(nat->c, nat->n, national);
+    } else { /* national already holds the number normalised */
         if (!meta) {
             rc = TL_E164_INVALID_COUNTRY_CODE;
             goto done;
         }
         cc = meta->cc;
     }
-    if (strlen(national) < MIN_NSN) {
+    if (nlen < MIN_NSN) {
         rc = TL_E164_TOO_SHORT_NSN;
         goto done;
     }
     if (meta) { /* keep the trunk-prefix-stripped form only when its length can be right */
         int r;
-        strcpy(potential, national);
-        strip_national_prefix(potential, meta);
-        r = test_length(meta, strlen(potential));
-        if (r != LEN_TOO_SHORT && r != LEN_LOCAL_ONLY && r != LEN_INVALID) strcpy(national, potential);
+        size_t pl;
+        memcpy(potential, national, nlen + 1);
+        pl = strip_national_prefix(potential, nlen, meta);
+        r = test_length(meta, pl);
+        if (r != LEN_TOO_SHORT && r != LEN_LOCAL_ONLY && r != LEN_INVALID) {
+            memcpy(national, potential, pl + 1);
+            nlen = pl;
+        }
     }
-    nlen = strlen(national);
     if (nlen < MIN_NSN) { rc = TL_E164_TOO_SHORT_NSN; goto done; }
     if (nlen > MAX_NSN) { rc = TL_E164_TOO_LONG; goto done; }
 

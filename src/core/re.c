@@ -46,6 +46,8 @@ typedef struct {
 } rdfa;
 
 struct tl_re {
+    char lit[16];          /* the pattern when it is only ASCII digits ("00", "011", "1"), else "" */
+    size_t litlen;
     rdfa *dfa;             /* built lazily; (rdfa *)&no_dfa when not possible */
     rinst *code;
     rfirst *first; /* per instruction */
@@ -498,6 +500,13 @@ tl_re *tl_re_compile(const char *pattern, int icase)
         tl_re_free(re);
         return NULL;
     }
+    {
+        size_t k = strlen(pattern);
+        if (k > 0 && k < sizeof re->lit && strspn(pattern, "0123456789") == k) {
+            memcpy(re->lit, pattern, k + 1);
+            re->litlen = k;
+        }
+    }
     return re;
 }
 
@@ -703,6 +712,17 @@ long tl_re_search(const tl_re *re, const uint32_t *s, size_t n, size_t *mstart, 
 
 long tl_re_match_bytes(const tl_re *re, const char *s, size_t n, int full, long *caps)
 {
+    if (re->litlen) { /* a plain digit string: no groups, one way to match */
+        if (n < re->litlen || memcmp(s, re->lit, re->litlen) != 0 || (full && n != re->litlen)) return -1;
+        if (caps) {
+            int i;
+            for (i = 0; i < 2 * TL_RE_MAX_GROUPS; i++) caps[i] = -1;
+        }
+        return (long)re->litlen;
+    }
+    /* most metadata prefixes (IDD, trunk prefix, leading digits) fail on
+     * the first character: decide those before setting up the VM */
+    if (!can_start(&re->first[0], n > 0, n > 0 ? (unsigned char)s[0] : 0)) return -1;
     return run(re, s, n, 0, full, caps, 0);
 }
 

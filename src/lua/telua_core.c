@@ -284,11 +284,26 @@ static int l_sha256_hex(lua_State *L)
  * region is nil when no territory of the calling code fits; extension is
  * nil when none was written. default_region may be nil.
  */
+/* Arguments of e164_parse / e164_normalize: the number must be a string
+ * (a Lua number would lose leading zeros and '+'), the region a string or
+ * nil. Raises with the same words as telua.e164's documentation. */
+static const char *e164_args(lua_State *L, size_t *len, const char **region)
+{
+    int t = lua_type(L, 2);
+    if (lua_type(L, 1) != LUA_TSTRING)
+        luaL_error(L, "e164: number must be a string, got %s", luaL_typename(L, 1));
+    if (t != LUA_TNONE && t != LUA_TNIL && t != LUA_TSTRING)
+        luaL_error(L, "e164: default region must be a string (ISO 3166 alpha-2, e.g. \"US\") or nil, got %s",
+                   luaL_typename(L, 2));
+    *region = (t == LUA_TSTRING) ? lua_tostring(L, 2) : NULL;
+    return lua_tolstring(L, 1, len);
+}
+
 static int l_e164_parse(lua_State *L)
 {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    const char *region = luaL_optstring(L, 2, NULL);
+    const char *region;
+    const char *s = e164_args(L, &len, &region);
     tl_e164_number n;
     int rc = tl_e164_parse(s, len, region, &n);
     if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
@@ -327,8 +342,8 @@ static int l_e164_parse(lua_State *L)
 static int l_e164_normalize(lua_State *L)
 {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    const char *region = luaL_optstring(L, 2, NULL);
+    const char *region;
+    const char *s = e164_args(L, &len, &region);
     tl_e164_number n;
     int rc = tl_e164_parse(s, len, region, &n);
     if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
@@ -341,8 +356,18 @@ static int l_e164_normalize(lua_State *L)
         lua_pushstring(L, tl_e164_error_message(rc));
         lua_pushstring(L, tl_e164_error_name(rc));
     } else {
-        lua_pushfstring(L, "%s is not a valid number%s", n.e164,
-                        n.possible ? " (its length fits, but no number range matches)" : "");
+        char msg[96];
+        size_t k = strlen(n.e164);
+        static const char tail[] = " is not a valid number";
+        static const char fits[] = " (its length fits, but no number range matches)";
+        memcpy(msg, n.e164, k);
+        memcpy(msg + k, tail, sizeof tail - 1);
+        k += sizeof tail - 1;
+        if (n.possible) {
+            memcpy(msg + k, fits, sizeof fits - 1);
+            k += sizeof fits - 1;
+        }
+        lua_pushlstring(L, msg, k);
         lua_pushliteral(L, "NOT_VALID");
     }
     return 3;
