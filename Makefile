@@ -21,7 +21,7 @@ ifeq ($(SAN),1)
   BUILD  := build/san
 endif
 
-.PHONY: all deps test run bench check clean lint
+.PHONY: all deps test run bench check clean lint fuzz
 
 all: $(BUILD)/telua $(BUILD)/lua5.4/telua/core.so $(BUILD)/luajit/telua/core.so
 
@@ -57,8 +57,24 @@ deps:
 	@[ -d spec/oracle/node_modules/twilio ] || (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
-test: deps all
+test: deps all $(BUILD)/fuzz_e164
 	@sh spec/run.sh $(BUILD)
+
+# The E.164 parser under ASan and UBSan: a mutation fuzzer run by `make test`
+E164_SRC := src/core/e164.c src/core/re.c src/core/e164_meta.c
+SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz_e164: spec/c/fuzz_e164.c $(E164_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/fuzz_e164.c $(E164_SRC) -lpthread
+
+# Longer runs with libFuzzer when clang is installed: make fuzz [FUZZ_SECONDS=60]
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p $(BUILD)/fuzz-corpus
+	clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -o $(BUILD)/fuzz_e164_libfuzzer spec/c/fuzz_e164.c $(E164_SRC) -lpthread
+	$(BUILD)/fuzz_e164_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=300 $(BUILD)/fuzz-corpus
 
 run: deps all
 	@sh tools/run.sh $(BUILD)
