@@ -103,6 +103,50 @@ describe("telua.router", function()
     assert.are.equal(DECL .. "<Response><Message>default</Message></Response>", body(sms("hi")))
   end)
 
+  -- E.164 forms below are google-libphonenumber 3.2.47's: (201) 555-0123 in
+  -- US is +12015550123 (valid), 07400 123456 in GB is +447400123456,
+  -- 12345 and +266696687 are not valid numbers
+  it("compares numbers in E.164 with settings.default_region", function()
+    local seen
+    assert(r:add("a.lua", {
+      settings = { default_region = "US" },
+      messages = {
+        { to = "(201) 555-0123", handler = function(req) seen = req; return "<Response/>" end },
+        { to = "12345", handler = function(req) seen = req; return "<Response><Message>short</Message></Response>" end },
+      },
+    }))
+    r:handle(sms("hi", "201.555.0124", "+1 201 555 0123"))
+    assert.are.equal("+12015550123", seen.to)
+    assert.are.equal("+12015550124", seen.from)
+    assert.are.equal("201.555.0124", seen.params.From) -- as Twilio sent it
+    assert.are.equal("US", seen.from_number.region)
+    assert.are.equal("FIXED_LINE_OR_MOBILE", seen.from_number.type)
+    seen = nil
+    assert.matches("short", r:handle(sms("hi", "+12015550124", "12345")).body)
+    assert.are.equal("12345", seen.to) -- a short code stays as written
+    assert.is_false(seen.to_number.valid)
+  end)
+
+  it("keeps a channel prefix and what is not a number", function()
+    assert.are.equal("whatsapp:+447400123456", router.canonical("whatsapp:07400 123456", "GB"))
+    assert.are.equal("+447400123456", router.canonical("tel:+44-7400-123456"))
+    assert.are.equal("+266696687", router.canonical("+266696687"))
+    assert.are.equal("client:alice", router.canonical("client:alice"))
+    assert.are.equal("ACME", router.canonical("ACME", "US"))
+  end)
+
+  it("keys opt-outs by E.164, however the number was written", function()
+    assert(r:add("a.lua", { settings = { default_region = "GB" }, messages = { { handler = function() end } } }))
+    r:handle(sms("STOP", "07400 123456", "+44 7400 123457"))
+    assert.is_true(store:is_opted_out("+447400123457", "+447400123456"))
+  end)
+
+  it("refuses a default region libphonenumber does not know", function()
+    local ok, err = r:add("a.lua", { settings = { default_region = "XX" } })
+    assert.is_nil(ok)
+    assert.matches("settings.default_region must be a region code", err, 1, true)
+  end)
+
   it("answers opt-out keywords before rules and silences replies while opted out", function()
     local ran = 0
     assert(r:add("a.lua", { messages = { { handler = function(req)

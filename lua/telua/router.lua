@@ -11,8 +11,17 @@
 --         { path = "/sms/incoming", handler = fn },           -- everything else
 --       },
 --       status = { ["/status/messages"] = fn },               -- path -> handler
---       settings = { optout_replies = true, help_reply = "..." },
+--       settings = { optout_replies = true, help_reply = "...", default_region = "US" },
 --     }
+--
+-- Numbers are compared in E.164: `From` and `To` of a webhook, and the
+-- `to`/`from` of a message rule, go through `telua.e164.normalize` with
+-- `settings.default_region` (ISO 3166 alpha-2; none by default), so a rule
+-- may say `to = "(415) 555-0100"` with `default_region = "US"`. A channel
+-- prefix stays (`whatsapp:+14155550100`). What is not a valid number
+-- (short codes, alphanumeric sender IDs, `client:alice`) is kept as
+-- written. `req.from_number` and `req.to_number` give the full parse
+-- (`telua.e164.parse`) on demand.
 --
 -- On a message path the standard opt-out, opt-in and help keywords
 -- (`telua.optout`) are handled before any rule: the opt-out store is
@@ -26,12 +35,13 @@
 --
 -- @module telua.router
 
+local e164 = require "telua.e164"
 local optout = require "telua.optout"
 local twiml = require "telua.twiml"
 local webhook = require "telua.webhook"
 
-local type, pairs, ipairs, tostring, error, setmetatable, format, upper, getinfo =
-      type, pairs, ipairs, tostring, error, setmetatable, string.format, string.upper, debug.getinfo
+local type, pairs, ipairs, tostring, error, setmetatable, rawset, format, upper, getinfo =
+      type, pairs, ipairs, tostring, error, setmetatable, rawset, string.format, string.upper, debug.getinfo
 
 local _M = { _VERSION = "0.1.0" }
 local Router = {}
@@ -61,6 +71,7 @@ function _M.new(opts)
     message_paths = {},
     status = {},     -- path -> { handler, source }
     settings = { optout_replies = true },
+    canon = {},      -- rule number -> canonical form, for settings.default_region
   }, Router)
 end
 
@@ -145,6 +156,11 @@ function Router:add(file, rules)
   if rules.settings ~= nil and type(rules.settings) ~= "table" then
     return nil, format("%s: settings must be a table", file)
   end
+  local region = rules.settings and rules.settings.default_region
+  if region ~= nil and (type(region) ~= "string" or not e164.region_known(region)) then
+    return nil, format("%s: settings.default_region must be a region code libphonenumber knows (e.g. \"US\"), got %s",
+                       file, tostring(region))
+  end
 
   -- all checks passed: register
   for path, h in pairs(voice) do
@@ -189,8 +205,34 @@ local function reply(text)
   return { status = 200, content_type = XML, body = tostring(r) }
 end
 
+-- An address in the form rules and the store use: a channel prefix kept
+-- ("whatsapp:"), the number in E.164 when it is a valid one, else as given.
+local normalize = e164.normalize
+local function canonical(addr, region)
+  if type(addr) ~= "string" or addr == "" then return addr end
+  local prefix, rest = addr:match("^(%a[%w.+-]*:)(.+)$")
+  if not prefix or prefix == "tel:" then prefix, rest = "", addr end
+  local n = normalize(rest, region)
+  return n and (prefix .. n) or addr
+end
+_M.canonical = canonical
+
+-- req.from_number / req.to_number: the parse of From / To, made on first use
+local lazy_numbers = {
+  __index = function(r, k)
+    local raw
+    if k == "from_number" then raw = r.params.From elseif k == "to_number" then raw = r.params.To else return nil end
+    if type(raw) ~= "string" then return nil end
+    local addr = raw:match("^%a[%w.+-]*:(.+)$")
+    if raw:match("^tel:") then addr = raw end
+    local n = e164.parse(addr or raw, r.default_region)
+    rawset(r, k, n or false)
+    return n or false
+  end,
+}
+
 -- Builds the table handlers see from the transport-level request.
-local function view(req, store, log)
+local function view(req, store, log, region)
   local params = {}
   if req.query and req.query ~= "" then
     local q = webhook.parse_form(req.query)
@@ -199,13 +241,13 @@ local function view(req, store, log)
   local form = req.form or {}
   local form_first = webhook.first_values(form)
   for k, v in pairs(form_first) do params[k] = v end
-  return {
+  return setmetatable({
     method = req.method, path = req.path, url = req.url, query = req.query, headers = req.headers or {},
     body = req.body, form = form, params = params, store = store,
-    from = params.From, to = params.To, text = params.Body,
+    from = canonical(params.From, region), to = canonical(params.To, region), text = params.Body,
     call_sid = params.CallSid, message_sid = params.MessageSid, digits = params.Digits,
-    log = log,
-  }
+    log = log, default_region = region,
+  }, lazy_numbers)
 end
 
 function Router:_message(r, ctx)
@@ -237,11 +279,25 @@ function Router:_message(r, ctx)
   end
   local text = r.text or ""
   local first = upper(text:match("^%s*(%S*)") or "")
+  local region, canon = settings.default_region, self.canon
+  if self.canon_region ~= region then -- the rules' own numbers, once per region
+    canon = {}
+    self.canon, self.canon_region = canon, region
+  end
   for _, e in ipairs(self.messages) do
+    local want_to, want_from = e.to, e.from
+    if want_to then
+      want_to = canon[e.to] or canonical(e.to, region)
+      canon[e.to] = want_to
+    end
+    if want_from then
+      want_from = canon[e.from] or canonical(e.from, region)
+      canon[e.from] = want_from
+    end
     if e.path == r.path
        and (not e.keyword or e.keyword == first)
-       and (not e.to or e.to == sender)
-       and (not e.from or e.from == recipient)
+       and (not want_to or want_to == sender)
+       and (not want_from or want_from == recipient)
        and (not e.match or text:find(e.match)) then
       ctx.rule = e.source
       if e.keyword then r.args = text:match("^%s*%S+%s*(.-)%s*$") end
@@ -268,7 +324,8 @@ end
 function Router:handle(req, ctx)
   ctx = ctx or {}
   local path = req.path
-  local r = view(req, self.store, self.log)
+  local region = self.settings.default_region
+  local r = view(req, self.store, self.log, region)
   local v = self.voice[path]
   if v then
     ctx.kind, ctx.rule = "voice", v.source
