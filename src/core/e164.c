@@ -42,6 +42,7 @@ static tl_re *re_viable, *re_extn, *re_global_ctx, *re_domain_ctx;
 /* compiled metadata patterns: per territory, these fields */
 enum { F_IDD, F_NPFP, F_LEAD, F_DESC, F_COUNT = F_DESC + TL_E164_NSLOTS };
 static tl_re **terr_re;         /* [territory * F_COUNT + field] */
+static tl_re_set **terr_types;  /* per territory: all its number descriptions, one pass */
 static tl_re **pool_re;         /* each distinct pool string compiled once */
 static uint32_t *pool_offsets;  /* offset of each pool string, ascending */
 static int16_t region_index[26 * 26]; /* "AA".."ZZ" -> geographic territory, or -1 */
@@ -97,7 +98,8 @@ static void setup(void)
     pool_offsets = malloc((size_t)tl_e164_npatterns * sizeof *pool_offsets);
     pool_re = calloc((size_t)tl_e164_npatterns, sizeof *pool_re);
     terr_re = calloc((size_t)tl_e164_nterritories * F_COUNT, sizeof *terr_re);
-    if (!pool_offsets || !pool_re || !terr_re) { setup_failures = -1; return; }
+    terr_types = calloc((size_t)tl_e164_nterritories, sizeof *terr_types);
+    if (!pool_offsets || !pool_re || !terr_re || !terr_types) { setup_failures = -1; return; }
     for (i = 0; i < tl_e164_npatterns; i++) {
         pool_offsets[i] = (uint32_t)off;
         off += strlen(tl_e164_pool + off) + 1;
@@ -113,6 +115,7 @@ static void setup(void)
         f[F_NPFP] = compile_at(t->npfp);
         f[F_LEAD] = compile_at(t->leading_digits);
         for (s = 0; s < TL_E164_NSLOTS; s++) f[F_DESC + s] = compile_at(t->desc[s].pattern);
+        if (!(terr_types[i] = tl_re_set_new(f + F_DESC, TL_E164_NSLOTS))) { setup_failures = -1; return; }
     }
     free(pool_offsets);
     pool_offsets = NULL;
@@ -273,14 +276,14 @@ static int test_length(const tl_e164_territory *t, size_t len)
 }
 
 /* isNumberMatchingDesc: the listed lengths (none listed: no check), then
- * the pattern as a full match */
-static int matches_desc(const tl_e164_territory *t, int slot, const char *nsn, size_t len)
+ * the pattern as a full match, here read from `mask` (bit per slot, all
+ * the territory's patterns run in one pass) */
+static int matches_desc(const tl_e164_territory *t, int slot, unsigned mask, size_t len)
 {
     const tl_e164_desc *d = &t->desc[slot];
     if (d->len & TL_E164_LEN_NEVER) return 0;
     if (!(d->len & TL_E164_LEN_INHERIT) && d->len != 0 && !bit(d->len, len)) return 0;
-    if (!d->pattern) return 0;
-    return full_match(field_re(t, F_DESC + slot), nsn, len);
+    return d->pattern && ((mask >> slot) & 1);
 }
 
 /* getNumberTypeHelper */
@@ -293,15 +296,16 @@ static int number_type(const tl_e164_territory *t, const char *nsn, size_t len)
         { TL_E164_UAN, TL_E164_T_UAN },                   { TL_E164_VOICEMAIL, TL_E164_T_VOICEMAIL },
     };
     size_t i;
-    if (!matches_desc(t, TL_E164_GENERAL, nsn, len)) return TL_E164_T_UNKNOWN;
+    unsigned mask = tl_re_set_full_digits(terr_types[t - tl_e164_territories], nsn, len);
+    if (!matches_desc(t, TL_E164_GENERAL, mask, len)) return TL_E164_T_UNKNOWN;
     for (i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (matches_desc(t, order[i].slot, nsn, len)) return order[i].type;
-    if (matches_desc(t, TL_E164_FIXED_LINE, nsn, len)) {
-        if (t->same_mobile_fixed || matches_desc(t, TL_E164_MOBILE, nsn, len))
+        if (matches_desc(t, order[i].slot, mask, len)) return order[i].type;
+    if (matches_desc(t, TL_E164_FIXED_LINE, mask, len)) {
+        if (t->same_mobile_fixed || matches_desc(t, TL_E164_MOBILE, mask, len))
             return TL_E164_T_FIXED_LINE_OR_MOBILE;
         return TL_E164_T_FIXED_LINE;
     }
-    if (!t->same_mobile_fixed && matches_desc(t, TL_E164_MOBILE, nsn, len)) return TL_E164_T_MOBILE;
+    if (!t->same_mobile_fixed && matches_desc(t, TL_E164_MOBILE, mask, len)) return TL_E164_T_MOBILE;
     return TL_E164_T_UNKNOWN;
 }
 

@@ -866,3 +866,206 @@ int tl_re_full_digits(tl_re *re, const char *s, size_t n)
     }
     return d->accept[st];
 }
+
+/* ---- several patterns at once --------------------------------------------- */
+
+#define SET_MAX 16
+
+/* The DFA of a set runs all its patterns in one pass over a digit string;
+ * accept[state] has bit i set when pattern i matches the whole string. */
+struct tl_re_set {
+    tl_re *re[SET_MAX];
+    int n;
+    int16_t (*next)[10];
+    uint16_t *accept;
+    int nstates;
+    int built; /* 0 not yet, 1 DFA ready, -1 too big: run the patterns one by one */
+};
+
+tl_re_set *tl_re_set_new(tl_re *const *res, int n)
+{
+    tl_re_set *set;
+    if (n < 0 || n > SET_MAX || !(set = calloc(1, sizeof *set))) return NULL;
+    memcpy(set->re, res, (size_t)n * sizeof *res);
+    set->n = n;
+    return set;
+}
+
+void tl_re_set_free(tl_re_set *set)
+{
+    if (!set) return;
+    free(set->next);
+    free(set->accept);
+    free(set);
+}
+
+typedef struct {
+    const tl_re_set *set;
+    int *base[SET_MAX]; /* position id of (pattern, pc); CLASSN takes y ids */
+    unsigned *seen, gen;
+    int *ids, n, cap;
+    unsigned acc;
+} set_build;
+
+static int set_closure(set_build *b, int p, int pc, int k)
+{
+    const tl_re *re = b->set->re[p];
+    const rinst *in = &re->code[pc];
+    int id = b->base[p][pc] + k;
+    if (b->seen[id] == b->gen) return 0;
+    b->seen[id] = b->gen;
+    switch (in->op) {
+    case I_CLASS:
+    case I_CLASSN:
+        if (b->n == b->cap) return -1;
+        b->ids[b->n++] = id;
+        return 0;
+    case I_SPLIT:
+        if (set_closure(b, p, in->x, 0) < 0) return -1;
+        return set_closure(b, p, in->y, 0);
+    case I_JMP: return set_closure(b, p, in->x, 0);
+    case I_SAVE: return set_closure(b, p, pc + 1, 0);
+    case I_MATCH: b->acc |= 1u << p; return 0;
+    default: return -1;
+    }
+}
+
+/* position id -> (pattern, pc, k) */
+static void set_locate(const set_build *b, int id, int *p, int *pc, int *k)
+{
+    int i;
+    for (i = b->set->n - 1; i >= 0; i--) {
+        if (!b->set->re[i]) continue;
+        if (id >= b->base[i][0]) {
+            int lo = 0, hi = b->set->re[i]->ncode - 1;
+            while (lo < hi) { /* last pc whose base <= id */
+                int mid = (lo + hi + 1) / 2;
+                if (b->base[i][mid] <= id) lo = mid;
+                else hi = mid - 1;
+            }
+            *p = i;
+            *pc = lo;
+            *k = id - b->base[i][lo];
+            return;
+        }
+    }
+    *p = *pc = *k = 0;
+}
+
+#define SET_MAX_STATES 2048
+#define SET_MAX_IDS 2048
+
+static int set_build_dfa(tl_re_set *set)
+{
+    set_build b;
+    tset *states = NULL;
+    int total = 0, i, pc, cur, fail = 0, ok = -1;
+    memset(&b, 0, sizeof b);
+    b.set = set;
+    for (i = 0; i < set->n; i++) {
+        const tl_re *re = set->re[i];
+        if (!re) continue;
+        if (!(b.base[i] = malloc((size_t)re->ncode * sizeof(int)))) goto out;
+        for (pc = 0; pc < re->ncode; pc++) {
+            b.base[i][pc] = total;
+            total += re->code[pc].op == I_CLASSN ? re->code[pc].y : 1;
+            if (re->code[pc].op == I_EOL || re->code[pc].op == I_BOL) goto out;
+        }
+    }
+    b.seen = calloc((size_t)(total ? total : 1), sizeof *b.seen);
+    b.ids = malloc(SET_MAX_IDS * sizeof *b.ids);
+    b.cap = SET_MAX_IDS;
+    states = calloc(SET_MAX_STATES, sizeof *states);
+    set->next = malloc(SET_MAX_STATES * sizeof *set->next);
+    set->accept = calloc(SET_MAX_STATES, sizeof *set->accept);
+    if (!b.seen || !b.ids || !states || !set->next || !set->accept) goto out;
+    b.gen = 1;
+    for (i = 0; i < set->n; i++)
+        if (set->re[i] && set_closure(&b, i, 0, 0) < 0) goto out;
+    qsort(b.ids, (size_t)b.n, sizeof *b.ids, cmp_int);
+    if (!(states[0].ids = malloc((size_t)(b.n ? b.n : 1) * sizeof(int)))) goto out;
+    memcpy(states[0].ids, b.ids, (size_t)b.n * sizeof(int));
+    states[0].n = b.n;
+    set->accept[0] = (uint16_t)b.acc;
+    set->nstates = 1;
+    for (cur = 0; cur < set->nstates && !fail; cur++) {
+        int digit;
+        for (digit = 0; digit < 10 && !fail; digit++) {
+            int j, t;
+            b.n = 0;
+            b.acc = 0;
+            b.gen++;
+            for (j = 0; j < states[cur].n && !fail; j++) {
+                int p, ppc, k;
+                const rinst *in;
+                set_locate(&b, states[cur].ids[j], &p, &ppc, &k);
+                in = &set->re[p]->code[ppc];
+                if (!((set->re[p]->ascii[in->x][0] >> ('0' + digit)) & 1)) continue;
+                if (in->op == I_CLASSN && k + 1 < in->y) fail = set_closure(&b, p, ppc, k + 1) < 0;
+                else fail = set_closure(&b, p, ppc + 1, 0) < 0;
+            }
+            if (fail) break;
+            if (b.n == 0 && !b.acc) {
+                set->next[cur][digit] = -1;
+                continue;
+            }
+            qsort(b.ids, (size_t)b.n, sizeof *b.ids, cmp_int);
+            for (t = 0; t < set->nstates; t++)
+                if (states[t].n == b.n && set->accept[t] == b.acc &&
+                    memcmp(states[t].ids, b.ids, (size_t)b.n * sizeof(int)) == 0)
+                    break;
+            if (t == set->nstates) {
+                if (t == SET_MAX_STATES || !(states[t].ids = malloc((size_t)(b.n ? b.n : 1) * sizeof(int)))) {
+                    fail = 1;
+                    break;
+                }
+                memcpy(states[t].ids, b.ids, (size_t)b.n * sizeof(int));
+                states[t].n = b.n;
+                set->accept[t] = (uint16_t)b.acc;
+                set->nstates++;
+            }
+            set->next[cur][digit] = (int16_t)t;
+        }
+    }
+    ok = fail ? -1 : 0;
+out:
+    if (states) {
+        for (i = 0; i < SET_MAX_STATES; i++) free(states[i].ids);
+        free(states);
+    }
+    for (i = 0; i < SET_MAX; i++) free(b.base[i]);
+    free(b.seen);
+    free(b.ids);
+    if (ok != 0) {
+        free(set->next);
+        free(set->accept);
+        set->next = NULL;
+        set->accept = NULL;
+    }
+    return ok;
+}
+
+unsigned tl_re_set_full_digits(tl_re_set *set, const char *s, size_t n)
+{
+    int built = __atomic_load_n(&set->built, __ATOMIC_ACQUIRE), st = 0, i;
+    size_t k;
+    unsigned mask = 0;
+    if (!built) {
+        pthread_mutex_lock(&dfa_mu);
+        if (!(built = set->built)) {
+            built = set_build_dfa(set) == 0 ? 1 : -1;
+            __atomic_store_n(&set->built, built, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&dfa_mu);
+    }
+    if (built < 0) {
+        for (i = 0; i < set->n; i++)
+            if (set->re[i] && tl_re_full_digits(set->re[i], s, n)) mask |= 1u << i;
+        return mask;
+    }
+    for (k = 0; k < n; k++) {
+        unsigned v = (unsigned char)s[k] - '0';
+        if (v > 9 || (st = set->next[st][v]) < 0) return 0;
+    }
+    return set->accept[st];
+}

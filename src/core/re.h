@@ -56,4 +56,13 @@ long tl_re_match_bytes(const tl_re *re, const char *s, size_t n, int full, long 
  * DFA cannot hold). Same answer as tl_re_match_bytes(re, s, n, 1, NULL) == n. */
 int tl_re_full_digits(tl_re *re, const char *s, size_t n);
 
+/* Up to 16 patterns (NULL entries never match) run together: one DFA pass
+ * over an ASCII-digit string gives the mask of the patterns that match all
+ * of it (bit i for res[i]). Built on first use, thread-safe. The patterns
+ * must outlive the set. */
+typedef struct tl_re_set tl_re_set;
+tl_re_set *tl_re_set_new(tl_re *const *res, int n);
+void tl_re_set_free(tl_re_set *set);
+unsigned tl_re_set_full_digits(tl_re_set *set, const char *s, size_t n);
+
 #endif
