@@ -1,7 +1,7 @@
 #!/bin/sh
 # E.164 side by side, same 10,000 inputs, same run: parse + validate + E.164
 # in telua (C, and through Lua 5.4 and LuaJIT) and in google-libphonenumber
-# and libphonenumber-js/max under node. Each prints the best of three runs of
+# and libphonenumber-js/max under node. Each prints the best of five runs of
 # PASSES passes; the ratio is telua over the faster peer.
 # usage: sh bench/e164.sh [BUILD]     (PASSES=20 by default)
 set -eu

@@ -1,6 +1,6 @@
 -- telua.e164 through Lua on the benchmark inputs: normalize (parse,
 -- validate, E.164) for every line "input<TAB>region" of FILE, repeated;
--- best of three runs.  lua5.4|luajit bench/e164_lua.lua FILE [passes]
+-- best of five runs.  lua5.4|luajit bench/e164_lua.lua FILE [passes]
 local e164 = require "telua.e164"
 local clock = os.clock
 local inputs, regions = {}, {}
@@ -12,7 +12,7 @@ local passes = tonumber(arg[2]) or 20
 local normalize, n = e164.normalize, #inputs
 local best, valid = math.huge, 0
 normalize(inputs[1], regions[1])
-for _ = 1, 3 do
+for _ = 1, 5 do
   local t0 = clock()
   for _ = 1, passes do
     valid = 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The peers on the same inputs: google-libphonenumber (parse, isValidNumber,
 // format E164) and libphonenumber-js /max (parsePhoneNumber, isValid,
-// .number), one warm-up pass then the best of three runs of PASSES passes.
+// .number), one warm-up pass then the best of five runs of PASSES passes.
 //   node bench/e164_peers.js FILE [passes]
 "use strict";
 const fs = require("fs");
@@ -39,7 +39,7 @@ function lpjs() {
 function bench(name, f) {
   f();
   let best = Infinity, valid = 0;
-  for (let run = 0; run < 3; run++) {
+  for (let run = 0; run < 5; run++) {
     const t0 = process.hrtime.bigint();
     for (let p = 0; p < passes; p++) valid = f();
     const dt = Number(process.hrtime.bigint() - t0) / 1e9;

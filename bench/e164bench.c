@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     lens = malloc(n * sizeof *lens);
     for (i = 0; i < n; i++) lens[i] = strlen(in[i]);
     tl_e164_init();
-    for (run = 0; run < 3; run++) { /* best of three runs of `passes` passes */
+    for (run = 0; run < 5; run++) { /* best of five runs of `passes` passes */
         double t0 = now(), dt;
         valid = 0;
         for (p = 0; p < passes; p++)
