@@ -9,7 +9,8 @@ LUA54_CFLAGS  := -I/usr/include/lua5.4
 LUAJIT_CFLAGS := -I/usr/include/luajit-2.1
 HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lsqlite3) -lpthread -lm -ldl
 
-CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/re.c src/core/e164.c src/core/e164_meta.c
+CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/re.c src/core/e164.c src/core/e164_meta.c \
+            src/core/segments.c src/core/segments_tables.c
 LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c
 HOST_SRC := $(wildcard src/host/*.c)
 HDRS     := $(wildcard src/core/*.h src/lua/*.h src/host/*.h src/include/*.h)

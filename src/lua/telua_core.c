@@ -12,6 +12,8 @@
 #include "../core/e164.h"
 #include "../core/e164_meta.h"
 #include "../core/form.h"
+#include "../core/segments.h"
+#include "../core/segments_tables.h"
 #include "../core/signature.h"
 #include "../core/xml.h"
 
@@ -380,7 +382,92 @@ static int l_e164_region_known(lua_State *L)
     return 1;
 }
 
+/* non-GSM graphemes into the list at the top of the stack */
+typedef struct {
+    lua_State *L;
+    const char *text;
+    int n;
+} nongsm_list;
+
+static void push_nongsm(void *ud, size_t off, size_t len)
+{
+    nongsm_list *l = ud;
+    lua_pushlstring(l->L, l->text + off, len);
+    lua_rawseti(l->L, -2, ++l->n);
+}
+
+/*
+ * core.segments_count(text, encoding, smart, list) ->
+ *   encoding ("GSM-7" | "UCS-2"), segments, characters, graphemes[, non_gsm list][, smart text]
+ *   | nil, message, code
+ * encoding: "auto" (or nil), "GSM-7", "UCS-2"; smart: apply Smart Encoding
+ * first (the smart text is then returned last); list: also return the
+ * non-GSM graphemes in order. Codes: INVALID_UTF8, NOT_GSM.
+ */
+static int l_segments_count(lua_State *L)
+{
+    size_t len, where = 0;
+    const char *text = luaL_checklstring(L, 1, &len);
+    const char *enc = luaL_optstring(L, 2, "auto");
+    int smart = lua_toboolean(L, 3), list = lua_toboolean(L, 4), mode, rc, nret;
+    tl_seg_result r;
+    nongsm_list nl;
+    if (strcmp(enc, "auto") == 0) mode = TL_SEG_AUTO;
+    else if (strcmp(enc, "GSM-7") == 0) mode = TL_SEG_GSM7;
+    else if (strcmp(enc, "UCS-2") == 0) mode = TL_SEG_UCS2;
+    else return luaL_argerror(L, 2, "encoding must be \"auto\", \"GSM-7\" or \"UCS-2\"");
+    if (smart) {
+        size_t n = tl_seg_smart_len(text, len);
+        char *buf;
+        if (n == (size_t)-1) {
+            tl_seg_count(text, len, mode, &r, NULL, NULL, &where); /* finds the offset */
+            lua_pushnil(L);
+            lua_pushfstring(L, "text is not valid UTF-8 (byte %d)", (int)where + 1);
+            lua_pushliteral(L, "INVALID_UTF8");
+            return 3;
+        }
+        buf = lua_newuserdata(L, n ? n : 1);
+        tl_seg_smart_encode(text, len, buf);
+        lua_pushlstring(L, buf, n);
+        lua_replace(L, 1); /* the text counted from here on is the smart one */
+        text = lua_tolstring(L, 1, &len);
+    }
+    if (list) lua_newtable(L);
+    nl.L = L;
+    nl.text = text;
+    nl.n = 0;
+    rc = tl_seg_count(text, len, mode, &r, list ? push_nongsm : NULL, &nl, &where);
+    if (rc == TL_SEG_ENOMEM) return luaL_error(L, "segments: out of memory");
+    if (rc != TL_SEG_OK) {
+        lua_pushnil(L);
+        if (rc == TL_SEG_EUTF8) {
+            lua_pushfstring(L, "text is not valid UTF-8 (byte %d)", (int)where + 1);
+            lua_pushliteral(L, "INVALID_UTF8");
+        } else {
+            lua_pushfstring(L, "GSM-7 was asked for but the text has a character GSM 03.38 lacks (byte %d)",
+                            (int)where + 1);
+            lua_pushliteral(L, "NOT_GSM");
+        }
+        return 3;
+    }
+    lua_pushstring(L, r.ucs2 ? "UCS-2" : "GSM-7");
+    lua_pushinteger(L, (lua_Integer)r.segments);
+    lua_pushinteger(L, (lua_Integer)r.characters);
+    lua_pushinteger(L, (lua_Integer)r.graphemes);
+    nret = 4;
+    if (list) {
+        lua_pushvalue(L, -5); /* the list, below the four results */
+        nret++;
+    }
+    if (smart) {
+        lua_pushvalue(L, 1);
+        nret++;
+    }
+    return nret;
+}
+
 static const luaL_Reg core_funcs[] = {
+    { "segments_count", l_segments_count },
     { "e164_parse", l_e164_parse },
     { "e164_normalize", l_e164_normalize },
     { "e164_region_known", l_e164_region_known },
@@ -403,5 +490,7 @@ int luaopen_telua_core(lua_State *L)
     lua_setfield(L, -2, "sqlite_open");
     lua_pushliteral(L, TL_E164_META_SOURCE);
     lua_setfield(L, -2, "e164_metadata");
+    lua_pushliteral(L, TL_SEG_SOURCE);
+    lua_setfield(L, -2, "segments_source");
     return 1;
 }
