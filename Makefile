@@ -58,7 +58,7 @@ deps:
 	@[ -d spec/oracle/node_modules/twilio ] || (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
-test: deps all $(BUILD)/fuzz_e164
+test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments
 	@sh spec/run.sh $(BUILD)
 
 # The E.164 parser under ASan and UBSan: a mutation fuzzer run by `make test`
@@ -68,6 +68,11 @@ $(BUILD)/fuzz_e164: spec/c/fuzz_e164.c $(E164_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/fuzz_e164.c $(E164_SRC) -lpthread
 
+SEG_SRC := src/core/segments.c src/core/segments_tables.c
+$(BUILD)/fuzz_segments: spec/c/fuzz_segments.c $(SEG_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/fuzz_segments.c $(SEG_SRC)
+
 # Longer runs with libFuzzer when clang is installed: make fuzz [FUZZ_SECONDS=60]
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -76,13 +81,18 @@ fuzz:
 	clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -o $(BUILD)/fuzz_e164_libfuzzer spec/c/fuzz_e164.c $(E164_SRC) -lpthread
 	$(BUILD)/fuzz_e164_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=300 $(BUILD)/fuzz-corpus
+	@mkdir -p $(BUILD)/fuzz-corpus-segments
+	clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -o $(BUILD)/fuzz_segments_libfuzzer spec/c/fuzz_segments.c $(SEG_SRC)
+	$(BUILD)/fuzz_segments_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4000 $(BUILD)/fuzz-corpus-segments
 
 run: deps all
 	@sh tools/run.sh $(BUILD)
 
-bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench
+bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench
 	@sh bench/webhook.sh $(BUILD)
 	@sh bench/e164.sh $(BUILD)
+	@sh bench/segments.sh $(BUILD)
 
 check: all
 	$(BUILD)/telua check rules
@@ -98,3 +108,6 @@ $(BUILD)/sigbench: bench/sigbench.c $(CORE_SRC) $(HDRS)
 
 $(BUILD)/e164bench: bench/e164bench.c src/core/e164.c src/core/re.c src/core/e164_meta.c $(HDRS)
 	$(CC) $(WARN) -O2 -o $@ bench/e164bench.c src/core/e164.c src/core/re.c src/core/e164_meta.c -lpthread
+
+$(BUILD)/segbench: bench/segbench.c src/core/segments.c src/core/segments_tables.c $(HDRS)
+	$(CC) $(WARN) -O2 -o $@ bench/segbench.c src/core/segments.c src/core/segments_tables.c

@@ -34,12 +34,13 @@ if [ -x "$BUILD/test_core" ]; then
   [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out" && failed=$((failed + 1))
 fi
 
-if [ -x "$BUILD/fuzz_e164" ]; then
-  echo "== E.164 parser fuzzing under ASan/UBSan"
-  "$BUILD/fuzz_e164" 200000 > "$out" 2>&1; rc=$?
+for fz in fuzz_e164 fuzz_segments; do # C fuzz targets under ASan/UBSan (spec/c)
+  [ -x "$BUILD/$fz" ] || continue
+  echo "== $fz under ASan/UBSan"
+  "$BUILD/$fz" > "$out" 2>&1; rc=$?
   grep -v '^ok ' "$out" | sed -n '1,60p'; count
   [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out" && failed=$((failed + 1))
-fi
+done
 
 UNIT=$(ls spec/*_spec.lua)
 run_busted lua5.4 lua5.4 $UNIT

@@ -197,7 +197,9 @@ static int split(const char *text, size_t len, grapheme_fn fn, void *ud, size_t 
         }
         prop = gb_prop(c);
         if (cl.n > 0) cl.all[cl.n] = (uint8_t)prop; /* `end`, after start and mid */
-        if (cl.n > 0 && should_break(&cl, prop)) {
+        /* Other then Other always breaks (GB999, no rule before it applies):
+         * the common case, decided without the full rules */
+        if (cl.n > 0 && ((cl.n == 1 && cl.all[0] == TL_GB_OTHER && prop == TL_GB_OTHER) || should_break(&cl, prop))) {
             if ((rc = emit(text, (size_t)(gstart - (const unsigned char *)text), (size_t)(at - gstart), units,
                            ncp == 1 && units == 1 ? gsm_septets(first) : 0, fn, ud)) != 0)
                 goto out;
@@ -224,38 +226,18 @@ out:
 
 /* ---- counting ------------------------------------------------------------------ */
 
+/* The calculator's _buildSegments for one encoding. */
 typedef struct {
-    const char *text;
-    int mode, ucs2;
-    int any_non_gsm;
-    size_t non_gsm_at;
-    tl_seg_nongsm_fn nongsm;
-    void *ud;
-    /* segment filling */
-    size_t segments, used, bits, graphemes, characters;
-    int first_open;             /* still filling the first segment (no header yet) */
+    int ucs2;
+    size_t segments, used, bits, characters;
+    int first_open; /* still filling the first segment (no header yet) */
     uint16_t first_sizes[SEGMENT_BITS / 7 + 1];
     size_t nfirst;
-} counter;
+} filler;
 
-/* First pass: is every grapheme GSM? (and report those that are not) */
-static int scan(void *ud, const grapheme *g)
+static void fill(filler *k, const grapheme *g)
 {
-    counter *k = ud;
-    if (g->septets == 0) {
-        if (!k->any_non_gsm) k->non_gsm_at = g->off;
-        k->any_non_gsm = 1;
-        if (k->nongsm) k->nongsm(k->ud, g->off, g->len);
-    }
-    return 0;
-}
-
-/* Second pass: the calculator's _buildSegments. */
-static int fill(void *ud, const grapheme *g)
-{
-    counter *k = ud;
     size_t size = k->ucs2 ? (g->septets ? 16 : 16 * g->units) : (size_t)(7 * g->septets);
-    k->graphemes++;
     k->characters += k->ucs2 ? 1 : (size_t)g->septets;
     k->bits += size;
     if (k->used + size > SEGMENT_BITS) { /* freeSizeInBits() < sizeInBits(): a new segment */
@@ -272,6 +254,28 @@ static int fill(void *ud, const grapheme *g)
     k->used += size;
     if (k->first_open && k->nfirst < sizeof k->first_sizes / sizeof k->first_sizes[0])
         k->first_sizes[k->nfirst++] = (uint16_t)(size > 0xFFFF ? 0xFFFF : size);
+}
+
+typedef struct {
+    filler gsm, ucs;    /* both encodings are filled in the one pass */
+    size_t graphemes;
+    int any_non_gsm;
+    size_t non_gsm_at;
+    tl_seg_nongsm_fn nongsm;
+    void *ud;
+} counter;
+
+static int count_one(void *ud, const grapheme *g)
+{
+    counter *k = ud;
+    k->graphemes++;
+    if (g->septets == 0) {
+        if (!k->any_non_gsm) k->non_gsm_at = g->off;
+        k->any_non_gsm = 1;
+        if (k->nongsm) k->nongsm(k->ud, g->off, g->len);
+    }
+    if (!k->any_non_gsm) fill(&k->gsm, g); /* GSM-7 sizes mean nothing once a grapheme is not GSM */
+    fill(&k->ucs, g);
     return 0;
 }
 
@@ -279,27 +283,31 @@ int tl_seg_count(const char *text, size_t len, int mode, tl_seg_result *out, tl_
                  void *ud, size_t *where)
 {
     counter k;
+    const filler *f;
     int rc;
-    memset(&k, 0, sizeof k);
     memset(out, 0, sizeof *out);
-    k.text = text;
-    k.mode = mode;
+    k.graphemes = 0;
+    k.any_non_gsm = 0;
+    k.non_gsm_at = 0;
     k.nongsm = nongsm;
     k.ud = ud;
-    if ((rc = split(text, len, scan, &k, where)) != 0) return rc;
+    k.gsm.ucs2 = 0;
+    k.ucs.ucs2 = 1;
+    k.gsm.segments = k.ucs.segments = 1;
+    k.gsm.used = k.ucs.used = k.gsm.bits = k.ucs.bits = k.gsm.characters = k.ucs.characters = 0;
+    k.gsm.first_open = k.ucs.first_open = 1;
+    k.gsm.nfirst = k.ucs.nfirst = 0;
+    if ((rc = split(text, len, count_one, &k, where)) != 0) return rc;
     if (mode == TL_SEG_GSM7 && k.any_non_gsm) {
         if (where) *where = k.non_gsm_at;
         return TL_SEG_ENOTGSM;
     }
-    k.ucs2 = mode == TL_SEG_UCS2 || (mode == TL_SEG_AUTO && k.any_non_gsm);
-    k.segments = 1;
-    k.first_open = 1;
-    if ((rc = split(text, len, fill, &k, where)) != 0) return rc;
-    out->ucs2 = k.ucs2;
-    out->segments = k.segments;
-    out->characters = k.characters;
+    f = (mode == TL_SEG_UCS2 || (mode == TL_SEG_AUTO && k.any_non_gsm)) ? &k.ucs : &k.gsm;
+    out->ucs2 = f->ucs2;
+    out->segments = f->segments;
+    out->characters = f->characters;
     out->graphemes = k.graphemes;
-    out->bits = k.bits;
+    out->bits = f->bits;
     return TL_SEG_OK;
 }
 
