@@ -10,7 +10,7 @@ LUAJIT_CFLAGS := -I/usr/include/luajit-2.1
 HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lsqlite3) -lpthread -lm -ldl
 
 CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/re.c src/core/e164.c src/core/e164_meta.c \
-            src/core/segments.c src/core/segments_tables.c
+            src/core/segments.c src/core/segments_tables.c src/core/gcra.c
 LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c
 HOST_SRC := $(wildcard src/host/*.c)
 HDRS     := $(wildcard src/core/*.h src/lua/*.h src/host/*.h src/include/*.h)
@@ -58,7 +58,7 @@ deps:
 	@[ -d spec/oracle/node_modules/twilio ] || (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
-test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments
+test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra
 	@sh spec/run.sh $(BUILD)
 
 # The E.164 parser under ASan and UBSan: a mutation fuzzer run by `make test`
@@ -72,6 +72,10 @@ SEG_SRC := src/core/segments.c src/core/segments_tables.c
 $(BUILD)/fuzz_segments: spec/c/fuzz_segments.c $(SEG_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/fuzz_segments.c $(SEG_SRC)
+
+$(BUILD)/test_gcra: spec/c/test_gcra.c src/core/gcra.c src/core/gcra.h
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/test_gcra.c src/core/gcra.c -lpthread
 
 # Longer runs with libFuzzer when clang is installed: make fuzz [FUZZ_SECONDS=60]
 FUZZ_SECONDS ?= 60
@@ -89,10 +93,11 @@ fuzz:
 run: deps all
 	@sh tools/run.sh $(BUILD)
 
-bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench
+bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/gcrabench
 	@sh bench/webhook.sh $(BUILD)
 	@sh bench/e164.sh $(BUILD)
 	@sh bench/segments.sh $(BUILD)
+	@sh bench/gcra.sh $(BUILD)
 
 check: all
 	$(BUILD)/telua check rules
@@ -111,3 +116,6 @@ $(BUILD)/e164bench: bench/e164bench.c src/core/e164.c src/core/re.c src/core/e16
 
 $(BUILD)/segbench: bench/segbench.c src/core/segments.c src/core/segments_tables.c $(HDRS)
 	$(CC) $(WARN) -O2 -o $@ bench/segbench.c src/core/segments.c src/core/segments_tables.c
+
+$(BUILD)/gcrabench: bench/gcrabench.c src/core/gcra.c src/core/gcra.h
+	$(CC) $(WARN) -O2 -o $@ bench/gcrabench.c src/core/gcra.c -lpthread

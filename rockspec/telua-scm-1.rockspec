@@ -26,7 +26,7 @@ build = {
     ["telua.core"] = {
       sources = { "src/core/form.c", "src/core/signature.c", "src/core/url.c", "src/core/xml.c",
                   "src/core/re.c", "src/core/e164.c", "src/core/e164_meta.c",
-                  "src/core/segments.c", "src/core/segments_tables.c",
+                  "src/core/segments.c", "src/core/segments_tables.c", "src/core/gcra.c",
                   "src/lua/telua_core.c", "src/lua/sqlite.c" },
       libraries = { "crypto", "sqlite3" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)" },
@@ -36,6 +36,7 @@ build = {
     ["telua"] = "lua/telua/init.lua",
     ["telua.e164"] = "lua/telua/e164.lua",
     ["telua.flow"] = "lua/telua/flow.lua",
+    ["telua.gcra"] = "lua/telua/gcra.lua",
     ["telua.segments"] = "lua/telua/segments.lua",
     ["telua.host"] = "lua/telua/host.lua",
     ["telua.optout"] = "lua/telua/optout.lua",

@@ -12,6 +12,7 @@
 #include "../core/e164.h"
 #include "../core/e164_meta.h"
 #include "../core/form.h"
+#include "../core/gcra.h"
 #include "../core/segments.h"
 #include "../core/segments_tables.h"
 #include "../core/signature.h"
@@ -466,7 +467,119 @@ static int l_segments_count(lua_State *L)
     return nret;
 }
 
+/* ---- GCRA limiters (userdata "telua.GCRA" holding a tl_gcra_limit) ---- */
+
+#define GCRA_MT "telua.GCRA"
+
+static uint64_t check_u64(lua_State *L, int idx, const char *what)
+{
+    lua_Number v = luaL_checknumber(L, idx);
+    if (!(v >= 0) || v > 9007199254740992.0) luaL_error(L, "gcra: %s must be a non-negative number", what);
+    return (uint64_t)v;
+}
+
+/* core.gcra_new(count, period_ns, burst, queue_ns) -> limiter */
+static int l_gcra_new(lua_State *L)
+{
+    tl_gcra_limit *g;
+    uint64_t count = check_u64(L, 1, "count"), period = check_u64(L, 2, "period"),
+             burst = check_u64(L, 3, "burst"), queue = check_u64(L, 4, "queue");
+    if (!count || !period || !burst) return luaL_error(L, "gcra: rate and burst must be positive");
+    g = lua_newuserdata(L, sizeof *g);
+    g->count = count;
+    g->period_ns = period;
+    g->burst = burst;
+    g->queue_ns = queue;
+    tl_gcra_prepare(g);
+    luaL_setmetatable(L, GCRA_MT);
+    return 1;
+}
+
+/* shared by incoming and incoming_at: the key at k, cost at k+1, commit at k+2 */
+static int gcra_decide(lua_State *L, tl_gcra_limit *g, int k, uint64_t now)
+{
+    size_t len;
+    const char *key = luaL_checklstring(L, k, &len);
+    lua_Number c = luaL_optnumber(L, k + 1, 1);
+    int commit = lua_isnoneornil(L, k + 2) ? 1 : lua_toboolean(L, k + 2);
+    uint64_t wait = 0;
+    int rc;
+    if (!(c >= 0) || c > 1e9 || c != (lua_Number)(uint64_t)c)
+        return luaL_argerror(L, k + 1, "cost must be a whole number >= 0");
+    rc = tl_gcra_incoming(g, key, len, (uint64_t)c, commit, now, &wait);
+    switch (rc) {
+    case TL_GCRA_NOW: lua_pushinteger(L, 0); return 1;
+    case TL_GCRA_DELAYED: lua_pushnumber(L, (lua_Number)wait / 1e9); return 1;
+    case TL_GCRA_REJECTED:
+        lua_pushnil(L);
+        lua_pushliteral(L, "rejected");
+        lua_pushnumber(L, (lua_Number)wait / 1e9);
+        return 3;
+    case TL_GCRA_TOO_LARGE:
+        lua_pushnil(L);
+        lua_pushliteral(L, "too_large");
+        return 2;
+    default: return luaL_error(L, "gcra: %s", rc == TL_GCRA_ENOMEM ? "out of memory" : "bad limit");
+    }
+}
+
+/* lim:incoming(key [, cost [, commit]]) -> delay | nil, "rejected", wait | nil, "too_large" */
+static int l_gcra_incoming(lua_State *L)
+{
+    return gcra_decide(L, luaL_checkudata(L, 1, GCRA_MT), 2, tl_gcra_now());
+}
+
+/* lim:incoming_at(now_seconds, key [, cost [, commit]]): the same at a given monotonic time */
+static int l_gcra_incoming_at(lua_State *L)
+{
+    tl_gcra_limit *g = luaL_checkudata(L, 1, GCRA_MT);
+    lua_Number now = luaL_checknumber(L, 2);
+    if (!(now >= 0) || now > 9.0e9) return luaL_argerror(L, 2, "now must be seconds >= 0");
+    return gcra_decide(L, g, 3, (uint64_t)(now * 1e9 + 0.5));
+}
+
+/* lim:uncommit(key [, cost]) */
+static int l_gcra_uncommit(lua_State *L)
+{
+    tl_gcra_limit *g = luaL_checkudata(L, 1, GCRA_MT);
+    size_t len;
+    const char *key = luaL_checklstring(L, 2, &len);
+    lua_Number c = luaL_optnumber(L, 3, 1);
+    if (!(c >= 0) || c > 1e9 || c != (lua_Number)(uint64_t)c)
+        return luaL_argerror(L, 3, "cost must be a whole number >= 0");
+    tl_gcra_uncommit(g, key, len, (uint64_t)c);
+    return 0;
+}
+
+/* core.gcra_now() -> monotonic seconds */
+static int l_gcra_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)tl_gcra_now() / 1e9);
+    return 1;
+}
+
+/* core.gcra_stats() -> keys, capacity, evicted */
+static int l_gcra_stats(lua_State *L)
+{
+    tl_gcra_stats st;
+    tl_gcra_stats_get(&st);
+    lua_pushinteger(L, (lua_Integer)st.keys);
+    lua_pushinteger(L, (lua_Integer)st.capacity);
+    lua_pushinteger(L, (lua_Integer)st.evicted);
+    return 3;
+}
+
+static const luaL_Reg gcra_methods[] = {
+    { "incoming", l_gcra_incoming },
+    { "incoming_at", l_gcra_incoming_at },
+    { "uncommit", l_gcra_uncommit },
+    { NULL, NULL }
+};
+
 static const luaL_Reg core_funcs[] = {
+    { "gcra_new", l_gcra_new },
+    { "gcra_now", l_gcra_now },
+    { "gcra_stats", l_gcra_stats },
     { "segments_count", l_segments_count },
     { "e164_parse", l_e164_parse },
     { "e164_normalize", l_e164_normalize },
@@ -483,6 +596,11 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_telua_core(lua_State *L)
 {
+    if (luaL_newmetatable(L, GCRA_MT)) {
+        luaL_newlib(L, gcra_methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
     luaL_newlib(L, core_funcs);
     lua_pushliteral(L, TELUA_VERSION);
     lua_setfield(L, -2, "_VERSION");
