@@ -2,12 +2,17 @@
 --
 -- A limit admits `burst` events back to back and then one every `1/rate`
 -- seconds; an event may cost more than one (an SMS of 3 segments costs 3:
--- Twilio counts throughput in segments). The API follows
+-- Twilio counts throughput in segments). As with a token bucket of
+-- `burst` tokens refilled at `rate`, an event of cost q goes when q tokens
+-- are there, so no second holds more than `rate + burst` of cost: set
+-- `burst` to at least the largest cost (a message's segments), since a
+-- cost above it can never pass a policing limiter ("too_large") and waits
+-- `(q - burst) / rate` from idle under shaping. The API follows
 -- lua-resty-limit-traffic: the limiter never sleeps, it answers with a
 -- delay and the caller waits (or schedules) or gives up.
 --
 --     local gcra = require "telua.gcra"
---     local lim = gcra.new{ rate = 1, burst = 1, queue = 60 }   -- 1 MPS long code, 60 s of queue
+--     local lim = gcra.new{ rate = 1, burst = 5, queue = 60 }   -- 1 MPS long code, 60 s of queue
 --     local delay, err, wait = lim:incoming("+14155550100", 3)  -- 3 segments
 --     -- delay: 0 (now) or seconds to wait; nil, "rejected", wait: over even with the queue
 --
