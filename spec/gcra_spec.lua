@@ -49,6 +49,23 @@ describe("telua.gcra", function()
     end
   end)
 
+  it("never puts more than rate + burst of cost into any second, whatever the costs", function()
+    local lim, k = gcra.new{ rate = 50, burst = 3, queue = 3600 }, key()
+    local sends, x = {}, 7
+    for _ = 1, 2000 do
+      x = (x * 69069 + 1) % 4294967296
+      local cost = 1 + x % 3
+      sends[#sends + 1] = { at = 100 + lim:incoming_at(100, k, cost), cost = cost }
+    end
+    local j, window, worst = 1, 0, 0
+    for i = 1, #sends do -- sliding one-second window over send times
+      window = window + sends[i].cost
+      while sends[i].at - sends[j].at >= 1 do window = window - sends[j].cost; j = j + 1 end
+      if window > worst then worst = window end
+    end
+    assert.is_true(worst <= 50 + 3, "a second held " .. worst)
+  end)
+
   it("looks without committing, and gives back with uncommit", function()
     local lim, k = gcra.new{ rate = 1 }, key()
     assert.are.equal(0, lim:incoming_at(10, k, 1, false))
