@@ -55,7 +55,9 @@ deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
-	@[ -d spec/oracle/node_modules/twilio ] || (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
+	@# npm writes node_modules/.package-lock.json: older than the lock file means new oracles
+	@[ spec/oracle/node_modules/.package-lock.json -nt spec/oracle/package-lock.json ] || \
+	  (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
 test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra
