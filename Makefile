@@ -4,14 +4,14 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
-PKGS    := openssl sqlite3
+PKGS    := openssl sqlite3 libcurl
 LUA54_CFLAGS  := -I/usr/include/lua5.4
 LUAJIT_CFLAGS := -I/usr/include/luajit-2.1
-HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lsqlite3) -lpthread -lm -ldl
+HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lsqlite3 -lcurl) -lpthread -lm -ldl
 
 CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/re.c src/core/e164.c src/core/e164_meta.c \
             src/core/segments.c src/core/segments_tables.c src/core/gcra.c
-LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c
+LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c src/lua/http.c
 HOST_SRC := $(wildcard src/host/*.c)
 HDRS     := $(wildcard src/core/*.h src/lua/*.h src/host/*.h src/include/*.h)
 
@@ -33,15 +33,15 @@ $(BUILD)/telua: $(HOST_SRC) $(CORE_SRC) $(LUA_SRC) $(HDRS)
 
 $(BUILD)/lua5.4/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3
+	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3 -lcurl
 
 $(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3
+	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3 -lcurl
 
 # Debian packages a fresh Debian 12 machine lacks, and the npm oracle.
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
-            libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 lua-busted lua-cjson \
+            libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev lua-busted lua-cjson \
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
             libnginx-mod-http-lua
 deps:

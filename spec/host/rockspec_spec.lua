@@ -9,10 +9,13 @@ local function run(cmd)
   return out
 end
 
+-- Debian keeps curl.h under the multiarch include directory
+local CURL = "CURL_INCDIR=/usr/include/x86_64-linux-gnu"
+
 describe("rockspec", function()
   local cases = {
-    { name = "Lua 5.4", flags = "--lua-version=5.4 LUA_INCDIR=/usr/include/lua5.4", lua = "lua5.4", v = "5.4" },
-    { name = "LuaJIT", flags = "--lua-version=5.1 LUA_INCDIR=/usr/include/luajit-2.1", lua = "luajit", v = "5.1" },
+    { name = "Lua 5.4", flags = "--lua-version=5.4 LUA_INCDIR=/usr/include/lua5.4 " .. CURL, lua = "lua5.4", v = "5.4" },
+    { name = "LuaJIT", flags = "--lua-version=5.1 LUA_INCDIR=/usr/include/luajit-2.1 " .. CURL, lua = "luajit", v = "5.1" },
   }
   for _, c in ipairs(cases) do
     it("builds and loads under " .. c.name, function()

@@ -606,6 +606,7 @@ int luaopen_telua_core(lua_State *L)
     lua_setfield(L, -2, "_VERSION");
     tl_open_sqlite(L);
     lua_setfield(L, -2, "sqlite_open");
+    tl_open_http(L);
     lua_pushliteral(L, TL_E164_META_SOURCE);
     lua_setfield(L, -2, "e164_metadata");
     lua_pushliteral(L, TL_SEG_SOURCE);

@@ -15,4 +15,8 @@ int luaopen_telua_core(lua_State *L);
 /* Pushes core.sqlite_open and registers the telua.SQLite metatable. */
 void tl_open_sqlite(lua_State *L);
 
+/* Sets core.http_request, core.http_batch and core.http_version in the
+ * table at the top of the stack (libcurl). */
+void tl_open_http(lua_State *L);
+
 #endif

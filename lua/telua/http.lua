@@ -1,0 +1,49 @@
+--- HTTP client on libcurl: keep-alive, HTTP/2 where offered, timeouts, TLS verified.
+--
+-- `request` blocks the calling thread until the answer is in (plain Lua,
+-- scripts, tests); `batch` runs many requests at once on the same
+-- connection pool and returns when all are done. Connections stay open
+-- between calls (one pool per Lua state) and HTTP/2 streams share one
+-- connection. TLS peers are always verified; `cainfo` names a CA bundle for
+-- a private CA. This is the transport under telua's Twilio client; it is
+-- chosen per client, so OpenResty's cosockets can stand in for it.
+--
+--     local http = require "telua.http"
+--     local res, err, code = http.request{ url = "https://api.example.com/x", timeout = 5 }
+--     -- res = { status = 200, headers = { ["content-type"] = "..." }, body = "...", http_version = "2" }
+--
+-- @module telua.http
+
+local core = require "telua.core"
+
+local type, error = type, error
+
+local _M = { _VERSION = "0.1.0", LIBCURL = core.http_version }
+
+--- Makes one request and waits for the answer.
+-- @tparam table opts `url` (http or https), `method` (default `"GET"`),
+--   `headers` (name -> value), `body` (string), `timeout` (seconds for the
+--   whole exchange, default 30), `connect_timeout` (seconds, default 10),
+--   `user`/`password` (HTTP Basic), `cainfo` (a CA bundle file)
+-- @treturn table `{ status = n, headers = { lower-case name = value }, body = s,
+--   http_version = "1.1" | "2" }` (any status: 4xx and 5xx are answers too)
+-- @return or `nil, message, code` with code `"timeout"`, `"connect"`, `"dns"`,
+--   `"tls"`, `"send"`, `"recv"`, `"too_large"` (a body over 64 MiB),
+--   `"bad_request"` or `"failed"`; the message never holds credentials
+-- @raise when opts is malformed
+function _M.request(opts)
+  if type(opts) ~= "table" then error("http.request needs a table of options", 2) end
+  return core.http_request(opts)
+end
+
+--- Makes many requests at once and waits for all of them.
+-- @tparam table list of request options, as for `request`
+-- @treturn table the answers in the same order: a response table, or
+--   `{ error = message, code = code }`
+-- @raise when an item is malformed (nothing is sent then)
+function _M.batch(list)
+  if type(list) ~= "table" then error("http.batch needs a list of requests", 2) end
+  return core.http_batch(list)
+end
+
+return _M

@@ -1,0 +1,130 @@
+-- telua.http against an nginx the spec starts on loopback (plain HTTP and
+-- HTTPS with HTTP/2, a self-signed certificate made here with openssl).
+local http = require "telua.http"
+local socket = require "socket"
+local h = require "spec.helpers"
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local CONF = [[
+load_module /usr/share/nginx/modules/ndk_http_module.so;
+load_module /usr/share/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon on;
+pid @DIR@/nginx.pid;
+error_log @DIR@/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path @DIR@/body;
+  proxy_temp_path @DIR@/proxy;
+  fastcgi_temp_path @DIR@/fastcgi;
+  uwsgi_temp_path @DIR@/uwsgi;
+  scgi_temp_path @DIR@/scgi;
+  keepalive_requests 1000;
+  server {
+    listen 127.0.0.1:@PORT@;
+    listen 127.0.0.1:@TLSPORT@ ssl http2;
+    ssl_certificate @DIR@/cert.pem;
+    ssl_certificate_key @DIR@/key.pem;
+    location /echo {
+      content_by_lua_block {
+        ngx.req.read_body()
+        ngx.header["X-Conn"] = ngx.var.connection
+        ngx.header["Set-Cookie"] = { "a=1", "b=2" }
+        ngx.print(ngx.req.get_method(), "|", ngx.req.get_body_data() or "", "|",
+                  ngx.var.http_x_test or "", "|", ngx.var.remote_user or "")
+      }
+    }
+    location /slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }
+    location /busy { content_by_lua_block { ngx.header["Retry-After"] = "2" ngx.exit(503) } }
+  }
+}
+]]
+
+describe("telua.http", function()
+  local dir, port, tls, base, cafile
+  setup(function()
+    dir = h.tmpdir()
+    port, tls = free_port(), free_port()
+    assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost " ..
+      "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1"):format(dir, dir)))
+    local f = assert(io.open(dir .. "/nginx.conf", "w"))
+    f:write((CONF:gsub("@DIR@", dir):gsub("@PORT@", tostring(port)):gsub("@TLSPORT@", tostring(tls))))
+    f:close()
+    assert(os.execute(("nginx -c %s/nginx.conf -p %s 2>%s/start.log"):format(dir, dir, dir)))
+    base, cafile = "http://127.0.0.1:" .. port, dir .. "/cert.pem"
+    for _ = 1, 50 do -- until it answers
+      if http.request{ url = base .. "/echo", timeout = 1 } then break end
+      socket.sleep(0.05)
+    end
+  end)
+  teardown(function()
+    os.execute(("kill $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(dir, dir))
+  end)
+
+  it("sends method, headers, body and Basic auth, and reads status, headers and body", function()
+    local res = assert(http.request{ url = base .. "/echo", method = "POST", body = "a=1&b=2",
+      headers = { ["X-Test"] = "yes", ["Content-Type"] = "application/x-www-form-urlencoded" },
+      user = "AC123", password = "secret" })
+    assert.are.equal(200, res.status)
+    assert.are.equal("POST|a=1&b=2|yes|AC123", res.body)
+    assert.are.equal("a=1, b=2", res.headers["set-cookie"]) -- repeated headers joined
+    assert.are.equal("1.1", res.http_version)
+  end)
+
+  it("keeps the connection alive between calls", function()
+    local a = assert(http.request{ url = base .. "/echo" })
+    local b = assert(http.request{ url = base .. "/echo" })
+    assert.are.equal(a.headers["x-conn"], b.headers["x-conn"])
+  end)
+
+  it("answers 5xx as a response, with its headers", function()
+    local res = assert(http.request{ url = base .. "/busy" })
+    assert.are.equal(503, res.status)
+    assert.are.equal("2", res.headers["retry-after"])
+  end)
+
+  it("times out, and refuses a closed port, as error values", function()
+    assert.are.same({ nil, "timeout" }, { (function(r, _, code) return r, code end)(
+      http.request{ url = base .. "/slow", timeout = 0.1 }) })
+    local r, msg, code = http.request{ url = "http://127.0.0.1:" .. free_port() .. "/x?token=SECRET" }
+    assert.is_nil(r)
+    assert.are.equal("connect", code)
+    assert.is_nil(msg:find("SECRET", 1, true)) -- no URL query in messages
+  end)
+
+  it("verifies TLS: a self-signed peer fails, and passes with its CA; HTTP/2 where offered", function()
+    local r, _, code = http.request{ url = "https://127.0.0.1:" .. tls .. "/echo" }
+    assert.is_nil(r)
+    assert.are.equal("tls", code)
+    local res = assert(http.request{ url = "https://127.0.0.1:" .. tls .. "/echo", cainfo = cafile })
+    assert.are.equal(200, res.status)
+    assert.are.equal("2", res.http_version)
+  end)
+
+  it("runs a batch at once: 20 slow requests take about one request's time", function()
+    local list = {}
+    for i = 1, 20 do list[i] = { url = base .. "/slow" } end
+    list[21] = { url = base .. "/slow", timeout = 0.05 }
+    local t0 = socket.gettime()
+    local out = http.batch(list)
+    local took = socket.gettime() - t0
+    assert.are.equal(21, #out)
+    for i = 1, 20 do assert.are.equal("slow", out[i].body) end
+    assert.are.equal("timeout", out[21].code)
+    assert.is_true(took < 3, "batch took " .. took .. " s") -- one by one: 6 s
+  end)
+
+  it("refuses malformed options before sending anything", function()
+    assert.has_error(function() http.request{ url = "ftp://x" } end, "http: url must be an http:// or https:// URL")
+    assert.has_error(function() http.request{ url = base, headers = { ["X-A"] = "a\r\nInjected: 1" } } end)
+    assert.has_error(function() http.request{ url = base, timeout = 0 } end, "http: timeout must be seconds > 0")
+    assert.has_error(function() http.batch{ { url = base }, { url = "nope" } } end)
+  end)
+end)
