@@ -62,6 +62,15 @@ describe("telua.store", function()
     s:close()
   end)
 
+  it("deletes expired values as it goes, every thousandth set", function()
+    local s = assert(store_mod.open("memory"))
+    for i = 1, 999 do assert(s:kv_set("ns", "k" .. i, "v", -1)) end -- all expired at once
+    assert.are.same({ { n = 999 } }, s.db:query("SELECT count(*) AS n FROM kv"))
+    assert(s:kv_set("ns", "last", "v", 60))
+    assert.are.same({ { n = 1 } }, s.db:query("SELECT count(*) AS n FROM kv")) -- only the live one
+    s:close()
+  end)
+
   it("reports what it cannot open", function()
     assert.are.same({ nil, "unsupported store 'redis://x' (use sqlite:PATH)", "store" }, { store_mod.open("redis://x") })
     local s, err, code = store_mod.open("sqlite:/nonexistent-dir/x.db")
@@ -145,6 +154,39 @@ describe("telua.router", function()
     local ok, err = r:add("a.lua", { settings = { default_region = "XX" } })
     assert.is_nil(ok)
     assert.matches("settings.default_region must be a region code", err, 1, true)
+  end)
+
+  it("answers a retried webhook (same I-Twilio-Idempotency-Token) with the first answer", function()
+    local ran = 0
+    assert(r:add("a.lua", { messages = { { handler = function(req)
+      ran = ran + 1
+      local m = twiml.messaging(); m:message("reply " .. ran); return m
+    end } } }))
+    local function delivery(token)
+      local q = sms("hello")
+      q.headers = { ["i-twilio-idempotency-token"] = token }
+      return q
+    end
+    local ctx = {}
+    local first = r:handle(delivery("tok-1"), ctx)
+    assert.is_nil(ctx.replayed)
+    local again_ctx = {}
+    local again = r:handle(delivery("tok-1"), again_ctx)
+    assert.are.equal(1, ran) -- the rule ran once
+    assert.is_true(again_ctx.replayed)
+    assert.are.same(first, again)
+    assert.matches("reply 2", r:handle(delivery("tok-2")).body) -- another delivery runs the rule
+    assert.matches("reply 3", r:handle(sms("hello")).body)       -- no token: always runs
+  end)
+
+  it("does not replay with idempotency off", function()
+    local ran = 0
+    assert(r:add("a.lua", { settings = { idempotency = false },
+      messages = { { handler = function() ran = ran + 1 end } } }))
+    local q = sms("hello")
+    q.headers = { ["i-twilio-idempotency-token"] = "tok" }
+    r:handle(q); r:handle(q)
+    assert.are.equal(2, ran)
   end)
 
   it("answers opt-out keywords before rules and silences replies while opted out", function()

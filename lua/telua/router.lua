@@ -321,8 +321,39 @@ end
 --   handler runs, so a caller can answer with the right fallback
 -- @treturn table `{ status = n, content_type = s, body = s }`
 -- @raise whatever the handler raises
+--
+-- Retried deliveries: Twilio sends the same `I-Twilio-Idempotency-Token`
+-- header when it delivers a webhook again. With a store, the first answer
+-- is kept (`settings.idempotency_ttl` seconds, default 86400) and a retry
+-- gets it back without running the rules again (`ctx.replayed` is set), so
+-- a rule that sends a message does not send it twice. `settings.idempotency
+-- = false` turns this off.
 function Router:handle(req, ctx)
   ctx = ctx or {}
+  local token = req.headers and req.headers["i-twilio-idempotency-token"]
+  local store, settings = self.store, self.settings
+  if type(token) ~= "string" or token == "" or not store or settings.idempotency == false then
+    return self:_handle(req, ctx)
+  end
+  local key = (req.method or "") .. " " .. (req.path or "") .. " " .. token
+  local hit = store:kv_get("webhook", key)
+  if hit then -- "status content-type\nbody"
+    local status, ctype, body = hit:match("^(%d+) ([^\n]*)\n(.*)$")
+    if status then
+      ctx.replayed = true
+      self.log("info", format("replayed the answer to a retried webhook %s %s", tostring(req.method), tostring(req.path)))
+      return { status = tonumber(status), content_type = ctype ~= "" and ctype or nil, body = body }
+    end
+  end
+  local res = self:_handle(req, ctx)
+  local ok, err = store:kv_set("webhook", key, tostring(res.status or 200) .. " " .. (res.content_type or "") ..
+                               "\n" .. (res.body or ""), settings.idempotency_ttl or 86400)
+  if not ok then self.log("warn", "idempotency store: " .. tostring(err)) end
+  return res
+end
+
+-- The routing itself (handle without the idempotency replay).
+function Router:_handle(req, ctx)
   local path = req.path
   local region = self.settings.default_region
   local r = view(req, self.store, self.log, region)

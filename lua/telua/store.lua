@@ -98,7 +98,8 @@ function Store:is_opted_out(sender, recipient)
   return rows[1] ~= nil
 end
 
---- Sets a value in namespace `ns` with an optional time to live.
+--- Sets a value in namespace `ns` with an optional time to live. Every
+-- thousandth set also deletes the expired values (`kv_expire`).
 -- @tparam string ns namespace, e.g. `"flow:CA123..."`
 -- @tparam string key
 -- @tparam string value
@@ -112,6 +113,8 @@ function Store:kv_set(ns, key, value, ttl)
     "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
     ns, key, value, ttl and (os_time() + ttl) or nil)
   if not n then return nil, err, code end
+  self.sets = (self.sets or 0) + 1
+  if self.sets % 1000 == 0 then self:kv_expire() end -- expired rows go now and then, not only on read
   return true
 end
 
