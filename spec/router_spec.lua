@@ -71,6 +71,45 @@ describe("telua.store", function()
     s:close()
   end)
 
+  -- status order: Twilio's "Outbound Message Status in Status Callbacks"
+  -- (queued -> sending -> sent -> delivered | undelivered | failed; read after)
+  it("moves a message's status only forward, whatever order callbacks come in", function()
+    local s = assert(store_mod.open("memory"))
+    assert.are.same({ true, "queued" }, { s:message_status("SM1", "queued", { to = "+1A", segments = 2 }) })
+    assert.are.same({ true, "delivered" }, { s:message_status("SM1", "delivered") })
+    assert.are.same({ false, "delivered" }, { s:message_status("SM1", "sent") })      -- late
+    assert.are.same({ false, "delivered" }, { s:message_status("SM1", "delivered") }) -- twice
+    assert.are.same({ false, "delivered" }, { s:message_status("SM1", "undelivered", { error_code = 30003 }) })
+    assert.are.same({ true, "read" }, { s:message_status("SM1", "read") })
+    local m = s:message_get("SM1")
+    assert.are.same({ "read", "+1A", 2, 30003 }, { m.status, m.to, m.segments, m.error_code })
+    assert.has_error(function() s:message_status("SM1", "teleported") end, "unknown message status 'teleported'")
+    s:close()
+  end)
+
+  it("opens the WhatsApp window for 24 hours after the user's last message", function()
+    local s = assert(store_mod.open("memory"))
+    local us, them = "whatsapp:+14155550100", "whatsapp:+447400123456"
+    assert.are.same({ false }, { s:window_open(us, them, 1000) })
+    assert(s:window_touch(us, them, 1000))
+    assert.are.same({ true, 1000 + 86400 }, { s:window_open(us, them, 1000 + 86399) })
+    assert.are.same({ false, 1000 + 86400 }, { s:window_open(us, them, 1000 + 86400) })
+    assert(s:window_touch(us, them, 500)) -- an older message never shortens it
+    assert.are.same({ true, 1000 + 86400 }, { s:window_open(us, them, 2000) })
+    s:close()
+  end)
+
+  it("counts attempts per window: three verifications per number per ten minutes", function()
+    local s = assert(store_mod.open("memory"))
+    assert.are.same({ true, 1, 600 }, { s:counter_hit("verify", "+1A", 3, 600, 0) })
+    assert.are.same({ true, 2, 590 }, { s:counter_hit("verify", "+1A", 3, 600, 10) })
+    assert.are.same({ true, 3, 580 }, { s:counter_hit("verify", "+1A", 3, 600, 20) })
+    assert.are.same({ false, 3, 570 }, { s:counter_hit("verify", "+1A", 3, 600, 30) })
+    assert.are.same({ true, 1, 600 }, { s:counter_hit("verify", "+1B", 3, 600, 30) })  -- per number
+    assert.are.same({ true, 1, 600 }, { s:counter_hit("verify", "+1A", 3, 600, 600) }) -- a new window
+    s:close()
+  end)
+
   it("reports what it cannot open", function()
     assert.are.same({ nil, "unsupported store 'redis://x' (use sqlite:PATH)", "store" }, { store_mod.open("redis://x") })
     local s, err, code = store_mod.open("sqlite:/nonexistent-dir/x.db")
@@ -187,6 +226,23 @@ describe("telua.router", function()
     q.headers = { ["i-twilio-idempotency-token"] = "tok" }
     r:handle(q); r:handle(q)
     assert.are.equal(2, ran)
+  end)
+
+  it("keeps the message log from status callbacks, and opens WhatsApp windows", function()
+    local seen = {}
+    assert(r:add("a.lua", {
+      status = { ["/status"] = function(req) seen[#seen + 1] = { req.status_changed, req.message_status } end },
+      messages = { { handler = function() end } },
+    }))
+    local function cb(status)
+      return { method = "POST", path = "/status", query = "", form = { { "MessageSid", "SM9" },
+        { "MessageStatus", status }, { "To", "+14155550199" }, { "From", "+14155550100" } } }
+    end
+    r:handle(cb("sent")); r:handle(cb("delivered")); r:handle(cb("sent"))
+    assert.are.same({ { true, "sent" }, { true, "delivered" }, { false, "delivered" } }, seen)
+    assert.are.equal("delivered", store:message_get("SM9").status)
+    r:handle(sms("hi", "whatsapp:+447400123456", "whatsapp:+14155550100"))
+    assert.is_true((store:window_open("whatsapp:+14155550100", "whatsapp:+447400123456")))
   end)
 
   it("answers opt-out keywords before rules and silences replies while opted out", function()

@@ -29,6 +29,11 @@
 -- rules still see its messages (`req.opted_out` is true) but any reply they
 -- return is dropped: the answer is an empty `<Response/>`.
 --
+-- A message status callback updates the store's message log (a status
+-- only moves forward; the handler sees `req.status_changed` and
+-- `req.message_status`), and an inbound WhatsApp message opens the
+-- user's 24-hour window (`store:window_open`).
+--
 -- A handler gets a request table and returns a TwiML element, a string
 -- of TwiML, `nil` (an empty `<Response/>`; 204 for status callbacks) or
 -- `{ status = n, body = s, content_type = s }`.
@@ -37,6 +42,7 @@
 
 local e164 = require "telua.e164"
 local optout = require "telua.optout"
+local store_mod = require "telua.store"
 local twiml = require "telua.twiml"
 local webhook = require "telua.webhook"
 
@@ -276,6 +282,10 @@ function Router:_message(r, ctx)
     local out, err = store:is_opted_out(sender, recipient)
     if out == nil then error("opt-out store: " .. tostring(err), 0) end
     r.opted_out = out
+    if recipient:sub(1, 9) == "whatsapp:" then -- their message opens the 24-hour window
+      local ok, werr = store:window_touch(sender, recipient)
+      if not ok then error("window store: " .. tostring(werr), 0) end
+    end
   end
   local text = r.text or ""
   local first = upper(text:match("^%s*(%S*)") or "")
@@ -376,8 +386,14 @@ function Router:_handle(req, ctx)
     ctx.kind, ctx.rule = "status", s.source
     local p = r.params
     if p.MessageSid then
-      self.log("info", format("status %s %s%s", p.MessageSid, tostring(p.MessageStatus or p.SmsStatus),
+      local status = p.MessageStatus or p.SmsStatus
+      self.log("info", format("status %s %s%s", p.MessageSid, tostring(status),
                               p.ErrorCode and (" error " .. p.ErrorCode) or ""))
+      if self.store and store_mod.STATUS_RANK[status] then -- the message log only moves forward
+        local changed, now = self.store:message_status(p.MessageSid, status, {
+          to = r.to, from = r.from, error_code = tonumber(p.ErrorCode) })
+        r.status_changed, r.message_status = changed, now
+      end
     elseif p.CallSid then
       self.log("info", format("status %s %s%s", p.CallSid, tostring(p.CallStatus),
                               p.CallDuration and (" " .. p.CallDuration .. "s") or ""))

@@ -1,4 +1,4 @@
---- Durable state on SQLite: opt-outs and expiring key/values.
+--- Durable state on SQLite: opt-outs, the message log, WhatsApp session windows, counters, key/values.
 --
 -- One file in WAL mode, safe to open from several threads or processes
 -- (each opens its own connection). Times are wall-clock seconds since the
@@ -34,7 +34,46 @@ CREATE TABLE IF NOT EXISTS kv (
   PRIMARY KEY (ns, key)
 );
 CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS messages (
+  sid        TEXT PRIMARY KEY,   -- MessageSid
+  status     TEXT NOT NULL,
+  rank       INTEGER NOT NULL,   -- status order; only ever grows
+  to_addr    TEXT,
+  from_addr  TEXT,
+  error_code INTEGER,
+  segments   INTEGER,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS windows (
+  sender     TEXT NOT NULL,      -- our WhatsApp address
+  recipient  TEXT NOT NULL,      -- theirs
+  last_in    INTEGER NOT NULL,   -- their last inbound message
+  PRIMARY KEY (sender, recipient)
+);
+CREATE TABLE IF NOT EXISTS counters (
+  ns         TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  count      INTEGER NOT NULL,
+  started    INTEGER NOT NULL,   -- start of the current window
+  PRIMARY KEY (ns, key)
+);
 ]]
+
+-- Message statuses in the order Twilio moves through them ("Outbound
+-- Message Status in Status Callbacks"): a callback may arrive late or
+-- twice, so a status only replaces one of a lower rank. The final states
+-- share a rank: the first one reported stays.
+local RANK = {
+  accepted = 1, scheduled = 1, queued = 1, receiving = 1,
+  sending = 2,
+  sent = 3, received = 3,
+  delivered = 4, undelivered = 4, failed = 4, canceled = 4, partially_delivered = 4,
+  read = 5,
+}
+_M.STATUS_RANK = RANK
+
+--- WhatsApp's customer service window: 24 hours after the user's last message.
+_M.WINDOW_SECONDS = 24 * 3600
 
 --- Opens (creating if needed) a store.
 -- @tparam string spec `"sqlite:PATH"`, or `"memory"` for a private in-memory database
@@ -127,6 +166,132 @@ function Store:kv_get(ns, key)
     ns, key, os_time())
   if not rows then return nil, err, code end
   return rows[1] and rows[1].value
+end
+
+--- Records a message's status, moving it only forward.
+-- Creates the entry on first sight. A status of a lower or equal rank than
+-- the stored one (a late or repeated callback) changes nothing; the error
+-- code, segments and addresses fill in whenever they are given.
+-- @tparam string sid the MessageSid
+-- @tparam string status Twilio's status (`queued`, `sent`, `delivered`, ...)
+-- @tparam[opt] table fields `to`, `from`, `error_code` (number), `segments` (number)
+-- @treturn boolean whether the status changed, and the stored status
+-- @return or `nil, message, "sqlite"`
+-- @raise on an unknown status or bad arguments
+function Store:message_status(sid, status, fields)
+  check_number(sid, "sid")
+  local rank = RANK[status]
+  if not rank then error("unknown message status '" .. tostring(status) .. "'", 2) end
+  fields = fields or {}
+  local db = self.db
+  local ok, err, code = db:exec("BEGIN IMMEDIATE") -- read and write as one, across workers
+  if not ok then return nil, err, code end
+  local rows, n
+  rows, err, code = db:query("SELECT rank FROM messages WHERE sid = ?", sid)
+  if rows then
+    n, err, code = db:run(
+      "INSERT INTO messages (sid, status, rank, to_addr, from_addr, error_code, segments, updated_at) " ..
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO UPDATE SET " ..
+      "status = CASE WHEN excluded.rank > rank THEN excluded.status ELSE status END, " ..
+      "updated_at = CASE WHEN excluded.rank > rank THEN excluded.updated_at ELSE updated_at END, " ..
+      "to_addr = coalesce(excluded.to_addr, to_addr), from_addr = coalesce(excluded.from_addr, from_addr), " ..
+      "error_code = coalesce(excluded.error_code, error_code), segments = coalesce(excluded.segments, segments), " ..
+      "rank = max(rank, excluded.rank)",
+      sid, status, rank, fields.to, fields.from, fields.error_code, fields.segments, os_time())
+  end
+  if not rows or not n then
+    db:exec("ROLLBACK")
+    return nil, err, code
+  end
+  ok, err, code = db:exec("COMMIT")
+  if not ok then
+    db:exec("ROLLBACK")
+    return nil, err, code
+  end
+  local changed = rows[1] == nil or rank > rows[1].rank
+  local now = changed and status or self:message_get(sid).status
+  return changed, now
+end
+
+--- A message's log entry.
+-- @treturn table `{ sid, status, rank, to, from, error_code, segments, updated_at }` or nil
+function Store:message_get(sid)
+  check_number(sid, "sid")
+  local rows, err, code = self.db:query(
+    "SELECT sid, status, rank, to_addr AS [to], from_addr AS [from], error_code, segments, updated_at " ..
+    "FROM messages WHERE sid = ?", sid)
+  if not rows then return nil, err, code end
+  return rows[1]
+end
+
+--- Notes an inbound WhatsApp message: it opens (or renews) the 24-hour window.
+-- @tparam string sender our address (`whatsapp:+1...`)
+-- @tparam string recipient the user's address
+-- @tparam[opt] number at seconds since the epoch (default now)
+function Store:window_touch(sender, recipient, at)
+  check_number(sender, "sender")
+  check_number(recipient, "recipient")
+  local n, err, code = self.db:run(
+    "INSERT INTO windows (sender, recipient, last_in) VALUES (?, ?, ?) " ..
+    "ON CONFLICT (sender, recipient) DO UPDATE SET last_in = max(last_in, excluded.last_in)",
+    sender, recipient, at or os_time())
+  if not n then return nil, err, code end
+  return true
+end
+
+--- Whether free-form WhatsApp messages may go to recipient now.
+-- @treturn boolean open, and the time (epoch seconds) it closes or closed (nil: never opened)
+function Store:window_open(sender, recipient, now)
+  check_number(sender, "sender")
+  check_number(recipient, "recipient")
+  local rows, err, code = self.db:query(
+    "SELECT last_in FROM windows WHERE sender = ? AND recipient = ?", sender, recipient)
+  if not rows then return nil, err, code end
+  if not rows[1] then return false, nil end
+  local closes = rows[1].last_in + _M.WINDOW_SECONDS
+  return (now or os_time()) < closes, closes
+end
+
+--- Counts an attempt against a limit per window (e.g. verifications per number).
+-- The window starts at the first attempt and lasts `window` seconds; past
+-- it the count starts again.
+-- @tparam string ns e.g. `"verify"`
+-- @tparam string key e.g. the phone number
+-- @tparam number limit attempts allowed per window
+-- @tparam number window seconds
+-- @treturn boolean allowed, then the count in this window (this attempt
+--   included when allowed) and the seconds until the window ends
+-- @return or `nil, message, "sqlite"`
+function Store:counter_hit(ns, key, limit, window, now)
+  if type(ns) ~= "string" or type(key) ~= "string" then error("ns and key must be strings", 2) end
+  if type(limit) ~= "number" or limit < 1 or type(window) ~= "number" or window <= 0 then
+    error("limit must be >= 1 and window > 0 seconds", 2)
+  end
+  now = now or os_time()
+  local ok, err, code = self.db:exec("BEGIN IMMEDIATE")
+  if not ok then return nil, err, code end
+  local rows = self.db:query("SELECT count, started FROM counters WHERE ns = ? AND key = ?", ns, key)
+  local count, started = 0, now
+  if rows and rows[1] and rows[1].started + window > now then
+    count, started = rows[1].count, rows[1].started
+  end
+  local allowed = count < limit
+  if allowed then count = count + 1 end
+  local n
+  n, err, code = self.db:run(
+    "INSERT INTO counters (ns, key, count, started) VALUES (?, ?, ?, ?) " ..
+    "ON CONFLICT (ns, key) DO UPDATE SET count = excluded.count, started = excluded.started",
+    ns, key, count, started)
+  if not n or not rows then
+    self.db:exec("ROLLBACK")
+    return nil, err or "counter read failed", code or "sqlite"
+  end
+  ok, err, code = self.db:exec("COMMIT")
+  if not ok then
+    self.db:exec("ROLLBACK")
+    return nil, err, code
+  end
+  return allowed, count, started + window - now
 end
 
 --- Deletes expired key/values; returns how many.
