@@ -37,18 +37,10 @@ typedef struct {
     unsigned char nonascii, nullable;
 } rfirst;
 
-/* A DFA for full matches of ASCII-digit subjects, built on first use from
- * the instructions by subset construction: next[state][digit], -1 dead. */
-typedef struct {
-    int16_t (*next)[10];
-    unsigned char *accept;
-    int nstates;
-} rdfa;
-
 struct tl_re {
     char lit[16];          /* the pattern when it is only ASCII digits ("00", "011", "1"), else "" */
     size_t litlen;
-    rdfa *dfa;             /* built lazily; (rdfa *)&no_dfa when not possible */
+    struct tl_re_set *self_set; /* this pattern alone, for tl_re_full_digits (made on first use) */
     rinst *code;
     rfirst *first; /* per instruction */
     int ncode, ngroups, icase;
@@ -408,7 +400,6 @@ static void gen(emitter *e, int ni)
 }
 
 static int class_match(const tl_re *re, const rclass *k, uint32_t c);
-static rdfa no_dfa;
 
 static int first_merge(rfirst *d, const rfirst *a)
 {
@@ -513,11 +504,7 @@ tl_re *tl_re_compile(const char *pattern, int icase)
 void tl_re_free(tl_re *re)
 {
     if (!re) return;
-    if (re->dfa && re->dfa != &no_dfa) {
-        free(re->dfa->next);
-        free(re->dfa->accept);
-        free(re->dfa);
-    }
+    tl_re_set_free(re->self_set);
     free(re->code);
     free(re->first);
     free(re->ascii);
@@ -726,150 +713,18 @@ long tl_re_match_bytes(const tl_re *re, const char *s, size_t n, int full, long 
     return run(re, s, n, 0, full, caps, 0);
 }
 
-/* ---- the digit DFA -------------------------------------------------------- */
-
-#define DFA_MAX_STATES 4096
-#define DFA_MAX_THREADS 512
-
-typedef struct {
-    int *ids;   /* sorted NFA positions: pc * 64 + progress within CLASSN */
-    int n;
-} tset;
-
-/* Adds position (pc, k) and everything reachable from it without consuming.
- * Returns -1 when the pattern uses something a DFA here cannot express. */
-static int closure_add(const tl_re *re, int pc, int k, int *ids, int *n, unsigned *seen, unsigned gen, int *accept)
-{
-    const rinst *in = &re->code[pc];
-    int id = pc * 64 + k;
-    if (seen[id] == gen) return 0;
-    seen[id] = gen;
-    switch (in->op) {
-    case I_CLASS:
-    case I_CLASSN:
-        if (*n == DFA_MAX_THREADS) return -1;
-        ids[(*n)++] = id;
-        return 0;
-    case I_SPLIT:
-        if (closure_add(re, in->x, 0, ids, n, seen, gen, accept) < 0) return -1;
-        return closure_add(re, in->y, 0, ids, n, seen, gen, accept);
-    case I_JMP: return closure_add(re, in->x, 0, ids, n, seen, gen, accept);
-    case I_SAVE: return closure_add(re, pc + 1, 0, ids, n, seen, gen, accept);
-    case I_MATCH: *accept = 1; return 0;
-    default: return -1; /* EOL, BOL */
-    }
-}
-
-static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
-
-/* Subset construction. NULL when the pattern is too big or unsuitable. */
-static rdfa *build_dfa(const tl_re *re)
-{
-    rdfa *d = calloc(1, sizeof *d);
-    tset *sets = calloc(DFA_MAX_STATES, sizeof *sets);
-    unsigned *seen = calloc((size_t)re->ncode * 64, sizeof *seen), gen = 1;
-    int ids[DFA_MAX_THREADS], n = 0, acc = 0, i, cur, fail = 0;
-    if (!d || !sets || !seen) goto bad;
-    d->next = malloc(DFA_MAX_STATES * sizeof *d->next);
-    d->accept = calloc(DFA_MAX_STATES, 1);
-    if (!d->next || !d->accept) goto bad;
-    for (i = 0; i < re->ncode; i++)
-        if (re->code[i].op == I_CLASSN && re->code[i].y >= 64) goto bad;
-    if (closure_add(re, 0, 0, ids, &n, seen, gen, &acc) < 0) goto bad;
-    qsort(ids, (size_t)n, sizeof *ids, cmp_int);
-    sets[0].ids = malloc((size_t)(n ? n : 1) * sizeof(int));
-    if (!sets[0].ids) goto bad;
-    memcpy(sets[0].ids, ids, (size_t)n * sizeof(int));
-    sets[0].n = n;
-    d->accept[0] = (unsigned char)acc;
-    d->nstates = 1;
-    for (cur = 0; cur < d->nstates && !fail; cur++) {
-        int digit;
-        for (digit = 0; digit < 10 && !fail; digit++) {
-            int j, t;
-            n = 0;
-            acc = 0;
-            gen++;
-            for (j = 0; j < sets[cur].n && !fail; j++) {
-                int id = sets[cur].ids[j], pc = id / 64, k = id % 64;
-                const rinst *in = &re->code[pc];
-                if (!((re->ascii[in->x][0] >> ('0' + digit)) & 1)) continue;
-                if (in->op == I_CLASSN && k + 1 < in->y) {
-                    if (closure_add(re, pc, k + 1, ids, &n, seen, gen, &acc) < 0) fail = 1;
-                } else if (closure_add(re, pc + 1, 0, ids, &n, seen, gen, &acc) < 0) {
-                    fail = 1;
-                }
-            }
-            if (fail) break;
-            if (n == 0 && !acc) {
-                d->next[cur][digit] = -1;
-                continue;
-            }
-            qsort(ids, (size_t)n, sizeof *ids, cmp_int);
-            for (t = 0; t < d->nstates; t++)
-                if (sets[t].n == n && d->accept[t] == acc && memcmp(sets[t].ids, ids, (size_t)n * sizeof(int)) == 0)
-                    break;
-            if (t == d->nstates) {
-                if (t == DFA_MAX_STATES) { fail = 1; break; }
-                sets[t].ids = malloc((size_t)(n ? n : 1) * sizeof(int));
-                if (!sets[t].ids) { fail = 1; break; }
-                memcpy(sets[t].ids, ids, (size_t)n * sizeof(int));
-                sets[t].n = n;
-                d->accept[t] = (unsigned char)acc;
-                d->nstates++;
-            }
-            d->next[cur][digit] = (int16_t)t;
-        }
-    }
-    for (i = 0; i < d->nstates; i++) free(sets[i].ids);
-    free(sets);
-    free(seen);
-    if (fail) {
-        free(d->next);
-        free(d->accept);
-        free(d);
-        return NULL;
-    }
-    return d;
-bad:
-    if (sets) for (i = 0; i < DFA_MAX_STATES; i++) free(sets[i].ids);
-    free(sets);
-    free(seen);
-    if (d) {
-        free(d->next);
-        free(d->accept);
-        free(d);
-    }
-    return NULL;
-}
-
-static pthread_mutex_t dfa_mu = PTHREAD_MUTEX_INITIALIZER;
-
-int tl_re_full_digits(tl_re *re, const char *s, size_t n)
-{
-    rdfa *d = __atomic_load_n(&re->dfa, __ATOMIC_ACQUIRE);
-    size_t i;
-    int st = 0;
-    if (!d) {
-        pthread_mutex_lock(&dfa_mu);
-        if (!(d = re->dfa)) {
-            d = build_dfa(re);
-            if (!d) d = &no_dfa;
-            __atomic_store_n(&re->dfa, d, __ATOMIC_RELEASE);
-        }
-        pthread_mutex_unlock(&dfa_mu);
-    }
-    if (d == &no_dfa) return tl_re_match_bytes(re, s, n, 1, NULL) == (long)n;
-    for (i = 0; i < n; i++) {
-        unsigned v = (unsigned char)s[i] - '0';
-        if (v > 9 || (st = d->next[st][v]) < 0) return 0;
-    }
-    return d->accept[st];
-}
-
 /* ---- several patterns at once --------------------------------------------- */
 
 #define SET_MAX 16
+
+typedef struct {
+    int *ids;   /* sorted NFA positions (see set_build) */
+    int n;
+} tset;
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static pthread_mutex_t dfa_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The DFA of a set runs all its patterns in one pass over a digit string;
  * accept[state] has bit i set when pattern i matches the whole string. */
@@ -1058,9 +913,9 @@ unsigned tl_re_set_full_digits(tl_re_set *set, const char *s, size_t n)
         }
         pthread_mutex_unlock(&dfa_mu);
     }
-    if (built < 0) {
+    if (built < 0) { /* too many states: the backtracking VM, pattern by pattern */
         for (i = 0; i < set->n; i++)
-            if (set->re[i] && tl_re_full_digits(set->re[i], s, n)) mask |= 1u << i;
+            if (set->re[i] && tl_re_match_bytes(set->re[i], s, n, 1, NULL) == (long)n) mask |= 1u << i;
         return mask;
     }
     for (k = 0; k < n; k++) {
@@ -1068,4 +923,19 @@ unsigned tl_re_set_full_digits(tl_re_set *set, const char *s, size_t n)
         if (v > 9 || (st = set->next[st][v]) < 0) return 0;
     }
     return set->accept[st];
+}
+
+int tl_re_full_digits(tl_re *re, const char *s, size_t n)
+{
+    tl_re_set *set = __atomic_load_n(&re->self_set, __ATOMIC_ACQUIRE);
+    if (!set) {
+        pthread_mutex_lock(&dfa_mu);
+        if (!(set = re->self_set)) {
+            set = tl_re_set_new(&re, 1);
+            if (set) __atomic_store_n(&re->self_set, set, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&dfa_mu);
+        if (!set) return tl_re_match_bytes(re, s, n, 1, NULL) == (long)n;
+    }
+    return (int)(tl_re_set_full_digits(set, s, n) & 1u);
 }

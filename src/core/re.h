@@ -52,8 +52,9 @@ long tl_re_search(const tl_re *re, const uint32_t *s, size_t n, size_t *mstart, 
 long tl_re_match_bytes(const tl_re *re, const char *s, size_t n, int full, long *caps);
 
 /* Full match of an ASCII-digit string through a DFA built from re on first
- * use (thread-safe; falls back to the backtracking VM for patterns a small
- * DFA cannot hold). Same answer as tl_re_match_bytes(re, s, n, 1, NULL) == n. */
+ * use (a one-pattern tl_re_set, below; thread-safe; the backtracking VM for
+ * patterns a small DFA cannot hold). Same answer as
+ * tl_re_match_bytes(re, s, n, 1, NULL) == n. */
 int tl_re_full_digits(tl_re *re, const char *s, size_t n);
 
 /* Up to 16 patterns (NULL entries never match) run together: one DFA pass
