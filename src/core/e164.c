@@ -695,7 +695,10 @@ int tl_e164_parse(const char *input, size_t len, const char *default_region, tl_
     out->e164[0] = '+';
     memcpy(out->e164 + 1 + put_int(out->e164 + 1, cc), national, nlen + 1);
     t = main_meta(cc);
-    out->possible = t && (test_length(t, nlen) == LEN_POSSIBLE || test_length(t, nlen) == LEN_LOCAL_ONLY);
+    if (t) {
+        int len_ok = test_length(t, nlen);
+        out->possible = len_ok == LEN_POSSIBLE || len_ok == LEN_LOCAL_ONLY;
+    }
     t = number_region(cc, national, nlen);
     if (t) {
         memcpy(out->region, t->id, sizeof out->region);

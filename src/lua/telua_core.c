@@ -302,6 +302,16 @@ static const char *e164_args(lua_State *L, size_t *len, const char **region)
     return lua_tolstring(L, 1, len);
 }
 
+/* nil, message, code for a parse error (raises when out of memory) */
+static int push_e164_error(lua_State *L, int rc)
+{
+    if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
+    lua_pushnil(L);
+    lua_pushstring(L, tl_e164_error_message(rc));
+    lua_pushstring(L, tl_e164_error_name(rc));
+    return 3;
+}
+
 static int l_e164_parse(lua_State *L)
 {
     size_t len;
@@ -309,13 +319,7 @@ static int l_e164_parse(lua_State *L)
     const char *s = e164_args(L, &len, &region);
     tl_e164_number n;
     int rc = tl_e164_parse(s, len, region, &n);
-    if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
-    if (rc != TL_E164_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, tl_e164_error_message(rc));
-        lua_pushstring(L, tl_e164_error_name(rc));
-        return 3;
-    }
+    if (rc != TL_E164_OK) return push_e164_error(L, rc);
     lua_createtable(L, 0, 8);
     lua_pushstring(L, n.e164);
     lua_setfield(L, -2, "e164");
@@ -344,35 +348,30 @@ static int l_e164_parse(lua_State *L)
  * (the E.164 string only for a valid number: code NOT_VALID otherwise) */
 static int l_e164_normalize(lua_State *L)
 {
-    size_t len;
+    static const char tail[] = " is not a valid number";
+    static const char fits[] = " (its length fits, but no number range matches)";
+    size_t len, k;
     const char *region;
     const char *s = e164_args(L, &len, &region);
+    char msg[sizeof ((tl_e164_number *)0)->e164 + sizeof tail + sizeof fits];
     tl_e164_number n;
     int rc = tl_e164_parse(s, len, region, &n);
-    if (rc == TL_E164_ENOMEM) return luaL_error(L, "e164: out of memory");
-    if (rc == TL_E164_OK && n.valid) {
+    if (rc != TL_E164_OK) return push_e164_error(L, rc);
+    if (n.valid) {
         lua_pushstring(L, n.e164);
         return 1;
     }
-    lua_pushnil(L);
-    if (rc != TL_E164_OK) {
-        lua_pushstring(L, tl_e164_error_message(rc));
-        lua_pushstring(L, tl_e164_error_name(rc));
-    } else {
-        char msg[96];
-        size_t k = strlen(n.e164);
-        static const char tail[] = " is not a valid number";
-        static const char fits[] = " (its length fits, but no number range matches)";
-        memcpy(msg, n.e164, k);
-        memcpy(msg + k, tail, sizeof tail - 1);
-        k += sizeof tail - 1;
-        if (n.possible) {
-            memcpy(msg + k, fits, sizeof fits - 1);
-            k += sizeof fits - 1;
-        }
-        lua_pushlstring(L, msg, k);
-        lua_pushliteral(L, "NOT_VALID");
+    k = strlen(n.e164); /* "+100442079460958 is not a valid number" */
+    memcpy(msg, n.e164, k);
+    memcpy(msg + k, tail, sizeof tail - 1);
+    k += sizeof tail - 1;
+    if (n.possible) {
+        memcpy(msg + k, fits, sizeof fits - 1);
+        k += sizeof fits - 1;
     }
+    lua_pushnil(L);
+    lua_pushlstring(L, msg, k);
+    lua_pushliteral(L, "NOT_VALID");
     return 3;
 }
 
