@@ -95,6 +95,25 @@ function _M.open(spec)
   return setmetatable({ db = db, path = path }, Store)
 end
 
+-- Runs fn inside one write transaction (BEGIN IMMEDIATE: a read and the
+-- write that depends on it, atomic across workers and processes). fn
+-- returns its results, or nil, message, code to roll back.
+local function atomically(db, fn)
+  local ok, err, code = db:exec("BEGIN IMMEDIATE")
+  if not ok then return nil, err, code end
+  local a, b, c = fn()
+  if a == nil then
+    db:exec("ROLLBACK")
+    return nil, b, c
+  end
+  ok, err, code = db:exec("COMMIT")
+  if not ok then
+    db:exec("ROLLBACK")
+    return nil, err, code
+  end
+  return a, b, c
+end
+
 local function check_number(v, name)
   if type(v) ~= "string" or v == "" then error(name .. " must be a non-empty string", 3) end
 end
@@ -184,11 +203,10 @@ function Store:message_status(sid, status, fields)
   if not rank then error("unknown message status '" .. tostring(status) .. "'", 2) end
   fields = fields or {}
   local db = self.db
-  local ok, err, code = db:exec("BEGIN IMMEDIATE") -- read and write as one, across workers
-  if not ok then return nil, err, code end
-  local rows, n
-  rows, err, code = db:query("SELECT rank FROM messages WHERE sid = ?", sid)
-  if rows then
+  return atomically(db, function()
+    local rows, err, code = db:query("SELECT status, rank FROM messages WHERE sid = ?", sid)
+    if not rows then return nil, err, code end
+    local n
     n, err, code = db:run(
       "INSERT INTO messages (sid, status, rank, to_addr, from_addr, error_code, segments, updated_at) " ..
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO UPDATE SET " ..
@@ -198,19 +216,11 @@ function Store:message_status(sid, status, fields)
       "error_code = coalesce(excluded.error_code, error_code), segments = coalesce(excluded.segments, segments), " ..
       "rank = max(rank, excluded.rank)",
       sid, status, rank, fields.to, fields.from, fields.error_code, fields.segments, os_time())
-  end
-  if not rows or not n then
-    db:exec("ROLLBACK")
-    return nil, err, code
-  end
-  ok, err, code = db:exec("COMMIT")
-  if not ok then
-    db:exec("ROLLBACK")
-    return nil, err, code
-  end
-  local changed = rows[1] == nil or rank > rows[1].rank
-  local now = changed and status or self:message_get(sid).status
-  return changed, now
+    if not n then return nil, err, code end
+    local old = rows[1]
+    if old == nil or rank > old.rank then return true, status end
+    return false, old.status
+  end)
 end
 
 --- A message's log entry.
@@ -268,30 +278,22 @@ function Store:counter_hit(ns, key, limit, window, now)
     error("limit must be >= 1 and window > 0 seconds", 2)
   end
   now = now or os_time()
-  local ok, err, code = self.db:exec("BEGIN IMMEDIATE")
-  if not ok then return nil, err, code end
-  local rows = self.db:query("SELECT count, started FROM counters WHERE ns = ? AND key = ?", ns, key)
-  local count, started = 0, now
-  if rows and rows[1] and rows[1].started + window > now then
-    count, started = rows[1].count, rows[1].started
-  end
-  local allowed = count < limit
-  if allowed then count = count + 1 end
-  local n
-  n, err, code = self.db:run(
-    "INSERT INTO counters (ns, key, count, started) VALUES (?, ?, ?, ?) " ..
-    "ON CONFLICT (ns, key) DO UPDATE SET count = excluded.count, started = excluded.started",
-    ns, key, count, started)
-  if not n or not rows then
-    self.db:exec("ROLLBACK")
-    return nil, err or "counter read failed", code or "sqlite"
-  end
-  ok, err, code = self.db:exec("COMMIT")
-  if not ok then
-    self.db:exec("ROLLBACK")
-    return nil, err, code
-  end
-  return allowed, count, started + window - now
+  local db = self.db
+  return atomically(db, function()
+    local rows, err, code = db:query("SELECT count, started FROM counters WHERE ns = ? AND key = ?", ns, key)
+    if not rows then return nil, err, code end
+    local count, started = 0, now
+    if rows[1] and rows[1].started + window > now then count, started = rows[1].count, rows[1].started end
+    local allowed = count < limit
+    if allowed then count = count + 1 end
+    local n
+    n, err, code = db:run(
+      "INSERT INTO counters (ns, key, count, started) VALUES (?, ?, ?, ?) " ..
+      "ON CONFLICT (ns, key) DO UPDATE SET count = excluded.count, started = excluded.started",
+      ns, key, count, started)
+    if not n then return nil, err, code end
+    return allowed, count, started + window - now
+  end)
 end
 
 --- Deletes expired key/values; returns how many.
