@@ -77,6 +77,8 @@ extern const int tl_gb_nranges;
 typedef struct { uint16_t unit; uint8_t septets; } tl_gsm_entry;
 extern const tl_gsm_entry tl_gsm_table[];
 extern const int tl_gsm_n;
+/* the same for ASCII, indexed by the character (0: not GSM) */
+extern const uint8_t tl_gsm_ascii[128];
 
 /* Smart Encoding: code point -> UTF-8 replacement (may be empty) */
 typedef struct { uint32_t cp; const char *to; } tl_smart_entry;
@@ -96,6 +98,13 @@ const tl_gsm_entry tl_gsm_table[] = {
 ${gsm.map(([k, v]) => `    { 0x${k.toString(16)}, ${v.length} },`).join("\n")}
 };
 const int tl_gsm_n = ${gsm.length};
+
+const uint8_t tl_gsm_ascii[128] = {
+${Array.from({ length: 16 }, (_, row) => "    " + Array.from({ length: 8 }, (_, k) => {
+    const e = gsm.find(([u]) => u === row * 8 + k);
+    return (e ? e[1].length : 0) + ",";
+  }).join(" ")).join("\n")}
+};
 
 const tl_smart_entry tl_smart_table[] = {
 ${smart.map(([k, v]) => `    { 0x${k.toString(16)}, ${cstr(v)} },`).join("\n")}

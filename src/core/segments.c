@@ -35,18 +35,8 @@ static int gb_prop(uint32_t c)
 /* septets of a GSM 03.38 character (a UTF-16 unit), 0 when not GSM */
 static int gsm_septets(uint32_t c)
 {
-    static signed char ascii[128];
-    static int ready;
     int lo = 0, hi = tl_gsm_n - 1;
-    if (c < 128) {
-        if (!ready) { /* benign race: every thread writes the same values */
-            int i;
-            for (i = 0; i < tl_gsm_n; i++)
-                if (tl_gsm_table[i].unit < 128) ascii[tl_gsm_table[i].unit] = (signed char)tl_gsm_table[i].septets;
-            __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-        }
-        return ascii[c];
-    }
+    if (c < 128) return tl_gsm_ascii[c];
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
         if (c < tl_gsm_table[mid].unit) hi = mid - 1;

@@ -30,6 +30,8 @@ extern const int tl_gb_nranges;
 typedef struct { uint16_t unit; uint8_t septets; } tl_gsm_entry;
 extern const tl_gsm_entry tl_gsm_table[];
 extern const int tl_gsm_n;
+/* the same for ASCII, indexed by the character (0: not GSM) */
+extern const uint8_t tl_gsm_ascii[128];
 
 /* Smart Encoding: code point -> UTF-8 replacement (may be empty) */
 typedef struct { uint32_t cp; const char *to; } tl_smart_entry;
