@@ -119,11 +119,12 @@ static int pool_gc(lua_State *L)
 
 static const char *opt_string(lua_State *L, int idx, const char *field, const char *def)
 {
-    const char *v;
+    const char *v = def;
     lua_getfield(L, idx, field);
-    if (lua_isnil(L, -1)) v = def;
-    else if (lua_type(L, -1) != LUA_TSTRING) v = (luaL_error(L, "http: %s must be a string", field), NULL);
-    else v = lua_tostring(L, -1);
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "http: %s must be a string", field);
+        v = lua_tostring(L, -1);
+    }
     lua_pop(L, 1); /* the string stays reachable from the options table */
     return v;
 }
