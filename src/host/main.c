@@ -18,11 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef TELUA_LUADIR
+#define TELUA_LUADIR "/usr/local/share/lua/5.4"
+#endif
+
+int tl_sandbox_main(const char *lua_dir, int argc, char **argv); /* sandbox.c */
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage:\n"
         "  telua serve --rules DIR --public-url URL [options]\n"
+        "  telua sandbox [--listen ADDR] [--mps N]   (Twilio's REST API on loopback)\n"
+        "  telua sandbox inbound|call --to URL --from NUMBER ...\n"
         "  telua check DIR\n"
         "  telua version\n"
         "\n"
@@ -150,6 +158,10 @@ static int serve(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "serve")) return serve(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "sandbox")) {
+        const char *dir = getenv("TELUA_LUA_DIR") ? getenv("TELUA_LUA_DIR") : TELUA_LUADIR;
+        return tl_sandbox_main(dir, argc - 2, argv + 2);
+    }
     if (argc == 3 && !strcmp(argv[1], "check")) {
         telua_config c;
         telua_config_defaults(&c);

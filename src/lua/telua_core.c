@@ -18,7 +18,12 @@
 #include "../core/signature.h"
 #include "../core/xml.h"
 
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- params: list of {key, value} pairs, or map key -> value | {values} */
 
@@ -277,6 +282,107 @@ static int l_sha256_hex(lua_State *L)
     char out[65];
     tl_sha256_hex(s, len, out);
     lua_pushlstring(L, out, 64);
+    return 1;
+}
+
+
+/* core.sleep(seconds): blocks the calling thread (plain Lua only; the host's
+ * workers never call it). Fractions are honoured to the nanosecond. */
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    struct timespec ts;
+    if (!(s > 0)) return 0;
+    if (s > 86400.0) return luaL_error(L, "sleep: %f seconds is over a day", s);
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    return 0;
+}
+
+/* core.monotonic() -> seconds (float) on CLOCK_MONOTONIC, for timeouts
+ * and backoff; core.time() -> seconds (float) since the epoch, for records. */
+static int l_monotonic(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.random_hex(nbytes) -> 2*nbytes lower-case hex digits from OpenSSL's
+ * CSPRNG (SIDs, verification codes, jitter seeds). nbytes 1..256. */
+static int l_random_hex(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char raw[256];
+    char out[513];
+    static const char hex[] = "0123456789abcdef";
+    lua_Integer i;
+    if (n < 1 || n > 256) return luaL_error(L, "random_hex: nbytes must be 1..256");
+    if (RAND_bytes(raw, (int)n) != 1) return luaL_error(L, "random_hex: the CSPRNG failed");
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    lua_pushlstring(L, out, (size_t)(2 * n));
+    return 1;
+}
+
+/* core.base64_encode(s) -> standard base64 (RFC 4648 section 4, padded) */
+static int l_base64_encode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    size_t olen = 4 * ((len + 2) / 3);
+    char *out;
+    if (len > (size_t)0x3fffffff) return luaL_error(L, "base64_encode: input too large");
+    out = malloc(olen + 1);
+    if (!out) return luaL_error(L, "base64_encode: out of memory");
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)len);
+    lua_pushlstring(L, out, olen);
+    free(out);
+    return 1;
+}
+
+/* core.base64_decode(s) -> bytes | nil, message (standard alphabet, padded) */
+static int l_base64_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char *out;
+    int n;
+    size_t pad = 0;
+    if (len % 4 != 0 || len > (size_t)0x3fffffff) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "base64: length is not a multiple of 4");
+        return 2;
+    }
+    if (len == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    out = malloc(len / 4 * 3 + 1);
+    if (!out) return luaL_error(L, "base64_decode: out of memory");
+    n = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)s, (int)len);
+    if (n < 0) {
+        free(out);
+        lua_pushnil(L);
+        lua_pushliteral(L, "base64: invalid character");
+        return 2;
+    }
+    if (s[len - 1] == '=') pad++;
+    if (s[len - 2] == '=') pad++;
+    lua_pushlstring(L, out, (size_t)n - pad);
+    free(out);
     return 1;
 }
 
@@ -590,6 +696,12 @@ static const luaL_Reg core_funcs[] = {
     { "xml_check", l_xml_check },
     { "xml_escape", l_xml_escape },
     { "sha256_hex", l_sha256_hex },
+    { "sleep", l_sleep },
+    { "monotonic", l_monotonic },
+    { "time", l_time },
+    { "random_hex", l_random_hex },
+    { "base64_encode", l_base64_encode },
+    { "base64_decode", l_base64_decode },
     { NULL, NULL }
 };
 
