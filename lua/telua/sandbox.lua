@@ -661,7 +661,8 @@ function Sandbox:call_resource(sid, method, f)
   end
   if f.Url or f.Twiml then
     if CALL_RANK[c.status] == 4 then return err_body(400, 21220, "Call is not in-progress. Cannot redirect.") end
-    meta.url, meta.twiml = f.Url or meta.url, f.Twiml
+    if f.Url then meta.url = f.Url end
+    if f.Twiml then meta.twiml = f.Twiml end
     meta.redirects = (meta.redirects or 0) + 1
   end
   c.date_updated = rfc2822(self.wall())
