@@ -1,26 +1,50 @@
--- Inbound SMS at /sms/incoming answered from templates. STOP, START and
--- HELP (and their synonyms) are handled by the router before these rules.
+-- Inbound SMS at /sms/incoming. STOP, START and HELP (and their synonyms)
+-- are handled by the router before these rules.
+--
+-- ORDER 1234 is answered by a REST send (req.send queues it in the outbox;
+-- the host's sender paces and sends it), not by TwiML. Its status callbacks
+-- come back to /status/messages, where the router moves the message log
+-- forward only. An undelivered message with a transient carrier error
+-- (30003, 30008) is sent again after resend_backoff seconds, doubling up
+-- to resend_max times; a 21610 answer records the opt-out.
 local twiml = require "telua.twiml"
 local template = require "telua.template"
 local templates = require "lib.templates"
 
 local function answer(text, vars)
-  local body = assert(template.render(text, vars))
+  local body = assert(template.render(text, vars or {}))
   local r = twiml.messaging()
   r:message(body)
   return r
 end
 
 return {
+  settings = {
+    default_region = "US",
+    status_callback = "/status/messages", -- for req.send: on this host's public URL
+    resend_codes = { [30003] = true, [30008] = true },
+    resend_backoff = 60, resend_max = 3,
+  },
   messages = {
-    { path = "/sms/incoming", keyword = "HOURS", handler = function(req)
-        return answer(templates.hours, {})
+    { path = "/sms/incoming", keyword = "HOURS", handler = function()
+        return answer(templates.hours)
+      end },
+    { path = "/sms/incoming", keyword = "ORDER", handler = function(req)
+        local order = req.args and req.args:match("^#?(%d+)$")
+        if not order then return answer(templates.order_usage) end
+        local id, err = req.send{ to = req.from,
+                                  body = assert(template.render(templates.order_status, { order = order })) }
+        if not id then
+          req.log("warn", "ORDER " .. order .. " for " .. tostring(req.from) .. ": " .. tostring(err))
+          return answer(templates.order_later)
+        end
+        return nil -- no TwiML reply: the answer goes out by REST
       end },
     { path = "/sms/incoming", handler = function(req)
         return answer(templates.welcome, { from = req.from, text = req.text or "" })
       end },
   },
   status = {
-    ["/status/messages"] = function() end, -- the router logs every status callback
+    ["/status/messages"] = function() end, -- the router updates the message log
   },
 }

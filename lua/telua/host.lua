@@ -27,4 +27,24 @@ function _M.load(dir, files, store_spec, log)
   return function(req, ctx) return router:handle(req, ctx) end
 end
 
+--- The sender thread's body: opens its own store connection and client,
+-- then runs `telua.sender` until the host stops.
+-- @tparam table o `store` (spec), `account_sid`, `auth_token`, `base_url`,
+--   `rates` (spec string), `concurrency`, `stopping` (function)
+function _M.sender(o)
+  local core = require "telua.core"
+  local sender = require "telua.sender"
+  local log = debug.getregistry()["telua.host_log"]
+  local store = assert(store_mod.open(o.store))
+  local rates = assert(sender.parse_rates(o.rates))
+  local client = require("telua.client").new{
+    account_sid = o.account_sid, auth_token = o.auth_token, base_url = o.base_url,
+  }
+  o.auth_token = nil
+  log("info", ("sender: sending to %s as %s, %d at once"):format(client.api_base, o.account_sid, o.concurrency))
+  sender.run{ store = store, client = client, rates = rates, concurrency = o.concurrency,
+              log = log, stopping = o.stopping, sleep = core.sleep }
+  store:close()
+end
+
 return _M

@@ -223,9 +223,53 @@ local function canonical(addr, region)
 end
 _M.canonical = canonical
 
--- req.from_number / req.to_number: the parse of From / To, made on first use
+-- Queues an outbound message in the store's outbox for the host's sender
+-- (`telua.sender`); see `req.send` in the module notes.
+local function send(r, p)
+  if type(p) ~= "table" then error("req.send needs a table of message parameters", 2) end
+  local store, settings = r.store, r.settings
+  if not store then error("req.send needs a store", 2) end
+  local client = require "telua.client"
+  local q = {}
+  for k, v in pairs(p) do q[k] = v end
+  local dedupe = q.dedupe
+  q.dedupe = nil
+  if q.from == nil and q.messaging_service_sid == nil then q.from = r.to end -- answer from the number they wrote to
+  if q.status_callback == nil and settings.status_callback then
+    local cb = settings.status_callback
+    q.status_callback = cb:find("^https?://") and cb or ((r.url or ""):match("^(https?://[^/]+)") or "") .. cb
+  end
+  local m, err = client.check_message(q, r.default_region)
+  if not m then return nil, err end
+  m._segments, m._channel = nil, nil
+  local sender = m.from or m.messaging_service_sid
+  local out = store:is_opted_out(sender, m.to)
+  if out then
+    return nil, client.error{ code = 21610, message = "Attempt to send to unsubscribed recipient " .. m.to,
+                              where = "client", status = 400, retryable = false }
+  end
+  if m.to:sub(1, 9) == "whatsapp:" and not m.content_sid then
+    local open = store:window_open(sender, m.to)
+    if not open then
+      return nil, client.error{ code = 63016, where = "client", status = 400, retryable = false,
+        message = "Outside the 24-hour WhatsApp window of " .. m.to .. ": send a template (content_sid)" }
+    end
+  end
+  local id, aerr = store:outbox_add(m, { dedupe = dedupe, not_before = p.not_before })
+  if not id then return nil, client.error{ message = "outbox: " .. tostring(aerr), where = "client" } end
+  r.log("info", format("outbox %d: queued to %s (%s)", id, m.to, tostring(r.path)))
+  return id
+end
+
+-- req.from_number / req.to_number: the parse of From / To, made on first
+-- use; req.send: queue an outbound message
 local lazy_numbers = {
   __index = function(r, k)
+    if k == "send" then
+      local fn = function(p) return send(r, p) end
+      rawset(r, "send", fn)
+      return fn
+    end
     local raw
     if k == "from_number" then raw = r.params.From elseif k == "to_number" then raw = r.params.To else return nil end
     if type(raw) ~= "string" then return nil end
@@ -238,7 +282,7 @@ local lazy_numbers = {
 }
 
 -- Builds the table handlers see from the transport-level request.
-local function view(req, store, log, region)
+local function view(req, store, log, region, settings)
   local params = {}
   if req.query and req.query ~= "" then
     local q = webhook.parse_form(req.query)
@@ -252,7 +296,7 @@ local function view(req, store, log, region)
     body = req.body, form = form, params = params, store = store,
     from = canonical(params.From, region), to = canonical(params.To, region), text = params.Body,
     call_sid = params.CallSid, message_sid = params.MessageSid, digits = params.Digits,
-    log = log, default_region = region,
+    log = log, default_region = region, settings = settings,
   }, lazy_numbers)
 end
 
@@ -365,11 +409,42 @@ function Router:handle(req, ctx)
   return res
 end
 
+-- An undelivered message with a transient carrier error (settings.resend_codes,
+-- default 30003 unreachable handset and 30008 unknown error, twilio.md §h)
+-- is queued again from the outbox after settings.resend_backoff seconds
+-- (default 300), doubling each time, up to settings.resend_max resends
+-- (default 3). A repeated callback cannot queue it twice (the new entry's
+-- dedupe key is the SID).
+local DEFAULT_RESEND = { [30003] = true, [30008] = true }
+function Router:_resend(sid, status, code)
+  if (status ~= "undelivered" and status ~= "failed") or not code then return end
+  local settings, store = self.settings, self.store
+  local codes = settings.resend_codes or DEFAULT_RESEND
+  if not codes[code] or not store.outbox_get then return end
+  local e = store:outbox_get(sid)
+  if not e then return end
+  local n = 1
+  local prev = e
+  while prev and prev.resend_of do
+    n = n + 1
+    prev = store:outbox_get(prev.resend_of)
+  end
+  if n > (settings.resend_max or 3) then
+    self.log("info", format("%s undelivered (%d) after %d resends: giving up", sid, code, n - 1))
+    return
+  end
+  local delay = (settings.resend_backoff or 300) * 2 ^ (n - 1)
+  local id = store:outbox_add(e.params, { resend_of = e.id, dedupe = "resend:" .. sid,
+                                          not_before = require("telua.core").time() + delay })
+  self.log("info", format("%s undelivered (%d): resend %d queued as outbox %s in %.0fs", sid, code, n,
+                          tostring(id), delay))
+end
+
 -- The routing itself (handle without the idempotency replay).
 function Router:_handle(req, ctx)
   local path = req.path
   local region = self.settings.default_region
-  local r = view(req, self.store, self.log, region)
+  local r = view(req, self.store, self.log, region, self.settings)
   local v = self.voice[path]
   if v then
     ctx.kind, ctx.rule = "voice", v.source
@@ -396,6 +471,7 @@ function Router:_handle(req, ctx)
         local changed, now = self.store:message_status(p.MessageSid, status, {
           to = r.to, from = r.from, error_code = tonumber(p.ErrorCode) })
         r.status_changed, r.message_status = changed, now
+        if changed then self:_resend(p.MessageSid, status, tonumber(p.ErrorCode)) end
       end
     elseif p.CallSid then
       self.log("info", format("status %s %s%s", p.CallSid, tostring(p.CallStatus),

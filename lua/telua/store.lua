@@ -12,7 +12,7 @@
 
 local core = require "telua.core"
 
-local type, error, tostring, setmetatable, os_time = type, error, tostring, setmetatable, os.time
+local type, error, tostring, setmetatable, ipairs, os_time = type, error, tostring, setmetatable, ipairs, os.time
 
 local _M = { _VERSION = "0.1.0" }
 local Store = {}
@@ -50,6 +50,24 @@ CREATE TABLE IF NOT EXISTS windows (
   last_in    INTEGER NOT NULL,   -- their last inbound message
   PRIMARY KEY (sender, recipient)
 );
+CREATE TABLE IF NOT EXISTS outbox (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  params     TEXT NOT NULL,      -- JSON: the create parameters (snake_case)
+  sender     TEXT NOT NULL,      -- From or MessagingServiceSid: the pacing key
+  to_addr    TEXT NOT NULL,
+  state      TEXT NOT NULL,      -- queued, sending, sent, failed, unknown, skipped
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  not_before REAL NOT NULL,      -- epoch seconds: earliest send
+  sid        TEXT,               -- MessageSid once Twilio took it
+  error_code INTEGER,
+  error      TEXT,
+  resend_of  INTEGER,            -- the entry this one sends again
+  dedupe     TEXT UNIQUE,        -- optional caller key: one entry per key
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, not_before);
+CREATE INDEX IF NOT EXISTS outbox_sid ON outbox (sid) WHERE sid IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (
   ns         TEXT NOT NULL,
   key        TEXT NOT NULL,
@@ -294,6 +312,134 @@ function Store:counter_hit(ns, key, limit, window, now)
     if not n then return nil, err, code end
     return allowed, count, started + window - now
   end)
+end
+
+-- ---------------------------------------------------------------------------
+-- outbox: messages waiting to be sent by the host's sender
+--
+-- States: `queued` (waiting for `not_before`), `sending` (claimed by the
+-- sender, request in flight), `sent` (Twilio answered with a SID),
+-- `failed` (a permanent error), `skipped` (opted out at send time),
+-- `unknown` (the host stopped or crashed while the request was in flight:
+-- Twilio may or may not have the message; a person decides, nothing
+-- resends it by itself).
+
+local cjson = require "cjson.safe"
+
+--- Queues a message for the sender.
+-- @tparam table params create parameters (`to`, `from` or
+--   `messaging_service_sid`, `body`, ...; see `telua.client`), already checked
+-- @tparam[opt] table opts `not_before` (epoch seconds, default now),
+--   `dedupe` (a key: a second add with the same key returns the first id),
+--   `resend_of` (id of the entry this one repeats), `attempts`
+-- @treturn number the entry's id, and whether it was new
+-- @return or `nil, message, code`
+function Store:outbox_add(params, opts)
+  if type(params) ~= "table" then error("outbox_add: params must be a table", 2) end
+  opts = opts or {}
+  local to = params.to
+  local sender = params.from or params.messaging_service_sid
+  if type(to) ~= "string" or type(sender) ~= "string" then
+    error("outbox_add: params need to and from (or messaging_service_sid)", 2)
+  end
+  local json, jerr = cjson.encode(params)
+  if not json then return nil, "outbox_add: " .. tostring(jerr), "json" end
+  local now = core.time()
+  local db = self.db
+  return atomically(db, function()
+    if opts.dedupe then
+      local rows, err, code = db:query("SELECT id FROM outbox WHERE dedupe = ?", opts.dedupe)
+      if not rows then return nil, err, code end
+      if rows[1] then return rows[1].id, false end
+    end
+    local rows, err, code = db:query(
+      "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, resend_of, dedupe, created_at, updated_at) " ..
+      "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING id",
+      json, sender, to, opts.attempts or 0, opts.not_before or now, opts.resend_of, opts.dedupe, now, now)
+    if not rows then return nil, err, code end
+    return rows[1].id, true
+  end)
+end
+
+local function outbox_row(r)
+  if r then r.params = cjson.decode(r.params) end
+  return r
+end
+
+--- Claims up to `limit` due entries for sending (queued -> sending,
+-- attempts + 1), oldest first, in one transaction.
+-- @treturn table the claimed entries `{ id, params, sender, to_addr, attempts, ... }`
+function Store:outbox_claim(limit, now)
+  now = now or core.time()
+  local db = self.db
+  return atomically(db, function()
+    local rows, err, code = db:query(
+      "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
+      "(SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT ?) " ..
+      "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of", now, now, limit)
+    if not rows then return nil, err, code end
+    table.sort(rows, function(a, b) return a.id < b.id end)
+    for _, r in ipairs(rows) do outbox_row(r) end
+    return rows
+  end)
+end
+
+--- Moves a claimed entry to its next state.
+-- @tparam number id
+-- @tparam string state `sent`, `failed`, `skipped`, `unknown` or `queued` (retry later)
+-- @tparam[opt] table f `sid`, `error_code`, `error`, `not_before` (with `queued`)
+function Store:outbox_set(id, state, f)
+  f = f or {}
+  local n, err, code = self.db:run(
+    "UPDATE outbox SET state = ?, sid = coalesce(?, sid), error_code = ?, error = ?, " ..
+    "not_before = coalesce(?, not_before), updated_at = ? WHERE id = ?",
+    state, f.sid, f.error_code, f.error, f.not_before, core.time(), id)
+  if not n then return nil, err, code end
+  return n == 1
+end
+
+--- Puts back a claimed entry whose pacing delay says "not yet", without
+-- counting it as an attempt.
+function Store:outbox_defer(id, not_before)
+  local n, err, code = self.db:run(
+    "UPDATE outbox SET state = 'queued', attempts = attempts - 1, not_before = ?, updated_at = ? WHERE id = ?",
+    not_before, core.time(), id)
+  if not n then return nil, err, code end
+  return n == 1
+end
+
+--- One outbox entry by id or by MessageSid.
+function Store:outbox_get(id_or_sid)
+  local col = type(id_or_sid) == "string" and id_or_sid:find("^[SM]M") and "sid" or "id"
+  local rows, err, code = self.db:query(
+    "SELECT id, params, sender, to_addr, state, attempts, not_before, sid, error_code, error, resend_of, " ..
+    "created_at, updated_at FROM outbox WHERE " .. col .. " = ?", id_or_sid)
+  if not rows then return nil, err, code end
+  return outbox_row(rows[1])
+end
+
+--- After a crash or a stop: entries left `sending` become `unknown`
+-- (Twilio may have them; they are never resent on their own).
+-- @treturn number how many
+function Store:outbox_recover()
+  return self.db:run("UPDATE outbox SET state = 'unknown', error = 'in flight when the host stopped', " ..
+                     "updated_at = ? WHERE state = 'sending'", core.time())
+end
+
+--- Counts entries by state.
+-- @treturn table state -> count
+function Store:outbox_counts()
+  local rows, err, code = self.db:query("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+  if not rows then return nil, err, code end
+  local out = {}
+  for _, r in ipairs(rows) do out[r.state] = r.n end
+  return out
+end
+
+--- The earliest `not_before` of a queued entry (nil when none).
+function Store:outbox_next()
+  local rows = self.db:query("SELECT min(not_before) AS t FROM outbox WHERE state = 'queued'")
+  return rows and rows[1] and rows[1].t or nil
 end
 
 --- Deletes expired key/values; returns how many.

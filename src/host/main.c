@@ -47,7 +47,12 @@ static void usage(FILE *f)
         "  --fallback-voice FILE   TwiML answered when a voice rule fails\n"
         "  --fallback-messaging FILE  TwiML answered when a messaging rule fails\n"
         "  --auth-token-file FILE  read the auth token from FILE instead of TWILIO_AUTH_TOKEN\n"
-        "  --lua-dir DIR           where the telua Lua modules live\n");
+        "  --lua-dir DIR           where the telua Lua modules live\n"
+        "  --send-rates SPEC       pacing in segments/s, e.g. long_code=1,toll_free=3,short_code=100,\n"
+        "                          whatsapp=10,account=2000 (0 = unpaced)\n"
+        "  --send-concurrency N    REST requests in flight (default 8)\n"
+        "outbound: with TWILIO_ACCOUNT_SID set and a sqlite store, rules' req.send goes out through\n"
+        "  the outbox; TELUA_TWILIO_BASE_URL points it elsewhere than api.twilio.com (the sandbox)\n");
 }
 
 /* Reads a whole small file into a malloc'd string with trailing
@@ -96,6 +101,8 @@ static int serve(int argc, char **argv)
         else if (!strcmp(a, "--mem-mb")) c.mem_limit = strtoul(v, NULL, 10) * 1024 * 1024;
         else if (!strcmp(a, "--auth-token-file")) token_file = v;
         else if (!strcmp(a, "--lua-dir")) c.lua_dir = v;
+        else if (!strcmp(a, "--send-rates")) c.send_rates = v;
+        else if (!strcmp(a, "--send-concurrency")) c.send_concurrency = atoi(v);
         else if (!strcmp(a, "--fallback-voice")) {
             if (!(fb_voice = slurp(v, 65536))) { fprintf(stderr, "telua: cannot read %s\n", v); return 2; }
             c.fallback_voice = fb_voice;
@@ -128,6 +135,8 @@ static int serve(int argc, char **argv)
         return 2;
     }
     c.auth_token = token;
+    c.account_sid = getenv("TWILIO_ACCOUNT_SID") && getenv("TWILIO_ACCOUNT_SID")[0] ? getenv("TWILIO_ACCOUNT_SID") : NULL;
+    c.twilio_base_url = getenv("TELUA_TWILIO_BASE_URL") && getenv("TELUA_TWILIO_BASE_URL")[0] ? getenv("TELUA_TWILIO_BASE_URL") : NULL;
 
     /* block the stop signals in every thread; the main thread waits for them */
     sigemptyset(&set);

@@ -12,6 +12,7 @@
 #include "telua.h"
 #include "gen.h"
 #include "log.h"
+#include "vm.h"
 
 #include "../core/form.h"
 #include "../core/signature.h"
@@ -42,6 +43,9 @@ typedef struct worker {
 
 struct telua_host {
     telua_config cfg;
+    tl_vm *sender;            /* the sender thread's state (NULL: no sender) */
+    pthread_t sender_thread;
+    atomic_int stopping;
     worker *w;
     char *public_url, *fallback_voice, *fallback_messaging;
     tl_sig_key *key;          /* the auth token, prepared; the token itself is not kept */
@@ -69,6 +73,7 @@ void telua_config_defaults(telua_config *c)
     c->cpu_ms = 200;
     c->mem_limit = 64u * 1024 * 1024;
     c->debounce_ms = 150;
+    c->send_concurrency = 8;
 }
 
 static const char *lua_dir_of(const telua_config *c)
@@ -80,6 +85,78 @@ static const char *lua_dir_of(const telua_config *c)
     if (getenv("TELUA_LUA_DIR")) return getenv("TELUA_LUA_DIR");
     return TELUA_LUADIR;
 }
+
+/* ---- the sender thread (lua/telua/sender.lua) -------------------------- */
+
+static int sender_stopping(lua_State *L)
+{
+    telua_host *h = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushboolean(L, atomic_load(&h->stopping));
+    return 1;
+}
+
+static void *sender_main(void *arg)
+{
+    telua_host *h = arg;
+    lua_State *L = h->sender->L;
+    /* the stack holds: telua.host.sender, opts (built by start_sender) */
+    if (tl_vm_pcall(h->sender, 1, 0, 0) != LUA_OK)
+        tl_log("error", "sender stopped: %s", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return NULL;
+}
+
+/* Starts the sender when an account SID is configured. The auth token is
+ * handed to the sender's client (kept in that state only). */
+static int start_sender(telua_host *h, const telua_config *cfg, char *err, size_t errlen)
+{
+    lua_State *L;
+    if (!cfg->account_sid) return 0;
+    if (strncmp(cfg->store, "sqlite:", 7) != 0) {
+        tl_log("warn", "outbound sending needs --store sqlite:FILE (the workers and the sender share it); no sender");
+        return 0;
+    }
+    h->sender = tl_vm_new(0, 0, lua_dir_of(cfg));
+    if (!h->sender) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    L = h->sender->L;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "telua.host");
+    if (tl_vm_pcall(h->sender, 1, 1, 0) != LUA_OK) {
+        snprintf(err, errlen, "sender: %s", lua_tostring(L, -1));
+        return -1;
+    }
+    lua_getfield(L, -1, "sender");
+    lua_remove(L, -2);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, cfg->store);
+    lua_setfield(L, -2, "store");
+    lua_pushstring(L, cfg->account_sid);
+    lua_setfield(L, -2, "account_sid");
+    lua_pushstring(L, cfg->auth_token);
+    lua_setfield(L, -2, "auth_token");
+    if (cfg->twilio_base_url) {
+        lua_pushstring(L, cfg->twilio_base_url);
+        lua_setfield(L, -2, "base_url");
+    }
+    if (cfg->send_rates) {
+        lua_pushstring(L, cfg->send_rates);
+        lua_setfield(L, -2, "rates");
+    }
+    lua_pushinteger(L, cfg->send_concurrency > 0 ? cfg->send_concurrency : 8);
+    lua_setfield(L, -2, "concurrency");
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, sender_stopping, 1);
+    lua_setfield(L, -2, "stopping");
+    if (pthread_create(&h->sender_thread, NULL, sender_main, h) != 0) {
+        snprintf(err, errlen, "cannot start the sender thread");
+        return -1;
+    }
+    return 0;
+}
+
 
 /* ---- responses ------------------------------------------------------- */
 
@@ -589,6 +666,13 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
             else ((struct sockaddr_in *)&ss)->sin_port = htons((unsigned short)h->port);
         }
     }
+    if (start_sender(h, cfg, err, errlen) != 0) {
+        stop_daemons(h);
+        tl_gens_close(&h->gens);
+        tl_vm_free(h->sender);
+        host_free(h);
+        return -1;
+    }
     if (tl_gens_watch(&h->gens) != 0) tl_log("warn", "cannot start the rules watcher; hot reload is off");
     *out = h;
     return 0;
@@ -600,6 +684,11 @@ void telua_host_stop(telua_host *h)
 {
     if (!h) return;
     stop_daemons(h); /* joins the workers: in-flight requests finish */
+    if (h->sender) { /* the sender finishes the batch in flight, then returns */
+        atomic_store(&h->stopping, 1);
+        pthread_join(h->sender_thread, NULL);
+        tl_vm_free(h->sender);
+    }
     tl_gens_close(&h->gens);
     host_free(h);
 }
