@@ -27,7 +27,7 @@ return {
   },
   messages = {
     { path = "/sms/incoming", keyword = "HOURS", handler = function()
-        return answer(templates.hours)
+        return answer(templates.hours, {})
       end },
     { path = "/sms/incoming", keyword = "ORDER", handler = function(req)
         local order = req.args and req.args:match("^#?(%d+)$")

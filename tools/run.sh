@@ -1,18 +1,30 @@
 #!/bin/sh
 # `make run`: serves the example rules on 127.0.0.1:8080.
-# Without TWILIO_AUTH_TOKEN a development token is used and printed, so
-# you can sign requests yourself (see README, "Five-minute tour").
+# Without Twilio credentials (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) it
+# starts `telua sandbox` on 127.0.0.1:8090 with development credentials and
+# points the host's sender at it, so the rules' outbound messages and their
+# status callbacks work on a fresh machine (see README, "Five-minute tour").
 set -eu
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p var
-if [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
-  TWILIO_AUTH_TOKEN=dev-token-not-secret
-  export TWILIO_AUTH_TOKEN
-  echo "telua: TWILIO_AUTH_TOKEN is unset; using the development token: $TWILIO_AUTH_TOKEN"
-fi
 LISTEN=${TELUA_LISTEN:-127.0.0.1:8080}
 PUBLIC=${TELUA_PUBLIC_URL:-http://$LISTEN}
+SANDBOX_PID=
+if [ -z "${TWILIO_ACCOUNT_SID:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
+  TWILIO_ACCOUNT_SID=ACdeadbeefdeadbeefdeadbeefdeadbeef
+  TWILIO_AUTH_TOKEN=dev-token-not-secret
+  export TWILIO_ACCOUNT_SID TWILIO_AUTH_TOKEN
+  SANDBOX=${TELUA_SANDBOX_LISTEN:-127.0.0.1:8090}
+  "$BUILD/telua" sandbox --listen "$SANDBOX" &
+  SANDBOX_PID=$!
+  trap 'kill $SANDBOX_PID 2>/dev/null' EXIT INT TERM
+  TELUA_TWILIO_BASE_URL=http://$SANDBOX
+  export TELUA_TWILIO_BASE_URL
+  echo "telua: no Twilio credentials; the sandbox answers on $SANDBOX (account $TWILIO_ACCOUNT_SID," \
+       "development token: $TWILIO_AUTH_TOKEN)"
+  echo "telua: try  TWILIO_AUTH_TOKEN=$TWILIO_AUTH_TOKEN $BUILD/telua sandbox inbound --to $PUBLIC/sms/incoming --from +14155550111 --body 'ORDER 1234'"
+fi
 echo "telua: serving rules/ on $LISTEN (public URL $PUBLIC); Ctrl-C stops"
-exec "$BUILD/telua" serve --rules rules --listen "$LISTEN" --public-url "$PUBLIC" \
+"$BUILD/telua" serve --rules rules --listen "$LISTEN" --public-url "$PUBLIC" \
   --store "sqlite:var/telua.db" --workers 2

@@ -248,7 +248,7 @@ return { voice = {
   it("handles STOP before any rule, keeps it across a restart, and START restores", function()
     local code, body = host:twilio("/sms/incoming", sms("hello"))
     assert.are.equal(200, code)
-    same_xml(DECL .. '<Response><Message>Hi +14155550199, thanks for your message "hello". Reply HOURS for opening hours, HELP for help, STOP to opt out.</Message></Response>', body)
+    same_xml(DECL .. '<Response><Message>Hi +14155550199, thanks for your message "hello". Reply HOURS for opening hours, ORDER and your order number for its status, HELP for help, STOP to opt out.</Message></Response>', body)
 
     code, body = host:twilio("/sms/incoming", sms("  stop "))
     same_xml(DECL .. "<Response><Message>You have successfully been unsubscribed. You will not receive any more messages from this number. Reply START to resubscribe.</Message></Response>", body)

@@ -419,7 +419,7 @@ static int post_inbound(const char *lua_dir, int voice, int argc, char **argv)
         tl_vm_free(vm);
         return 1;
     }
-    fputs(lua_tostring(L, -1) ? lua_tostring(L, -1) : "", stdout);
+    fputs(lua_tostring(L, -2), stdout);
     tl_vm_free(vm);
     return 0;
 }
