@@ -18,10 +18,11 @@ SB=$!
 for _ in 1 2 3 4 5 6 7 8 9 10; do grep -q port "$TMP/sb.out" 2>/dev/null && break; sleep 0.1; done
 BASE=http://127.0.0.1:$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$TMP/sb.out")
 echo "machine: $(nproc) cores, $(uname -sr); $N messages, sandbox at $BASE"
+reset() { curl -s -X POST "$BASE/-/sandbox/reset" > /dev/null; } # each client starts on an empty sandbox
 {
-  node bench/client_peer.js "$BASE" "$SID" "$TOKEN" "$N" "$CONC"
-  LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua5.4/?.so;;" lua5.4 bench/client_lua.lua "$BASE" "$SID" "$TOKEN" "$N" "$CONC"
-  LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/luajit/?.so;;" luajit bench/client_lua.lua "$BASE" "$SID" "$TOKEN" "$N" "$CONC"
+  reset; node bench/client_peer.js "$BASE" "$SID" "$TOKEN" "$N" "$CONC"
+  reset; LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua5.4/?.so;;" lua5.4 bench/client_lua.lua "$BASE" "$SID" "$TOKEN" "$N" "$CONC"
+  reset; LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/luajit/?.so;;" luajit bench/client_lua.lua "$BASE" "$SID" "$TOKEN" "$N" "$CONC"
 } | tee "$TMP/out.txt"
 awk '/messages\/s/ { r = $(NF - 1); if ($0 ~ /^twilio-node/) peer = r; else { n++; name[n] = $1 " " $3; rate[n] = r } }
      END { for (i = 1; i <= n; i++) printf "%-28s %5.1fx twilio-node (bar: 5x)\n", name[i], rate[i] / peer }' "$TMP/out.txt"

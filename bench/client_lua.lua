@@ -1,10 +1,11 @@
--- telua.client creating messages against `telua sandbox`: create_many in
--- batches of CONC (libcurl multi, keep-alive), every message checked
--- (E.164, segments) before it leaves.
+-- telua.client creating messages against `telua sandbox`: create_many over
+-- lists of 1,000 with CONC connections in flight (libcurl multi, keep-alive),
+-- every message checked (E.164, segments) before it leaves.
 -- usage: lua bench/client_lua.lua BASE_URL SID TOKEN N CONC
 local core = require "telua.core"
 local base, sid, token, n, conc = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5])
-local client = require("telua.client").new{ account_sid = sid, auth_token = token, base_url = base }
+local client = require("telua.client").new{ account_sid = sid, auth_token = token, base_url = base,
+                                           concurrency = conc }
 local function batch(from, count)
   local list = {}
   for i = from, from + count - 1 do
@@ -18,7 +19,7 @@ local ok, failed = 0, 0
 local t0 = core.monotonic()
 local i = 0
 while i < n do
-  local k = math.min(conc, n - i)
+  local k = math.min(conc * 4, n - i)
   for _, r in ipairs(batch(i, k)) do if r[1] then ok = ok + 1 else failed = failed + 1 end end
   i = i + k
 end

@@ -293,7 +293,9 @@ end
 --   (default 10), `max_retries` (default 3), `retry_base` (seconds, default
 --   0.1), `retry_cap` (default 3), `max_retry_after` (the longest
 --   `Retry-After` waited in the call, default 30; a longer one is returned
---   as the error's `retry_after`), `cainfo` (CA bundle), `user_agent_extensions`
+--   as the error's `retry_after`), `concurrency` (requests in flight in
+--   `create_many`, default 16: Twilio limits an account's concurrent
+--   requests, 20429), `cainfo` (CA bundle), `user_agent_extensions`
 -- @treturn table the client, with `messages`, `calls` and `verify`
 -- @raise when the credentials are missing or malformed
 function _M.new(opts)
@@ -333,6 +335,7 @@ function _M.new(opts)
     retry_base = opts.retry_base or 0.1,
     retry_cap = opts.retry_cap or 3,
     max_retry_after = opts.max_retry_after or 30,
+    concurrency = opts.concurrency or 16,
     cainfo = opts.cainfo,
     user_agent = ("telua/%s (%s) %s%s"):format(_M._VERSION, jit and jit.os or "Linux",
       jit and jit.version or _VERSION, ext and (" " .. concat(ext, " ")) or ""),
@@ -450,7 +453,7 @@ function Client:_run(reqs)
     else
       local list = {}
       for j, i in ipairs(pending) do list[j] = built[i] end
-      answers = self.transport.batch(list)
+      answers = self.transport.batch(list, self.concurrency)
     end
     local again, wait = {}, 0
     for j, i in ipairs(pending) do

@@ -37,13 +37,16 @@ function _M.request(opts)
 end
 
 --- Makes many requests at once and waits for all of them.
+-- A long list streams through at most `max_connections` connections per
+-- host (libcurl starts each waiting request as a connection frees).
 -- @tparam table list of request options, as for `request`
+-- @tparam[opt=32] integer max_connections per host, 1..1024
 -- @treturn table the answers in the same order: a response table, or
 --   `{ error = message, code = code }`
 -- @raise when an item is malformed (nothing is sent then)
-function _M.batch(list)
+function _M.batch(list, max_connections)
   if type(list) ~= "table" then error("http.batch needs a list of requests", 2) end
-  return core.http_batch(list)
+  return core.http_batch(list, max_connections)
 end
 
 return _M

@@ -493,6 +493,7 @@ int tl_sandbox_main(const char *lua_dir, int argc, char **argv)
     s.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, access_cb, &s,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                 MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, /* MHD zeroes it per request */
                                 MHD_OPTION_CONNECTION_LIMIT, 4096u,
                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                                 MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL,

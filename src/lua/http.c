@@ -23,12 +23,17 @@
 #define HTTP_MT "telua.HTTP"
 #define MAX_BODY (64u * 1024 * 1024)
 
+#define FREE_EASY 64
+
 typedef struct {
     CURLM *multi;
+    CURL *free_easy[FREE_EASY]; /* reset handles kept for the next requests */
+    int nfree;
 } http_pool;
 
 typedef struct {
     CURL *easy;
+    http_pool *pool;        /* where the handle goes back */
     struct curl_slist *headers;
     char *body;             /* response body */
     size_t len, cap;
@@ -84,9 +89,20 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return k;
 }
 
+/* A handle goes back to its pool (reset: no option or credential of this
+ * request stays on it) unless the pool is full or closed. */
 static void req_free(http_req *r)
 {
-    if (r->easy) curl_easy_cleanup(r->easy);
+    if (r->easy) {
+        http_pool *p = r->pool;
+        if (p && p->multi && p->nfree < FREE_EASY) {
+            curl_easy_reset(r->easy);
+            p->free_easy[p->nfree++] = r->easy;
+        } else {
+            curl_easy_cleanup(r->easy);
+        }
+        r->easy = NULL;
+    }
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r->hdr);
@@ -100,6 +116,7 @@ static http_pool *pool_of(lua_State *L)
     lua_pop(L, 1);
     if (p && p->multi) return p;
     p = lua_newuserdata(L, sizeof *p);
+    p->nfree = 0;
     p->multi = curl_multi_init();
     if (!p->multi) luaL_error(L, "http: cannot start libcurl");
     curl_multi_setopt(p->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
@@ -112,6 +129,7 @@ static http_pool *pool_of(lua_State *L)
 static int pool_gc(lua_State *L)
 {
     http_pool *p = luaL_checkudata(L, 1, HTTP_MT);
+    while (p->nfree > 0) curl_easy_cleanup(p->free_easy[--p->nfree]);
     if (p->multi) curl_multi_cleanup(p->multi);
     p->multi = NULL;
     return 0;
@@ -177,7 +195,8 @@ static void setup_req(lua_State *L, int idx, http_req *r)
         }
     }
     /* all checked: build */
-    r->easy = curl_easy_init();
+    r->pool = pool_of(L);
+    r->easy = r->pool->nfree > 0 ? r->pool->free_easy[--r->pool->nfree] : curl_easy_init();
     if (!r->easy) luaL_error(L, "http: out of memory");
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
@@ -346,12 +365,20 @@ static int batch_gc(lua_State *L)
     return 0;
 }
 
-/* core.http_batch({opts, ...}) -> { response | {error = message, code = code}, ... } */
+/* core.http_batch({opts, ...} [, max_connections]) ->
+ *   { response | {error = message, code = code}, ... }
+ * At most max_connections (default 32) connections per host: libcurl keeps
+ * the other requests pending and starts each as a connection frees, so a
+ * long list streams through a fixed pool. */
 static int l_http_batch(lua_State *L)
 {
     int n, i;
     http_batch *b;
+    lua_Integer maxc = luaL_optinteger(L, 2, 32);
     luaL_checktype(L, 1, LUA_TTABLE);
+    if (maxc < 1 || maxc > 1024) return luaL_error(L, "http: max_connections must be 1..1024");
+    lua_settop(L, 1);
+    curl_multi_setopt(pool_of(L)->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)maxc);
     n = (int)tl_rawlen(L, 1);
     b = lua_newuserdata(L, sizeof *b);
     b->n = 0;
