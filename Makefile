@@ -100,6 +100,8 @@ bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/
 	@sh bench/e164.sh $(BUILD)
 	@sh bench/segments.sh $(BUILD)
 	@sh bench/gcra.sh $(BUILD)
+	@sh bench/client.sh $(BUILD)
+	@sh bench/host_memory.sh $(BUILD)
 
 check: all
 	$(BUILD)/telua check rules

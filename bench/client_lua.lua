@@ -1,5 +1,5 @@
 -- telua.client creating messages against `telua sandbox`: create_many over
--- lists of 1,000 with CONC connections in flight (libcurl multi, keep-alive),
+-- lists of 2,000 with CONC connections in flight (libcurl multi, keep-alive),
 -- every message checked (E.164, segments) before it leaves.
 -- usage: lua bench/client_lua.lua BASE_URL SID TOKEN N CONC
 local core = require "telua.core"
@@ -19,7 +19,7 @@ local ok, failed = 0, 0
 local t0 = core.monotonic()
 local i = 0
 while i < n do
-  local k = math.min(conc * 4, n - i)
+  local k = math.min(2000, n - i)
   for _, r in ipairs(batch(i, k)) do if r[1] then ok = ok + 1 else failed = failed + 1 end end
   i = i + k
 end

@@ -43,5 +43,5 @@ for round in 1 2 3; do
     sleep 0.5
   done
   t1=$(date +%s.%N)
-  echo "after $total sends: RSS $(rss) kB ($(echo "$ROUND / ($t1 - $t0)" | bc) sends/s this round)"
+  echo "after $total sends: RSS $(rss) kB ($(awk "BEGIN { printf \"%.0f\", $ROUND / ($t1 - $t0) }") sends/s this round)"
 done

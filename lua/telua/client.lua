@@ -268,6 +268,17 @@ local function hostname(product, edge, region)
   return "https://" .. product .. (edge and ("." .. edge) or "") .. "." .. region .. ".twilio.com"
 end
 
+-- Request headers as twilio-node sends them (twilio.md §c.1), one table per
+-- kind of request, shared by every request of this client.
+local function header_sets(ua)
+  return {
+    POST = { ["User-Agent"] = ua, ["Accept-Charset"] = "utf-8", Accept = "application/json",
+             ["Content-Type"] = "application/x-www-form-urlencoded" },
+    GET = { ["User-Agent"] = ua, ["Accept-Charset"] = "utf-8", Accept = "application/json" },
+    DELETE = { ["User-Agent"] = ua, ["Accept-Charset"] = "utf-8" },
+  }
+end
+
 local function default_transport()
   local http = require "telua.http"
   return { request = http.request, batch = http.batch, sleep = core.sleep }
@@ -341,6 +352,7 @@ function _M.new(opts)
       jit and jit.version or _VERSION, ext and (" " .. concat(ext, " ")) or ""),
   }, Client)
   secrets[self] = { user, pass }
+  self.headers = header_sets(self.user_agent)
   self.messages = _M.messages_api(self)
   self.calls = _M.calls_api(self)
   self.verify = _M.verify_api(self)
@@ -405,14 +417,12 @@ function Client:_build(method, base, path, params)
   local req = {
     method = method, url = base .. path, user = s[1], password = s[2],
     timeout = self.timeout, connect_timeout = self.connect_timeout, cainfo = self.cainfo,
-    headers = { ["User-Agent"] = self.user_agent, ["Accept-Charset"] = "utf-8" },
+    headers = self.headers[method] or self.headers.POST,
   }
-  if method ~= "DELETE" then req.headers.Accept = "application/json" end
   local form = params and next(params) and core.form_encode(to_wire(params)) or nil
   if method == "GET" or method == "DELETE" then
     if form then req.url = req.url .. (req.url:find("?", 1, true) and "&" or "?") .. form end
   else
-    req.headers["Content-Type"] = "application/x-www-form-urlencoded"
     req.body = form or ""
   end
   return req
@@ -451,9 +461,16 @@ function Client:_run(reqs)
       local a, b, c = self.transport.request(built[pending[1]])
       answers = { a or { error = b, code = c } }
     else
-      local list = {}
-      for j, i in ipairs(pending) do list[j] = built[i] end
-      answers = self.transport.batch(list, self.concurrency)
+      -- in chunks of 4 x concurrency: libcurl's cost per step grows with
+      -- the handles it holds, so a long list in one multi is slower
+      answers = {}
+      local chunk = 4 * self.concurrency
+      for from = 1, #pending, chunk do
+        local list = {}
+        for j = from, math.min(from + chunk - 1, #pending) do list[#list + 1] = built[pending[j]] end
+        local got = self.transport.batch(list, self.concurrency)
+        for j = 1, #got do answers[from + j - 1] = got[j] end
+      end
     end
     local again, wait = {}, 0
     for j, i in ipairs(pending) do

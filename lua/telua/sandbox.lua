@@ -132,20 +132,34 @@ local function err_body(status, code, message, extra)
   return status, "application/json", encode(o)
 end
 
--- Decodes a form body into a map of first values and a map of lists.
+-- Decodes a form body into a map of first values and, for the keys Twilio
+-- repeats (MediaUrl, StatusCallbackEvent, ...), a map of lists.
+local EMPTY = setmetatable({}, { __newindex = function() error("sandbox: EMPTY is read-only", 2) end })
 local function form(body)
-  local first, all = {}, {}
-  if not body or body == "" then return first, all end
+  local first = {}
+  if not body or body == "" then return first, EMPTY end
   local pairs_, err = core.form_decode(body)
   if not pairs_ then return nil, err end
-  for _, p in ipairs(pairs_) do
+  local all = EMPTY
+  for i = 1, #pairs_ do
+    local p = pairs_[i]
     local k, v = p[1], p[2]
-    if first[k] == nil then first[k] = v end
-    local l = all[k]
-    if not l then l = {}; all[k] = l end
-    l[#l + 1] = v
+    local had = first[k]
+    if had == nil then
+      first[k] = v
+    else
+      if all == EMPTY then all = {} end
+      local l = all[k]
+      if not l then l = { had }; all[k] = l end
+      l[#l + 1] = v
+    end
   end
   return first, all
+end
+
+-- All values of a form key: the repeated list, or the single value as a list.
+local function list_of(first, all, k)
+  return all[k] or (first[k] ~= nil and { first[k] }) or nil
 end
 
 local function query_params(q)
@@ -291,9 +305,6 @@ function _M.new(opts)
   end
   self.sign = function(url, params) return core.signature(token, url, params) end
   self:reset()
-  -- the sandbox keeps every message: a generational collector does not
-  -- walk all of them on every cycle (Lua 5.4; LuaJIT ignores the request)
-  pcall(collectgarbage, "generational")
   return self
 end
 
@@ -331,7 +342,7 @@ function Sandbox:create_message(f, all)
   local to, from, mss = f.To, f.From, f.MessagingServiceSid
   if not to or to == "" then return err_body(400, 21604, "A 'To' phone number is required.") end
   if (not from or from == "") and not mss then return err_body(400, 21603, "A 'From' phone number is required.") end
-  local body, media, content = f.Body, all.MediaUrl, f.ContentSid
+  local body, media, content = f.Body, list_of(f, all, "MediaUrl"), f.ContentSid
   if (not body or body == "") and not media and not content then
     return err_body(400, 21602, "Message body is required.")
   end
@@ -592,7 +603,7 @@ function Sandbox:create_call(f, all)
   self.calls[sid] = c
   self.call_list[#self.call_list + 1] = c
   local events = {}
-  for _, e in ipairs(all.StatusCallbackEvent or {}) do
+  for _, e in ipairs(list_of(f, all, "StatusCallbackEvent") or {}) do
     for w in e:gmatch("[%a%-]+") do events[w] = true end
   end
   if not next(events) then events.completed = true end

@@ -79,20 +79,6 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls,
     *con_cls = NULL;
 }
 
-static enum MHD_Result push_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    lua_State *L = cls;
-    char lower[256];
-    size_t i;
-    (void)kind;
-    for (i = 0; key[i] && i < sizeof lower - 1; i++)
-        lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
-    lower[i] = 0;
-    lua_pushstring(L, value ? value : "");
-    lua_setfield(L, -2, lower);
-    return MHD_YES;
-}
-
 static enum MHD_Result answer(sandbox *s, struct MHD_Connection *con, sreq *r, const char *method)
 {
     lua_State *L;
@@ -117,8 +103,14 @@ static enum MHD_Result answer(sandbox *s, struct MHD_Connection *con, sreq *r, c
     lua_insert(L, -2); /* handle, app */
     lua_pushstring(L, method);
     lua_pushstring(L, r->uri);
-    lua_newtable(L);
-    MHD_get_connection_values(con, MHD_HEADER_KIND, push_header, L);
+    lua_createtable(L, 0, 1); /* the one header the sandbox reads */
+    {
+        const char *auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
+        if (auth) {
+            lua_pushstring(L, auth);
+            lua_setfield(L, -2, "authorization");
+        }
+    }
     lua_pushlstring(L, r->body ? r->body : "", r->len);
     rc = tl_vm_pcall(s->api, 5, 4, 0);
     if (rc != LUA_OK) {
