@@ -281,7 +281,7 @@ end
 
 local function default_transport()
   local http = require "telua.http"
-  return { request = http.request, batch = http.batch, sleep = core.sleep }
+  return { request = http.request, batch = http.batch, sleep = http.sleep }
 end
 
 local function env(name)

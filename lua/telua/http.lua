@@ -1,8 +1,13 @@
 --- HTTP client on libcurl: keep-alive, HTTP/2 where offered, timeouts, TLS verified.
 --
--- `request` blocks the calling thread until the answer is in (plain Lua,
--- scripts, tests); `batch` runs many requests at once on the same
--- connection pool and returns when all are done. Connections stay open
+-- In the telua host, a rule that calls `request`, `batch` or `sleep` does
+-- not block its worker: the call yields the rule's coroutine, the worker's
+-- I/O thread runs the transfer on its own libcurl multi handle, and the
+-- rule goes on with the answer while the worker serves other requests in
+-- the meantime (time spent waiting does not count against the rule's CPU
+-- budget). Elsewhere (plain Lua, scripts, tests) `request` blocks the
+-- calling thread until the answer is in; `batch` runs many requests at once
+-- on the same connection pool and returns when all are done. Connections stay open
 -- between calls (one pool per Lua state) and HTTP/2 streams share one
 -- connection. TLS peers are always verified; `cainfo` names a CA bundle for
 -- a private CA. This is the transport under telua's Twilio client; it is
@@ -17,8 +22,18 @@
 local core = require "telua.core"
 
 local type, error = type, error
+local running, yield = coroutine.running, coroutine.yield
 
 local _M = { _VERSION = "0.1.0", LIBCURL = core.http_version }
+
+-- The host marks the coroutine a request's rules run in; only there does a
+-- call yield (a rule's own coroutines, and everything outside the host,
+-- block as usual).
+local REG = debug and debug.getregistry and debug.getregistry()
+local function in_host()
+  local co = REG and REG["telua.host_co"]
+  return co and co == running()
+end
 
 --- Makes one request and waits for the answer.
 -- @tparam table opts `url` (http or https), `method` (default `"GET"`),
@@ -33,6 +48,7 @@ local _M = { _VERSION = "0.1.0", LIBCURL = core.http_version }
 -- @raise when opts is malformed
 function _M.request(opts)
   if type(opts) ~= "table" then error("http.request needs a table of options", 2) end
+  if in_host() then return yield("telua.io", "http", opts) end
   return core.http_request(opts)
 end
 
@@ -46,7 +62,19 @@ end
 -- @raise when an item is malformed (nothing is sent then)
 function _M.batch(list, max_connections)
   if type(list) ~= "table" then error("http.batch needs a list of requests", 2) end
+  if in_host() then return yield("telua.io", "batch", list) end
   return core.http_batch(list, max_connections)
+end
+
+--- Waits, without blocking the host's worker (see the module notes).
+-- @tparam number seconds
+function _M.sleep(seconds)
+  if type(seconds) ~= "number" then error("http.sleep needs seconds", 2) end
+  if in_host() then
+    yield("telua.io", "sleep", seconds)
+    return
+  end
+  core.sleep(seconds)
 end
 
 return _M

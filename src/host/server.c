@@ -11,6 +11,7 @@
  */
 #include "telua.h"
 #include "gen.h"
+#include "io.h"
 #include "log.h"
 #include "vm.h"
 
@@ -39,6 +40,7 @@ typedef struct worker {
     struct telua_host *h;
     int index;
     struct MHD_Daemon *daemon;
+    tl_io *io;                /* the rules' HTTP requests and timers */
 } worker;
 
 struct telua_host {
@@ -60,7 +62,20 @@ typedef struct req_ctx {
     char *body;
     size_t len, cap;
     int started, too_large;
+    /* the rules' coroutine, while the request runs (it may wait on I/O) */
+    struct MHD_Connection *con;
+    tl_gen *gen;        /* acquired for the whole request */
+    int index;          /* the worker */
+    lua_State *co;
+    int co_ref, ctx_ref;
+    tl_http_job *job;   /* the I/O it waits for */
+    int io_kind;        /* IO_HTTP, IO_BATCH, IO_SLEEP; 0: none */
+    long long budget_ns;
+    char method[16];
+    char *path;
 } req_ctx;
+
+enum { IO_HTTP = 1, IO_BATCH, IO_SLEEP };
 
 void telua_config_defaults(telua_config *c)
 {
@@ -248,6 +263,14 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls,
     (void)con;
     (void)toe;
     if (!c) return;
+    if (c->gen) { /* ended while its rule was still running (the host stops) */
+        lua_State *L = c->gen->vm[c->index]->L;
+        luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
+        tl_http_job_free(c->job);
+        tl_gen_release(c->gen);
+    }
+    free(c->path);
     free(c->uri);
     free(c->body);
     free(c);
@@ -308,23 +331,173 @@ static void free_params(param_list *l)
     free(l->p);
 }
 
-/* Runs the rules for one verified request and queues the answer. */
-static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection *con, const char *method,
-                                 const char *path, const char *query, const char *url,
+/* The I/O thread calls this when what a rule waits for is done. */
+static void io_done(void *arg)
+{
+    req_ctx *c = arg;
+    MHD_resume_connection(c->con);
+}
+
+/* lua_pcall'd: tl_http_prepare(options at 1, batch flag at 2) -> job in upvalue */
+static int prepare_cf(lua_State *L)
+{
+    tl_http_job **out = lua_touserdata(L, lua_upvalueindex(1));
+    *out = tl_http_prepare(L, 1, lua_toboolean(L, 2));
+    return 0;
+}
+
+/* Ends a request's Lua side: drops the coroutine and the generation. */
+static void end_rules(req_ctx *c)
+{
+    lua_State *L = c->gen->vm[c->index]->L;
+    luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
+    c->co = NULL;
+    tl_gen_release(c->gen);
+    c->gen = NULL;
+}
+
+/* Resumes the rules' coroutine with nargs values on its stack and acts on
+ * how it stops: an answer, an error (fallback), or a wait for I/O (the
+ * connection is suspended until the I/O thread is done). */
+static enum MHD_Result step(telua_host *h, req_ctx *c, int nargs)
+{
+    struct MHD_Connection *con = c->con;
+    tl_vm *vm = c->gen->vm[c->index];
+    lua_State *L = vm->L, *co = c->co;
+    int rc, nres = 0;
+    enum MHD_Result ret;
+    for (;;) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->co_ref); /* telua.http yields only from this coroutine */
+        lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_co");
+        rc = tl_vm_resume(vm, co, nargs, &nres, h->cfg.cpu_ms ? &c->budget_ns : NULL);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_co");
+        if (rc != LUA_YIELD) break;
+        /* a wait: "telua.io", kind, arg [, arg2] */
+        {
+            int base = lua_gettop(co) - nres + 1;
+            const char *tag = nres >= 2 ? lua_tostring(co, base) : NULL;
+            const char *kind = nres >= 2 ? lua_tostring(co, base + 1) : NULL;
+            if (!tag || strcmp(tag, "telua.io") != 0 || !kind) {
+                lua_settop(co, 0);
+                lua_pushliteral(co, "a rule yielded something the host does not wait for (only telua.http and "
+                                    "telua.http.sleep may yield)");
+                rc = LUA_ERRRUN;
+                break;
+            }
+            if (strcmp(kind, "sleep") == 0) {
+                double sec = lua_tonumber(co, base + 2);
+                lua_settop(co, 0);
+                if (tl_io_sleep(h->w[c->index].io, sec > 0 ? sec : 0, io_done, c) == 0) {
+                    c->io_kind = IO_SLEEP;
+                    MHD_suspend_connection(con);
+                    return MHD_YES;
+                }
+                nargs = 0; /* the host is stopping: go on at once */
+                continue;
+            } else {
+                int batch = strcmp(kind, "batch") == 0;
+                tl_http_job *job = NULL;
+                lua_pushlightuserdata(L, &job);
+                lua_pushcclosure(L, prepare_cf, 1);
+                lua_pushvalue(co, base + 2);
+                lua_xmove(co, L, 1);
+                lua_pushboolean(L, batch);
+                if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* bad options: an error value, as http.request gives */
+                    lua_settop(co, 0);
+                    lua_pushnil(co);
+                    lua_pushstring(co, lua_tostring(L, -1));
+                    lua_pushliteral(co, "bad_request");
+                    lua_pop(L, 1);
+                    nargs = 3;
+                    continue;
+                }
+                lua_settop(co, 0);
+                if (tl_io_http(h->w[c->index].io, job, io_done, c) == 0) {
+                    c->job = job;
+                    c->io_kind = batch ? IO_BATCH : IO_HTTP;
+                    MHD_suspend_connection(con);
+                    return MHD_YES;
+                }
+                tl_http_job_abort(job); /* the host is stopping */
+                nargs = tl_http_job_push(co, job, batch);
+                tl_http_job_free(job);
+                continue;
+            }
+        }
+    }
+    if (rc == LUA_OK && nres >= 1 && lua_istable(co, -nres)) {
+        int t = lua_gettop(co) - nres + 1;
+        unsigned status;
+        const char *ctype, *body;
+        size_t blen = 0;
+        lua_getfield(co, t, "status");
+        status = (unsigned)luaL_optinteger(co, -1, 200);
+        lua_getfield(co, t, "content_type");
+        ctype = lua_isstring(co, -1) ? lua_tostring(co, -1) : "text/xml";
+        lua_getfield(co, t, "body");
+        body = lua_isstring(co, -1) ? lua_tolstring(co, -1, &blen) : "";
+        ret = reply(con, status, ctype, body, blen);
+    } else {
+        const char *kind, *rule, *fallback;
+        const char *err = rc == LUA_OK ? "handler returned no response table"
+                                       : (lua_isstring(co, -1) ? lua_tostring(co, -1) : "error");
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctx_ref);
+        lua_getfield(L, -1, "kind");
+        kind = lua_isstring(L, -1) ? lua_tostring(L, -1) : "voice";
+        lua_getfield(L, -2, "rule");
+        rule = lua_isstring(L, -1) ? lua_tostring(L, -1) : "?";
+        atomic_fetch_add(&h->errors, 1);
+        tl_log("error", "rule %s failed on %s %s (generation %d): %s", rule, c->method, c->path, c->gen->id, err);
+        fallback = strcmp(kind, "voice") == 0 ? h->fallback_voice : h->fallback_messaging;
+        if (strcmp(kind, "status") == 0) ret = send_text(con, 500, "status handler failed\n");
+        else ret = reply(con, 200, "text/xml", fallback, strlen(fallback));
+        lua_pop(L, 3);
+    }
+    lua_settop(co, 0);
+    end_rules(c);
+    return ret;
+}
+
+/* MHD calls the handler again for a resumed connection: the I/O is done;
+ * hand its result to the coroutine and go on. */
+static enum MHD_Result resume_rules(telua_host *h, req_ctx *c)
+{
+    int n = 0;
+    if (c->io_kind == IO_HTTP || c->io_kind == IO_BATCH) {
+        n = tl_http_job_push(c->co, c->job, c->io_kind == IO_BATCH);
+        tl_http_job_free(c->job);
+        c->job = NULL;
+    }
+    c->io_kind = 0;
+    return step(h, c, n);
+}
+
+/* Runs the rules for one verified request, as a coroutine of the worker's
+ * state in the current generation, and queues the answer (now, or after
+ * the I/O the rules wait for). */
+static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
+                                 const char *method, const char *path, const char *query, const char *url,
                                  param_list *params, const char *raw_body, size_t raw_len)
 {
     tl_gen *gen = tl_gen_acquire(&h->gens);
     tl_vm *vm;
-    lua_State *L;
-    int top, rc, ctx_idx;
-    size_t i, blen = 0;
-    const char *body, *ctype;
-    unsigned status;
-    enum MHD_Result ret;
+    lua_State *L, *co;
+    size_t i;
     if (!gen) return send_text(con, 503, "no rules loaded\n");
     vm = gen->vm[index];
     L = vm->L;
-    top = lua_gettop(L);
+    co = lua_newthread(L);
+    c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->co = co;
+    c->gen = gen;
+    c->index = index;
+    c->con = con;
+    c->budget_ns = (long long)h->cfg.cpu_ms * 1000000LL;
+    snprintf(c->method, sizeof c->method, "%s", method);
+    free(c->path);
+    c->path = strdup(path);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handler_ref);
     lua_createtable(L, 0, 8); /* req */
     lua_pushstring(L, method);
@@ -354,34 +527,9 @@ static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection
     }
     lua_newtable(L); /* ctx: the router records kind and rule here */
     lua_pushvalue(L, -1);
-    lua_insert(L, top + 1); /* keep a copy below the function */
-    ctx_idx = top + 1;
-    rc = tl_vm_pcall(vm, 2, 1, 1);
-    if (rc == LUA_OK && lua_istable(L, -1)) {
-        lua_getfield(L, -1, "status");
-        status = (unsigned)luaL_optinteger(L, -1, 200);
-        lua_getfield(L, -2, "content_type");
-        ctype = lua_isstring(L, -1) ? lua_tostring(L, -1) : "text/xml";
-        lua_getfield(L, -3, "body");
-        body = lua_isstring(L, -1) ? lua_tolstring(L, -1, &blen) : "";
-        ret = reply(con, status, ctype, body, blen);
-    } else {
-        const char *kind, *rule, *fallback;
-        lua_getfield(L, ctx_idx, "kind");
-        kind = lua_isstring(L, -1) ? lua_tostring(L, -1) : "voice";
-        lua_getfield(L, ctx_idx, "rule");
-        rule = lua_isstring(L, -1) ? lua_tostring(L, -1) : "?";
-        atomic_fetch_add(&h->errors, 1);
-        tl_log("error", "rule %s failed on %s %s (generation %d): %s", rule, method, path, gen->id,
-               rc == LUA_OK ? "handler returned no response table"
-                            : (lua_isstring(L, -3) ? lua_tostring(L, -3) : "error"));
-        fallback = strcmp(kind, "voice") == 0 ? h->fallback_voice : h->fallback_messaging;
-        if (strcmp(kind, "status") == 0) ret = send_text(con, 500, "status handler failed\n");
-        else ret = reply(con, 200, "text/xml", fallback, strlen(fallback));
-    }
-    lua_settop(L, top);
-    tl_gen_release(gen);
-    return ret;
+    c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_xmove(L, co, 3); /* handler, req, ctx */
+    return step(h, c, 2);
 }
 
 static int is_form(const char *ctype)
@@ -458,7 +606,7 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
         ret = send_text(con, 403, "invalid Twilio signature\n");
         goto out;
     }
-    ret = run_rules(h, index, con, method, path, query, url, &params, raw_body, raw_len);
+    ret = run_rules(h, index, con, c, method, path, query, url, &params, raw_body, raw_len);
 out:
     free_params(&params);
     free(scratch);
@@ -477,6 +625,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
     (void)url;
     (void)version;
     if (!c) return MHD_NO;
+    if (c->gen) return resume_rules(h, c); /* back from I/O */
     if (!c->started) {
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
         c->started = 1;
@@ -554,14 +703,22 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     return (port < 0 || port > 65535) ? -1 : 0;
 }
 
+/* The I/O threads first: they finish or abort what rules wait for and
+ * resume those connections, so no connection stays suspended; then the
+ * daemons, which let in-flight requests end. */
 static void stop_daemons(telua_host *h)
 {
     int i;
+    for (i = 0; i < h->cfg.workers; i++) tl_io_stop(h->w[i].io);
     for (i = 0; i < h->cfg.workers; i++)
         if (h->w[i].daemon) {
             MHD_stop_daemon(h->w[i].daemon);
             h->w[i].daemon = NULL;
         }
+    for (i = 0; i < h->cfg.workers; i++) {
+        tl_io_free(h->w[i].io);
+        h->w[i].io = NULL;
+    }
 }
 
 static void host_free(telua_host *h)
@@ -640,8 +797,17 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         worker *w = &h->w[i];
         w->h = h;
         w->index = i;
+        w->io = tl_io_start();
+        if (!w->io) {
+            snprintf(err, errlen, "cannot start an I/O thread");
+            stop_daemons(h);
+            tl_gens_close(&h->gens);
+            host_free(h);
+            return -1;
+        }
         w->daemon = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0),
+            0, NULL, NULL,
             access_cb, w,
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,

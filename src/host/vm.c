@@ -106,6 +106,27 @@ void tl_vm_free(tl_vm *vm)
     free(vm);
 }
 
+int tl_vm_resume(tl_vm *vm, lua_State *co, int nargs, int *nres, long long *budget_ns)
+{
+    long long start = tl_now_ns();
+    int rc;
+    if (budget_ns) {
+        vm->deadline_ns = start + (*budget_ns > 0 ? *budget_ns : 1);
+        lua_sethook(co, budget_hook, LUA_MASKCOUNT, 1000);
+    }
+    rc = lua_resume(co, vm->L, nargs, nres);
+    if (budget_ns) {
+        lua_sethook(co, NULL, 0, 0);
+        vm->deadline_ns = 0;
+        *budget_ns -= tl_now_ns() - start;
+    }
+    if (rc != LUA_OK && rc != LUA_YIELD) { /* the error with the coroutine's traceback, on co */
+        const char *msg = lua_tostring(co, -1);
+        luaL_traceback(co, co, msg ? msg : "(error object is not a string)", 0);
+    }
+    return rc;
+}
+
 int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, int budget)
 {
     lua_State *L = vm->L;

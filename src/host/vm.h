@@ -33,6 +33,12 @@ void tl_vm_free(tl_vm *vm);
  * error the message (with traceback) is on the stack top. */
 int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, int budget);
 
+/* lua_resume(co, nargs) under the CPU deadline: *budget_ns is what is
+ * left of the request's budget and is reduced by the time this slice
+ * took (waiting for I/O between slices does not count). On an error the
+ * message with co's traceback is on co's stack top. */
+int tl_vm_resume(tl_vm *vm, lua_State *co, int nargs, int *nres, long long *budget_ns);
+
 long long tl_now_ns(void);
 
 #endif

@@ -412,6 +412,106 @@ static int l_http_batch(lua_State *L)
     return 1;
 }
 
+/* ---- prepared requests, for a host that runs them on its own loop ----- */
+
+struct tl_http_job {
+    int n;
+    http_req *reqs;
+};
+
+tl_http_job *tl_http_prepare(lua_State *L, int idx, int batch)
+{
+    tl_http_job *j;
+    int i, n;
+    idx = tl_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    n = batch ? (int)tl_rawlen(L, idx) : 1;
+    /* a userdata owns the job until it is handed over, so a raise in a
+     * later item frees what the earlier ones built */
+    {
+        http_batch *b = lua_newuserdata(L, sizeof *b);
+        b->n = 0;
+        b->reqs = NULL;
+        luaL_setmetatable(L, HTTP_MT ".batch");
+        if (n > 0 && !(b->reqs = calloc((size_t)n, sizeof *b->reqs))) luaL_error(L, "http: out of memory");
+        for (i = 0; i < n; i++) {
+            if (batch) {
+                lua_rawgeti(L, idx, i + 1);
+                if (!lua_istable(L, -1)) luaL_error(L, "http: batch item %d must be a table", i + 1);
+                setup_req(L, lua_gettop(L), &b->reqs[i]);
+                lua_pop(L, 1);
+            } else {
+                setup_req(L, idx, &b->reqs[i]);
+            }
+            b->n = i + 1;
+        }
+        j = calloc(1, sizeof *j);
+        if (!j) luaL_error(L, "http: out of memory"); /* b still owns the requests */
+        j->n = b->n;
+        j->reqs = b->reqs;
+        b->n = 0; /* handed over */
+        b->reqs = NULL;
+        lua_pop(L, 1);
+    }
+    return j;
+}
+
+int tl_http_job_count(const tl_http_job *j) { return j->n; }
+
+CURL *tl_http_job_easy(tl_http_job *j, int i) { return j->reqs[i].easy; }
+
+int tl_http_job_done(tl_http_job *j, CURL *easy, CURLcode result)
+{
+    int i, left = 0;
+    for (i = 0; i < j->n; i++) {
+        if (j->reqs[i].easy == easy && !j->reqs[i].done) {
+            j->reqs[i].result = result;
+            j->reqs[i].done = 1;
+        }
+        if (!j->reqs[i].done) left++;
+    }
+    return left;
+}
+
+void tl_http_job_abort(tl_http_job *j)
+{
+    int i;
+    for (i = 0; i < j->n; i++)
+        if (!j->reqs[i].done) {
+            j->reqs[i].result = CURLE_ABORTED_BY_CALLBACK;
+            j->reqs[i].done = 1;
+        }
+}
+
+int tl_http_job_push(lua_State *L, tl_http_job *j, int batch)
+{
+    int i;
+    if (!batch) return push_result(L, &j->reqs[0]);
+    lua_createtable(L, j->n, 0);
+    for (i = 0; i < j->n; i++) {
+        if (push_result(L, &j->reqs[i]) == 3) {
+            lua_createtable(L, 0, 2);
+            lua_pushvalue(L, -3);
+            lua_setfield(L, -2, "error");
+            lua_pushvalue(L, -2);
+            lua_setfield(L, -2, "code");
+            lua_replace(L, -4);
+            lua_pop(L, 2);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+void tl_http_job_free(tl_http_job *j)
+{
+    int i;
+    if (!j) return;
+    for (i = 0; i < j->n; i++) req_free(&j->reqs[i]);
+    free(j->reqs);
+    free(j);
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_setup(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 

@@ -19,4 +19,27 @@ void tl_open_sqlite(lua_State *L);
  * table at the top of the stack (libcurl). */
 void tl_open_http(lua_State *L);
 
+/*
+ * Prepared HTTP requests, for a host that runs them on its own event loop
+ * (the telua host's workers: the Lua caller yields, the request runs on
+ * the worker's I/O thread, the caller resumes with the answer).
+ *
+ * tl_http_prepare reads the options at idx (one request table, or with
+ * `batch` a list of them) exactly as core.http_request / http_batch do,
+ * raising on bad options; it returns a job whose easy handles the host adds
+ * to its own multi handle. tl_http_job_done records one finished transfer
+ * and returns how many are left; tl_http_job_push pushes the answer(s) as
+ * core.http_request / http_batch return them; tl_http_job_free releases
+ * everything. Prepare, push and free run on the thread that owns L.
+ */
+#include <curl/curl.h>
+typedef struct tl_http_job tl_http_job;
+tl_http_job *tl_http_prepare(lua_State *L, int idx, int batch);
+int tl_http_job_count(const tl_http_job *j);
+CURL *tl_http_job_easy(tl_http_job *j, int i);
+int tl_http_job_done(tl_http_job *j, CURL *easy, CURLcode result);
+void tl_http_job_abort(tl_http_job *j);
+int tl_http_job_push(lua_State *L, tl_http_job *j, int batch);
+void tl_http_job_free(tl_http_job *j);
+
 #endif

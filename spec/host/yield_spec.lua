@@ -1,0 +1,173 @@
+-- Rules that do HTTP inside the host: the call yields, the worker's I/O
+-- thread runs it, and the worker serves other requests meanwhile. One
+-- worker only, so a blocked worker would show.
+local socket = require "socket"
+local cjson = require "cjson"
+local h = require "spec.helpers"
+
+local ROOT = h.root
+local BUILD = os.getenv("TELUA_BUILD") or (ROOT .. "/build")
+local SID = "AC" .. ("2"):rep(32)
+local TOKEN = "yield-spec-token"
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+local function spawn(cmd, log)
+  local p = assert(io.popen("sh -c " .. q("echo $$; exec " .. cmd .. " 2>>" .. log)))
+  local pid = p:read("*l")
+  local port = (p:read("*l") or ""):match("port (%d+)")
+  assert(port, "did not start: " .. h.read_file(log))
+  return { pipe = p, pid = pid, port = tonumber(port) }
+end
+local function kill(proc)
+  os.execute("kill " .. proc.pid .. " 2>/dev/null")
+  proc.pipe:close()
+end
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+describe("rules doing HTTP in the host", function()
+  local dir, slow, sandbox, host, base
+
+  -- a signed POST (signature by the official twilio library), timed
+  local function call(path, out)
+    local url = base .. path
+    local params = { { "CallSid", "CA" .. ("3"):rep(32) }, { "From", "+14155550100" }, { "To", "+15005550006" } }
+    local sig = sh("node " .. ROOT .. "/spec/oracle/sign.js " .. q(TOKEN) .. " " .. q(url) .. " " .. q(cjson.encode(params)))
+    local cmd = "curl -s -o " .. out .. " -w '%{http_code} %{time_total}' -H " .. q("X-Twilio-Signature: " .. sig) ..
+      " --data 'CallSid=CA" .. ("3"):rep(32) .. "&From=%2B14155550100&To=%2B15005550006' " .. q(url)
+    return cmd
+  end
+  local function get(path)
+    local out = os.tmpname()
+    local res = sh(call(path, out))
+    local code, t = res:match("^(%d+) ([%d.]+)")
+    local body = h.read_file(out)
+    os.remove(out)
+    return tonumber(code), body, tonumber(t)
+  end
+
+  setup(function()
+    dir = h.tmpdir()
+    local f = assert(io.open(dir .. "/slow.js", "wb"))
+    f:write([[
+const http = require('http');
+const s = http.createServer((q, r) => setTimeout(() => { r.end('slow answer'); }, 1000));
+s.listen(0, '127.0.0.1', () => console.log('port ' + s.address().port));
+]])
+    f:close()
+    slow = spawn("node " .. dir .. "/slow.js", dir .. "/slow.log")
+    sandbox = spawn("env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" .. TOKEN .. " " .. BUILD ..
+                    "/telua sandbox --listen 127.0.0.1:0", dir .. "/sandbox.log")
+    local rules = dir .. "/rules"
+    assert(os.execute("mkdir -p " .. rules))
+    f = assert(io.open(rules .. "/r.lua", "wb"))
+    f:write(([[
+local http = require "telua.http"
+local twiml = require "telua.twiml"
+local client = require("telua.client").new{ account_sid = "%s", auth_token = "%s", base_url = "http://127.0.0.1:%d" }
+local function say(text) local r = twiml.voice(); r:say(text); return r end
+return { voice = {
+  ["/voice/slow"] = function() local res, err = http.request{ url = "http://127.0.0.1:%d/" }; return say(res and res.body or err) end,
+  ["/voice/fast"] = function() return say("fast") end,
+  ["/voice/sleep"] = function() http.sleep(0.3); return say("slept") end,
+  ["/voice/batch"] = function()
+    local rs = http.batch{ { url = "http://127.0.0.1:%d/" }, { url = "http://127.0.0.1:%d/" } }
+    return say(rs[1].body .. " + " .. rs[2].body)
+  end,
+  ["/voice/client"] = function(req)
+    local m, err = client.messages.create{ to = req.from, from = "+15005550006", body = "on its way" }
+    return say(m and m.sid or tostring(err))
+  end,
+  ["/voice/bad"] = function() local res, err, code = http.request{ url = "ftp://x" }; return say(tostring(code)) end,
+  ["/voice/yield"] = function() coroutine.yield("something") return say("no") end,
+} }
+]]):format(SID, TOKEN, sandbox.port, slow.port, slow.port, slow.port))
+    f:close()
+    local hp = free_port()
+    base = "http://127.0.0.1:" .. hp
+    host = spawn("env TWILIO_AUTH_TOKEN=" .. TOKEN .. " " .. BUILD .. "/telua serve --rules " .. rules ..
+                 " --listen 127.0.0.1:" .. hp .. " --public-url " .. base .. " --workers 1 --cpu-ms 100",
+                 dir .. "/host.log")
+  end)
+
+  teardown(function()
+    if host then kill(host) end
+    kill(sandbox)
+    kill(slow)
+  end)
+
+  it("answers others while a rule waits on a slow upstream (one worker)", function()
+    local out = os.tmpname()
+    local bg = assert(io.popen(call("/voice/slow", out)))
+    socket.sleep(0.2)
+    local code, body, t = get("/voice/fast")
+    assert.equal(200, code)
+    assert.matches("<Say>fast</Say>", body)
+    assert.is_true(t < 0.5, "the fast request waited " .. t .. " s behind the slow one")
+    local res = bg:read("*a")
+    bg:close()
+    local scode, st = res:match("^(%d+) ([%d.]+)")
+    assert.equal("200", scode)
+    assert.is_true(tonumber(st) >= 0.9)
+    -- the wait did not count against the 100 ms CPU budget
+    assert.matches("<Say>slow answer</Say>", h.read_file(out))
+    os.remove(out)
+  end)
+
+  it("sleeps without blocking, and runs a batch", function()
+    local code, body, t = get("/voice/sleep")
+    assert.equal(200, code)
+    assert.matches("slept", body)
+    assert.is_true(t >= 0.29)
+    code, body, t = get("/voice/batch")
+    assert.matches("slow answer %+ slow answer", body)
+    assert.is_true(t < 1.9, "the two requests of a batch run at once")
+  end)
+
+  it("lets a rule use telua.client (the sandbox gets the message)", function()
+    local code, body = get("/voice/client")
+    assert.equal(200, code)
+    local sid = body:match("<Say>(SM%x+)</Say>")
+    assert.truthy(sid, body)
+    local res = cjson.decode(sh("curl -s http://127.0.0.1:" .. sandbox.port .. "/-/sandbox/messages"))
+    assert.equal(sid, res.messages[#res.messages].sid)
+  end)
+
+  it("gives bad options back as an error value, and a stray yield the fallback", function()
+    local _, body = get("/voice/bad")
+    assert.matches("<Say>bad_request</Say>", body)
+    local code, fb = get("/voice/yield")
+    assert.equal(200, code)
+    assert.matches("application error", fb)
+    assert.matches("only telua.http", h.read_file(dir .. "/host.log"))
+  end)
+
+  it("stops cleanly while a rule waits", function()
+    local out = os.tmpname()
+    local bg = assert(io.popen(call("/voice/slow", out)))
+    socket.sleep(0.2)
+    kill(host)
+    bg:close()
+    os.remove(out)
+    local deadline = socket.gettime() + 5
+    local alive = true
+    while socket.gettime() < deadline do
+      alive = os.execute("kill -0 " .. host.pid .. " 2>/dev/null") == true
+      if not alive then break end
+      socket.sleep(0.1)
+    end
+    assert.is_false(alive)
+    assert.not_matches("AddressSanitizer", h.read_file(dir .. "/host.log"))
+    host = nil
+  end)
+end)
