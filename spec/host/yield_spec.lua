@@ -18,7 +18,7 @@ local function sh(cmd)
   return out
 end
 local function spawn(cmd, log)
-  local p = assert(io.popen("sh -c " .. q("echo $$; exec " .. cmd .. " 2>>" .. log)))
+  local p = assert(io.popen("exec sh -c " .. q("echo $$; exec " .. cmd .. " 2>>" .. log)))
   local pid = p:read("*l")
   local port = (p:read("*l") or ""):match("port (%d+)")
   assert(port, "did not start: " .. h.read_file(log))
