@@ -346,11 +346,17 @@ static int prepare_cf(lua_State *L)
     return 0;
 }
 
-/* Ends a request's Lua side: drops the coroutine and the generation. */
+/* Ends a request's Lua side: the coroutine (kept for the next request
+ * when it finished normally: a dead coroutine in status LUA_OK can run a
+ * new function) and the generation. */
 static void end_rules(req_ctx *c)
 {
-    lua_State *L = c->gen->vm[c->index]->L;
-    luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
+    tl_vm *vm = c->gen->vm[c->index];
+    lua_State *L = vm->L;
+    if (vm->idle_co_ref == LUA_NOREF && lua_status(c->co) == LUA_OK && lua_gettop(c->co) == 0)
+        vm->idle_co_ref = c->co_ref;
+    else
+        luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
     c->co = NULL;
     tl_gen_release(c->gen);
@@ -488,8 +494,16 @@ static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection
     if (!gen) return send_text(con, 503, "no rules loaded\n");
     vm = gen->vm[index];
     L = vm->L;
-    co = lua_newthread(L);
-    c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (vm->idle_co_ref != LUA_NOREF) { /* reuse the last finished coroutine */
+        c->co_ref = vm->idle_co_ref;
+        vm->idle_co_ref = LUA_NOREF;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->co_ref);
+        co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+    } else {
+        co = lua_newthread(L);
+        c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     c->co = co;
     c->gen = gen;
     c->index = index;

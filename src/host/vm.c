@@ -78,6 +78,7 @@ tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir)
     vm->limit = mem_limit;
     vm->cpu_ms = cpu_ms;
     vm->handler_ref = LUA_NOREF;
+    vm->idle_co_ref = LUA_NOREF;
     L = lua_newstate(capped_alloc, vm);
     if (!L) {
         free(vm);

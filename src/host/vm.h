@@ -19,6 +19,7 @@ typedef struct tl_vm {
     long long deadline_ns;   /* CLOCK_MONOTONIC; 0 = no deadline */
     unsigned cpu_ms;
     int handler_ref;         /* registry ref of the request handler */
+    int idle_co_ref;         /* a finished coroutine kept for the next request (LUA_NOREF: none) */
 } tl_vm;
 
 /* A new state with the standard libraries, telua.core preloaded and
