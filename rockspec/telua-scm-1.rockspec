@@ -7,12 +7,15 @@ package = "telua"
 version = "scm-1"
 source = { url = "git+https://github.com/telua/telua.git" }
 description = {
-  summary = "Twilio webhooks, TwiML and signatures in Lua, with a fast C core",
+  summary = "Twilio webhooks, TwiML, REST client and signatures in Lua, with a fast C core",
   detailed = [[
 telua.core: X-Twilio-Signature (HMAC-SHA1, as Twilio's helper libraries),
-form decoding, XML checks and a small SQLite binding, in C for Lua 5.4 and
-LuaJIT. lua/telua: TwiML builders, webhook validation, a router with
-opt-out handling, IVR flows, templates and an SQLite store.]],
+form decoding, E.164 with libphonenumber's metadata, SMS segments, GCRA,
+an HTTP client on libcurl's multi interface and a small SQLite binding, in C
+for Lua 5.4 and LuaJIT. lua/telua: the Twilio REST client (Messages, Calls,
+Verify), TwiML builders, webhook validation, a router with opt-out handling,
+IVR flows, templates, an SQLite store with an outbox, and a local
+Twilio-compatible sandbox.]],
   license = "MIT",
 }
 dependencies = { "lua >= 5.1" }
@@ -35,6 +38,7 @@ build = {
       defines = { "_GNU_SOURCE" },
     },
     ["telua"] = "lua/telua/init.lua",
+    ["telua.client"] = "lua/telua/client.lua",
     ["telua.e164"] = "lua/telua/e164.lua",
     ["telua.flow"] = "lua/telua/flow.lua",
     ["telua.gcra"] = "lua/telua/gcra.lua",
@@ -44,6 +48,8 @@ build = {
     ["telua.optout"] = "lua/telua/optout.lua",
     ["telua.router"] = "lua/telua/router.lua",
     ["telua.rules"] = "lua/telua/rules.lua",
+    ["telua.sandbox"] = "lua/telua/sandbox.lua",
+    ["telua.sender"] = "lua/telua/sender.lua",
     ["telua.store"] = "lua/telua/store.lua",
     ["telua.template"] = "lua/telua/template.lua",
     ["telua.twiml"] = "lua/telua/twiml.lua",

@@ -461,10 +461,10 @@ function Client:_run(reqs)
       local a, b, c = self.transport.request(built[pending[1]])
       answers = { a or { error = b, code = c } }
     else
-      -- in chunks of 4 x concurrency: libcurl's cost per step grows with
-      -- the handles it holds, so a long list in one multi is slower
+      -- in chunks of 2,000 (the transport streams each through its
+      -- connections; the chunk bounds the memory of answers held at once)
       answers = {}
-      local chunk = 4 * self.concurrency
+      local chunk = 2000
       for from = 1, #pending, chunk do
         local list = {}
         for j = from, math.min(from + chunk - 1, #pending) do list[#list + 1] = built[pending[j]] end

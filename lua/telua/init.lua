@@ -1,6 +1,6 @@
 --- telua: Twilio messaging and voice logic in Lua.
 --
--- `require "telua"` gives the modules lazily: `telua.e164`, `telua.twiml`, `telua.webhook`,
+-- `require "telua"` gives the modules lazily: `telua.client`, `telua.e164`, `telua.twiml`, `telua.webhook`,
 -- `telua.router`, `telua.flow`, `telua.store`, `telua.optout`,
 -- `telua.template`, `telua.rules`, and `telua.core` (the C primitives).
 --

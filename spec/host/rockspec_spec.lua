@@ -31,9 +31,12 @@ describe("rockspec", function()
                                 tree, c.v, tree, c.v, tree, c.v)
       out = run("cd /tmp && " .. env .. " " .. c.lua .. [[ -e 'local t = require "telua"
         local r = t.twiml.voice(); r:say("hi")
-        print(t.core._VERSION, package.searchpath("telua.core", package.cpath), tostring(r))']])
+        local c = t.client.new{ account_sid = "AC" .. ("0"):rep(32), auth_token = "x", base_url = "http://127.0.0.1:1" }
+        assert(require("telua.sandbox") and require("telua.sender"))
+        print(t.core._VERSION, package.searchpath("telua.core", package.cpath), tostring(r), c.api_base)']])
       assert.matches("0.1.0\t" .. tree .. "/lib/lua/" .. c.v .. "/telua/core.so", out, 1, true)
       assert.matches("<Response><Say>hi</Say></Response>", out, 1, true)
+      assert.matches("http://127.0.0.1:1", out, 1, true) -- telua.client is installed too
       os.execute("rm -rf " .. tree)
     end)
   end

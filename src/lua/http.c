@@ -304,15 +304,18 @@ static int push_result(lua_State *L, http_req *r)
     return 1;
 }
 
-/* Runs every request of reqs[0..n) on the state's multi handle. */
-static void run_all(lua_State *L, http_req *reqs, int n)
+/* Runs every request of reqs[0..n) on the state's multi handle. At most
+ * `window` are in the multi at once, the next added as one finishes:
+ * libcurl's work per step grows with the handles it holds, so a long list
+ * streams through a small window (twice the connections) instead. */
+static void run_window(lua_State *L, http_req *reqs, int n, int window)
 {
     http_pool *p = pool_of(L);
-    int i, running = 0, left = n;
-    for (i = 0; i < n; i++) curl_multi_add_handle(p->multi, reqs[i].easy);
+    int i, running = 0, left = n, next = 0;
+    for (; next < n && next < window; next++) curl_multi_add_handle(p->multi, reqs[next].easy);
     while (left > 0) {
         CURLMsg *m;
-        int q;
+        int q, added = 0;
         if (curl_multi_perform(p->multi, &running) != CURLM_OK) break;
         while ((m = curl_multi_info_read(p->multi, &q)) != NULL) {
             if (m->msg == CURLMSG_DONE) {
@@ -322,16 +325,26 @@ static void run_all(lua_State *L, http_req *reqs, int n)
                     r->result = m->data.result;
                     r->done = 1;
                     left--;
+                    curl_multi_remove_handle(p->multi, r->easy);
+                    if (next < n) {
+                        curl_multi_add_handle(p->multi, reqs[next++].easy);
+                        added = 1;
+                    }
                 }
             }
         }
-        if (left > 0) curl_multi_poll(p->multi, NULL, 0, 100, NULL);
+        /* a handle just added starts on the next perform, not after a poll */
+        if (left > 0 && !added) curl_multi_poll(p->multi, NULL, 0, 100, NULL);
     }
     for (i = 0; i < n; i++) {
-        if (!reqs[i].done) reqs[i].result = CURLE_ABORTED_BY_CALLBACK;
-        curl_multi_remove_handle(p->multi, reqs[i].easy);
+        if (!reqs[i].done) {
+            reqs[i].result = CURLE_ABORTED_BY_CALLBACK;
+            if (i < next) curl_multi_remove_handle(p->multi, reqs[i].easy);
+        }
     }
 }
+
+static void run_all(lua_State *L, http_req *reqs, int n) { run_window(L, reqs, n, n); }
 
 /* core.http_request(opts) -> response | nil, message, code */
 static int l_http_request(lua_State *L)
@@ -392,7 +405,7 @@ static int l_http_batch(lua_State *L)
         b->n = i + 1;
         lua_pop(L, 1);
     }
-    run_all(L, b->reqs, n);
+    run_window(L, b->reqs, n, 2 * (int)maxc);
     lua_createtable(L, n, 0);
     for (i = 0; i < n; i++) {
         if (push_result(L, &b->reqs[i]) == 3) {
