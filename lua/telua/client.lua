@@ -484,9 +484,8 @@ function Client:_run(reqs)
         results[i] = { nil, err }
         if attempt <= self.max_retries and should_retry(err, reqs[i][1]) then
           local d = self:_delay(attempt, err)
-          if err.retry_after and err.retry_after > self.max_retry_after then
-            -- too long to wait here: hand it back with retry_after set
-          else
+          -- a Retry-After longer than max_retry_after is handed back (err.retry_after)
+          if not (err.retry_after and err.retry_after > self.max_retry_after) then
             again[#again + 1] = i
             if d > wait then wait = d end
           end

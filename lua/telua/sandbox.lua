@@ -544,16 +544,16 @@ end
 
 function Sandbox:list_messages(q)
   local to, from = q.To, q.From
-  local on, after, before = date_only(q.DateSent), q["DateSent>"], q["DateSent<"]
+  local on, sent_after, sent_before = date_only(q.DateSent), q["DateSent>"], q["DateSent<"]
   local function match(m)
     if to and m.to ~= to then return false end
     if from and m.from ~= from then return false end
-    if on or after or before then
+    if on or sent_after or sent_before then
       local sent = m.date_sent ~= NULL and rfc_to_iso(m.date_sent)
       if not sent then return false end
       if on and sent:sub(1, 10) ~= on then return false end
-      if after and sent < after then return false end
-      if before and sent > before then return false end
+      if sent_after and sent < sent_after then return false end
+      if sent_before and sent > sent_before then return false end
     end
     return true
   end

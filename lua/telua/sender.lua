@@ -29,8 +29,8 @@
 local gcra = require "telua.gcra"
 local segments = require "telua.segments"
 
-local type, pairs, ipairs, tostring, setmetatable, min, max, random, floor =
-  type, pairs, ipairs, tostring, setmetatable, math.min, math.max, math.random, math.floor
+local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor =
+  pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor
 
 local _M = { _VERSION = "0.1.0" }
 
