@@ -79,4 +79,39 @@ function _M.tmpdir()
   return p
 end
 
+
+-- Shell helpers for the specs that run the real binaries.
+function _M.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+function _M.sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+-- A free loopback port (bound, then released).
+function _M.free_port()
+  local socket = require "socket"
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Starts a server that prints "... port N" as its first line; stderr goes
+-- to log. Returns { pipe, pid, port }.
+function _M.spawn(cmd, log)
+  local p = assert(io.popen("exec sh -c " .. _M.quote("echo $$; exec " .. cmd .. " 2>>" .. log)))
+  local pid = p:read("*l")
+  local port = (p:read("*l") or ""):match("port (%d+)")
+  assert(port, "did not start: " .. _M.read_file(log))
+  return { pipe = p, pid = pid, port = tonumber(port) }
+end
+
+function _M.kill(proc)
+  os.execute("kill " .. proc.pid .. " 2>/dev/null")
+  proc.pipe:close()
+end
+
 return _M

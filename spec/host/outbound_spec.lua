@@ -13,33 +13,12 @@ local BUILD = os.getenv("TELUA_BUILD") or (ROOT .. "/build")
 local SID = "AC" .. ("1"):rep(32)
 local TOKEN = "outbound-spec-token-42"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local q, sh, free_port = h.quote, h.sh, h.free_port
 
 local function spawn(cmd, log)
-  local p = assert(io.popen("sh -c " .. q("echo $$; exec env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" ..
-    TOKEN .. " " .. cmd .. " 2>>" .. log)))
-  local pid = p:read("*l")
-  local port = (p:read("*l") or ""):match("port (%d+)")
-  assert(port, "did not start: " .. h.read_file(log))
-  return { pipe = p, pid = pid, port = tonumber(port), log = log }
+  return h.spawn("env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" .. TOKEN .. " " .. cmd, log)
 end
-local function kill(proc, sig)
-  os.execute("kill " .. (sig or "") .. " " .. proc.pid .. " 2>/dev/null")
-  proc.pipe:close()
-end
+local kill = h.kill
 
 local function wait_for(fn, seconds)
   local deadline = socket.gettime() + (seconds or 8)

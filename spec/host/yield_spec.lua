@@ -10,30 +10,7 @@ local BUILD = os.getenv("TELUA_BUILD") or (ROOT .. "/build")
 local SID = "AC" .. ("2"):rep(32)
 local TOKEN = "yield-spec-token"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-local function spawn(cmd, log)
-  local p = assert(io.popen("exec sh -c " .. q("echo $$; exec " .. cmd .. " 2>>" .. log)))
-  local pid = p:read("*l")
-  local port = (p:read("*l") or ""):match("port (%d+)")
-  assert(port, "did not start: " .. h.read_file(log))
-  return { pipe = p, pid = pid, port = tonumber(port) }
-end
-local function kill(proc)
-  os.execute("kill " .. proc.pid .. " 2>/dev/null")
-  proc.pipe:close()
-end
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local q, sh, spawn, kill, free_port = h.quote, h.sh, h.spawn, h.kill, h.free_port
 
 describe("rules doing HTTP in the host", function()
   local dir, slow, sandbox, host, base
@@ -130,6 +107,7 @@ return { voice = {
     assert.matches("slept", body)
     assert.is_true(t >= 0.29)
     code, body, t = get("/voice/batch")
+    assert.equal(200, code)
     assert.matches("slow answer %+ slow answer", body)
     assert.is_true(t < 1.9, "the two requests of a batch run at once")
   end)

@@ -378,6 +378,26 @@ static int batch_gc(lua_State *L)
     return 0;
 }
 
+/* Pushes the list of answers of a batch: a response table each, or
+ * { error = message, code = code }. */
+static void push_results(lua_State *L, http_req *reqs, int n)
+{
+    int i;
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        if (push_result(L, &reqs[i]) == 3) {
+            lua_createtable(L, 0, 2);
+            lua_pushvalue(L, -3);
+            lua_setfield(L, -2, "error");
+            lua_pushvalue(L, -2);
+            lua_setfield(L, -2, "code");
+            lua_replace(L, -4);
+            lua_pop(L, 2);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
 /* core.http_batch({opts, ...} [, max_connections]) ->
  *   { response | {error = message, code = code}, ... }
  * At most max_connections (default 32) connections per host: libcurl keeps
@@ -406,19 +426,7 @@ static int l_http_batch(lua_State *L)
         lua_pop(L, 1);
     }
     run_window(L, b->reqs, n, 2 * (int)maxc);
-    lua_createtable(L, n, 0);
-    for (i = 0; i < n; i++) {
-        if (push_result(L, &b->reqs[i]) == 3) {
-            lua_createtable(L, 0, 2);
-            lua_pushvalue(L, -3);
-            lua_setfield(L, -2, "error");
-            lua_pushvalue(L, -2);
-            lua_setfield(L, -2, "code");
-            lua_replace(L, -4);
-            lua_pop(L, 2);
-        }
-        lua_rawseti(L, -2, i + 1);
-    }
+    push_results(L, b->reqs, n);
     lua_pushcfunction(L, batch_gc);
     lua_pushvalue(L, -3); /* the userdata */
     lua_call(L, 1, 0);
@@ -498,21 +506,8 @@ void tl_http_job_abort(tl_http_job *j)
 
 int tl_http_job_push(lua_State *L, tl_http_job *j, int batch)
 {
-    int i;
     if (!batch) return push_result(L, &j->reqs[0]);
-    lua_createtable(L, j->n, 0);
-    for (i = 0; i < j->n; i++) {
-        if (push_result(L, &j->reqs[i]) == 3) {
-            lua_createtable(L, 0, 2);
-            lua_pushvalue(L, -3);
-            lua_setfield(L, -2, "error");
-            lua_pushvalue(L, -2);
-            lua_setfield(L, -2, "code");
-            lua_replace(L, -4);
-            lua_pop(L, 2);
-        }
-        lua_rawseti(L, -2, i + 1);
-    }
+    push_results(L, j->reqs, j->n);
     return 1;
 }
 
