@@ -1,5 +1,6 @@
 -- telua: Twilio messaging and voice logic in Lua (telua.core in C + lua/telua).
 -- luarocks make rockspec/telua-scm-1.rockspec --tree DIR                 (Lua 5.4)
+-- (--deps-mode=none where lua-cjson comes from the system, e.g. Debian's lua-cjson)
 -- luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.1 \
 --   LUA_INCDIR=/usr/include/luajit-2.1                                    (LuaJIT / OpenResty)
 rockspec_format = "3.0"
@@ -18,7 +19,7 @@ IVR flows, templates, an SQLite store with an outbox, and a local
 Twilio-compatible sandbox.]],
   license = "MIT",
 }
-dependencies = { "lua >= 5.1" }
+dependencies = { "lua >= 5.1", "lua-cjson >= 2.1" }
 external_dependencies = {
   OPENSSL = { header = "openssl/hmac.h" },
   SQLITE = { header = "sqlite3.h" },
