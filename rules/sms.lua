@@ -9,7 +9,16 @@
 -- to resend_max times; a 21610 answer records the opt-out.
 local twiml = require "telua.twiml"
 local template = require "telua.template"
+local verify = require "telua.verify"
 local templates = require "lib.templates"
+
+-- CODE / VERIFY 123456: phone verification through Twilio Verify, at most
+-- 3 codes per number per 10 minutes (telua.verify). The service comes from
+-- TWILIO_VERIFY_SERVICE_SID; the sandbox accepts any VA... SID.
+local VERIFY_SERVICE = os.getenv("TWILIO_VERIFY_SERVICE_SID") or ("VA" .. ("0"):rep(32))
+local function verifier(req)
+  return verify.new{ service_sid = VERIFY_SERVICE, store = req.store, default_region = "US" }
+end
 
 local function answer(text, vars)
   local body = assert(template.render(text, vars or {}))
@@ -39,6 +48,21 @@ return {
           return answer(templates.order_later)
         end
         return nil -- no TwiML reply: the answer goes out by REST
+      end },
+    { path = "/sms/incoming", keyword = "CODE", handler = function(req)
+        local v, err = verifier(req):start(req.from, "sms")
+        if v then return nil end -- Twilio texts the code itself
+        if err.code == 60203 and err.retry_after then
+          return answer(templates.code_wait, { minutes = tostring(math.ceil(err.retry_after / 60)) })
+        end
+        req.log("warn", "CODE for " .. tostring(req.from) .. ": " .. tostring(err))
+        return answer(templates.code_failed)
+      end },
+    { path = "/sms/incoming", keyword = "VERIFY", handler = function(req)
+        local code = req.args and req.args:match("^(%d%d%d%d%d?%d?%d?%d?%d?%d?)$")
+        if not code then return answer(templates.verify_usage) end
+        local ok = verifier(req):check(req.from, code)
+        return answer(ok and templates.verified or templates.not_verified)
       end },
     { path = "/sms/incoming", handler = function(req)
         return answer(templates.welcome, { from = req.from, text = req.text or "" })

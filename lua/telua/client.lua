@@ -361,23 +361,35 @@ end
 
 -- Retry-After: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+--- Epoch seconds of an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") or of
+-- Twilio's RFC 2822 dates ("Thu, 24 Aug 2023 05:01:45 +0000"), or nil.
+function _M.parse_date(h)
+  if type(h) ~= "string" then return nil end
+  local d, mon, y, hh, mm, ss, zone = h:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) ([%w+%-]+)")
+  if not d or not MONTHS[mon] then return nil end
+  local off = 0
+  if zone ~= "GMT" and zone ~= "UTC" then
+    local sign, zh, zm = zone:match("^([+%-])(%d%d)(%d%d)$")
+    if not sign then return nil end
+    off = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sign == "+" and 1 or -1)
+  end
+  -- days from civil (H. Hinnant), so no local time zone is involved
+  local yy, m = tonumber(y), MONTHS[mon]
+  if m <= 2 then yy = yy - 1 end
+  local era = floor(yy / 400)
+  local yoe = yy - era * 400
+  local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return (era * 146097 + doe - 719468) * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss) - off
+end
+
 local function retry_after(h)
   if not h then return nil end
   local n = tonumber(h)
   if n then return max(0, n) end
-  local d, mon, y, hh, mm, ss = h:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if d and MONTHS[mon] then
-    -- days from civil (H. Hinnant), so no local time zone is involved
-    local yy, m = tonumber(y), MONTHS[mon]
-    if m <= 2 then yy = yy - 1 end
-    local era = floor(yy / 400)
-    local yoe = yy - era * 400
-    local doy = floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + tonumber(d) - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    local t = (era * 146097 + doe - 719468) * 86400 + tonumber(hh) * 3600 + tonumber(mm) * 60 + tonumber(ss)
-    return max(0, t - core.time())
-  end
-  return nil
+  local t = _M.parse_date(h)
+  return t and max(0, t - core.time()) or nil
 end
 _M.retry_after = retry_after
 

@@ -37,6 +37,7 @@ function _M.sender(o)
   local log = debug.getregistry()["telua.host_log"]
   local store = assert(store_mod.open(o.store))
   local rates = assert(sender.parse_rates(o.rates))
+  sender.RECONCILE_GRACE = tonumber(os.getenv("TELUA_RECONCILE_GRACE")) or sender.RECONCILE_GRACE
   local client = require("telua.client").new{
     account_sid = o.account_sid, auth_token = o.auth_token, base_url = o.base_url,
   }

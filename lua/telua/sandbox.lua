@@ -369,7 +369,7 @@ function Sandbox:create_message(f, all)
   if self.optouts[(from or mss) .. "|" .. bare] or self.optouts["*|" .. bare] then
     return err_body(400, 21610, "Attempt to send to unsubscribed recipient")
   end
-  local now, wall = self.clock(), self.wall()
+  local now, wall = self.arrived or self.clock(), self.wall()
   local sid = self:new_sid((media and "MM") or "SM")
   local seg = body and segments.count(body) or nil
   local date = rfc2822(wall)
@@ -901,6 +901,7 @@ end
 -- @return status, content type, body, extra headers (a table or nil); or
 --   the string `"drop"` when an injected failure closes the connection
 function Sandbox:handle(method, target, headers, body)
+  self.arrived = self.clock() -- before any parsing: the receive time tests measure
   local path, query = target:match("^([^?]*)%??(.*)$")
   if path:sub(1, 3) == "/-/" then
     if path == "/-/health" then return 200, "text/plain", "ok\n" end

@@ -9,8 +9,12 @@
 --    that opted out since it was queued is `skipped`);
 -- 2. paces per sender with GCRA in segments, at the rate of the sender's
 --    type (reference hosts-and-ratelimit.md §5.6: US long code 1 segment/s,
---    toll-free 3, short code 100, WhatsApp 10) and under the account's
---    2,000 MPS; an entry that may not go yet goes back with its time;
+--    toll-free 3, short code 100, WhatsApp 10), under the account's 2,000
+--    MPS and, for a campaign, at the campaign's own rate (evenly spaced:
+--    burst 1). An entry that may not go yet goes back with its time: within
+--    a second, its slot is taken then and there and kept in the outbox
+--    (`reserved`), so the schedule survives a restart; further out, it is
+--    looked at again shortly before;
 -- 3. sends up to `concurrency` at once through `telua.client`, which
 --    retries 429/20429, 5xx and dropped connections with backoff;
 -- 4. files the answer: `sent` with the MessageSid (and the message log
@@ -21,11 +25,17 @@
 --
 -- At start, entries a crash left `sending` are reconciled: the sender looks
 -- for the message in Twilio's list (same To, From and Body, created after
--- the claim) and files its SID; when it is not there the entry stays
--- `unknown` for a person to decide.
+-- the claim) and files its SID. When Twilio does not have it once the
+-- request could no longer be pending there (`RECONCILE_GRACE`, past the
+-- request timeout), it is queued again; until then, or while Twilio cannot
+-- be asked, it stays `unknown` and is looked at again every 5 seconds.
+-- Nothing is ever resent without that check.
 --
 -- @module telua.sender
 
+local client_mod = require "telua.client"
+local core = require "telua.core"
+local store_mod = require "telua.store"
 local gcra = require "telua.gcra"
 local segments = require "telua.segments"
 
@@ -89,6 +99,8 @@ function _M.new(opts)
     retry_cap = opts.retry_cap or 3600,
     log = opts.log or function() end,
     limiters = {},
+    campaign_limiters = {},
+    recent = {},      -- campaign -> ring of its last rate + 1 send times (epoch seconds)
     sent = 0, failed = 0,
   }, Sender)
   for kind, rate in pairs(self.rates) do
@@ -100,18 +112,100 @@ function _M.new(opts)
   return self
 end
 
--- Seconds until this entry may go (0 = now), charging the limiters only
--- when it goes.
-function Sender:pace(entry, cost)
+-- How far ahead a pacing slot is taken; further out, an entry is looked at
+-- again shortly before its time, so other traffic can still get slots.
+local RESERVE_AHEAD = 1.0
+-- Sent at once when its slot is this close (the schedule itself stays exact).
+local SLACK = 0.002
+
+-- The limiters an entry goes through: its sender type's, the account's
+-- and, for a campaign, the campaign's own (even spacing: burst 1).
+function Sender:limiters_for(entry)
+  local list = {}
   local kind = _M.sender_type(entry.sender)
-  local lim, acct = self.limiters[kind], self.limiters.account
-  local d1 = lim and lim:incoming(entry.sender, cost, false) or 0
-  local d2 = acct and acct:incoming("account", cost, false) or 0
-  local d = max(d1 or 0, d2 or 0)
-  if d > 0 then return d end
-  if lim then lim:incoming(entry.sender, cost, true) end
-  if acct then acct:incoming("account", cost, true) end
-  return 0
+  if self.limiters[kind] then list[#list + 1] = { self.limiters[kind], entry.sender } end
+  if self.limiters.account then list[#list + 1] = { self.limiters.account, "account" } end
+  if entry.campaign and entry.rate and entry.rate > 0 then
+    local lim = self.campaign_limiters[entry.rate]
+    if not lim then
+      lim = gcra.new{ rate = entry.rate, burst = 1, queue = 36000 }
+      self.campaign_limiters[entry.rate] = lim
+    end
+    list[#list + 1] = { lim, "campaign:" .. entry.campaign }
+  end
+  return list
+end
+
+-- Paces one claimed entry. Returns 0 when it goes now; else the time it
+-- was put back for (a reserved slot when near, else a look again).
+-- A campaign never sends more than rate + 1 (its burst) in any second:
+-- the times of its last sends are kept in a ring, and an entry goes only
+-- when the (rate + 1)-th last send is a second old. Within that, an entry
+-- whose slot came while the sender was busy (the store was locked, the
+-- host was stopped) goes at once, so the campaign catches up and keeps its
+-- rate instead of losing the slot.
+function Sender:spacing(entry, now)
+  if not entry.campaign or not entry.rate or entry.rate <= 0 then return 0 end
+  local ring = self.recent[entry.campaign]
+  local k = floor(entry.rate) + 1
+  if not ring or ring.k ~= k or ring.n == 0 then return 0 end
+  -- catching up goes at most twice the rate: never two at once
+  local newest = ring[(ring.head - 2) % k + 1]
+  local half = 0.5 / entry.rate
+  if now - newest < half then return newest + half - now end
+  if ring.n < k then return 0 end
+  local oldest = ring[ring.head] -- the k-th last send
+  -- a margin over the second: what the carrier (or the sandbox) sees is the
+  -- send time plus a network delay that varies by some milliseconds; an
+  -- evenly paced campaign has a whole interval to spare there
+  local span = 1 + min(0.05, 0.75 / entry.rate)
+  if now - oldest >= span then return 0 end
+  return oldest + span - now
+end
+
+function Sender:sent_at(entry, now)
+  if not entry.campaign or not entry.rate or entry.rate <= 0 then return end
+  local k = floor(entry.rate) + 1
+  local ring = self.recent[entry.campaign]
+  if not ring or ring.k ~= k then
+    ring = { k = k, n = 0, head = 1 }
+    self.recent[entry.campaign] = ring
+  end
+  ring[ring.head] = now -- overwrite the oldest
+  ring.head = ring.head % k + 1
+  if ring.n < k then ring.n = ring.n + 1 end
+end
+
+-- Paces one claimed entry: 0 when it goes now; else the time to put it
+-- back for and whether that time is a slot it now holds (near), or a time
+-- to look again (far). The caller writes the deferral after sending, so
+-- what goes now goes at the time it was decided.
+function Sender:pace(entry, cost, now)
+  if entry.reserved == 1 then
+    local wait = self:spacing(entry, now)
+    if wait <= 0 then
+      self:sent_at(entry, now)
+      return 0
+    end
+    return now + wait, true
+  end
+  local lims = self:limiters_for(entry)
+  local d = 0
+  for _, l in ipairs(lims) do
+    local x = l[1]:incoming(l[2], cost, false) or 0
+    if x > d then d = x end
+  end
+  if d > RESERVE_AHEAD then return now + d - RESERVE_AHEAD / 2, false end
+  for _, l in ipairs(lims) do l[1]:incoming(l[2], cost, true) end
+  if d <= SLACK then
+    local wait = self:spacing(entry, now)
+    if wait <= 0 then
+      self:sent_at(entry, now)
+      return 0
+    end
+    d = wait
+  end
+  return now + d, true
 end
 
 function Sender:backoff(attempts, err)
@@ -158,7 +252,7 @@ end
 -- @tparam[opt] number now epoch seconds
 -- @treturn number how many were sent or filed this round
 function Sender:step(now)
-  now = now or require("telua.core").time()
+  now = now or core.time()
   local store = self.store
   local claimed, err = store:outbox_claim(self.concurrency, now)
   if not claimed then
@@ -166,62 +260,117 @@ function Sender:step(now)
     return 0
   end
   if #claimed == 0 then return 0 end
-  local go, batch = {}, {}
+  local go, batch, later, skipped = {}, {}, {}, {}
   for _, e in ipairs(claimed) do
     local p = e.params
     local out = store:is_opted_out(p.from or p.messaging_service_sid, p.to)
       or store:is_opted_out(p.from or p.messaging_service_sid, bare(p.to))
     if out then
-      store:outbox_set(e.id, "skipped", { error = "opted out" })
-      self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, p.to))
+      skipped[#skipped + 1] = e
     else
-      local seg = p.body and segments.count(p.body)
-      local d = self:pace(e, seg and seg.segments or 1)
-      if d > 0 then
-        store:outbox_defer(e.id, now + d)
-      else
+      -- the checks the client makes before sending, made now: a first use
+      -- of a region's numbering plan compiles its patterns, which must not
+      -- sit between a pacing decision and its send
+      local checked = client_mod.check_message(p)
+      local cost = e.segments or (checked and checked._segments and checked._segments.segments) or 1
+      local at, reserved = self:pace(e, cost, core.time())
+      if at == 0 then
         go[#go + 1] = e
         batch[#batch + 1] = p
+      else
+        later[#later + 1] = { e.id, at, reserved }
       end
     end
   end
-  if #batch > 0 then
-    local results = self.client.messages.create_many(batch)
-    for i, e in ipairs(go) do
-      local r = results[i]
-      self:file(e, r[1], r[2], now)
-    end
+  -- send first: a paced message goes at the time it was decided; the
+  -- store writes for the others come after
+  local results = #batch > 0 and self.client.messages.create_many(batch) or {}
+  for _, x in ipairs(later) do store:outbox_defer(x[1], x[2], x[3]) end
+  for _, e in ipairs(skipped) do
+    store:outbox_set(e.id, "skipped", { error = "opted out" })
+    self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
+  end
+  for i, e in ipairs(go) do
+    local r = results[i]
+    self:file(e, r[1], r[2], now)
   end
   return #claimed
 end
 
---- Reconciles entries a crash left in flight (see the module notes).
--- @treturn number how many were found at Twilio
-function Sender:reconcile()
+--- How long after its claim an in-flight entry that Twilio does not list
+-- is taken as never created and queued again: past the client's request
+-- timeout (30 s), Twilio has either created the message or never will.
+_M.RECONCILE_GRACE = 35
+
+--- Reconciles entries a crash left in flight (see the module notes): each
+-- is looked for in Twilio's list (same To, From and Body, created after it
+-- was claimed). Found: `sent` with its SID. Not found once the grace time
+-- has passed: queued again. Not found before that, or the list cannot be
+-- read: left `unknown` and looked at again on the next call.
+-- @tparam[opt] number now epoch seconds
+-- @treturn number how many were filed (found or queued again)
+function Sender:reconcile(now)
   local store = self.store
-  store:outbox_recover()
+  now = now or require("telua.core").time()
+  if not self.recovered then -- once, at start: what was `sending` belongs to the last run
+    store:outbox_recover()
+    self.recovered = true
+  end
   local rows = store.db:query("SELECT id FROM outbox WHERE state = 'unknown' AND sid IS NULL " ..
                               "AND error = 'in flight when the host stopped'")
-  local found = 0
+  local found, requeued = 0, 0
   for _, r in ipairs(rows or {}) do
     local e = store:outbox_get(r.id)
     local p = e.params
     local list = self.client.messages.list{ to = p.to, limit = 50 }
+    local hit
     for _, m in ipairs(list or {}) do
-      if m.from == (p.from or m.from) and m.body == p.body then
-        store:outbox_set(e.id, "sent", { sid = m.sid, error = "reconciled after a restart" })
-        store:message_status(m.sid, m.status or "queued", { to = p.to, from = p.from })
-        found = found + 1
+      local created = client_mod.parse_date(m.date_created)
+      if m.from == (p.from or m.from) and m.body == (p.body or m.body) and
+         (not created or created >= e.updated_at - 60) then
+        hit = m
         break
       end
     end
-    if not list then self.log("warn", ("outbox %d: cannot reconcile yet"):format(e.id)) end
+    if hit then
+      store:outbox_set(e.id, "sent", { sid = hit.sid, error = "reconciled after a restart" })
+      store:message_status(hit.sid, hit.status or "queued", { to = p.to, from = p.from })
+      found = found + 1
+    elseif list and now - e.updated_at >= _M.RECONCILE_GRACE then
+      store.db:run("UPDATE outbox SET state = 'queued', reserved = 0, not_before = ?, error = ?, updated_at = ? " ..
+                   "WHERE id = ?", now, "not at Twilio after a restart: queued again", now, e.id)
+      requeued = requeued + 1
+    end
   end
   if #(rows or {}) > 0 then
-    self.log("info", ("outbox: %d in flight at the last stop, %d found at Twilio, %d left unknown")
-      :format(#rows, found, #rows - found))
+    self.log("info", ("outbox: %d in flight at the last stop: %d found at Twilio, %d queued again, %d still unknown")
+      :format(#rows, found, requeued, #rows - found - requeued))
   end
-  return found
+  return found + requeued, #(rows or {}) - found - requeued
+end
+
+--- Asks Twilio for the status of sent messages whose log has no final
+-- status yet (their callbacks may have come while the host was down):
+-- at start, then every minute for those sent over a minute ago.
+-- @tparam number older_than seconds since the send
+-- @treturn number how many were updated
+function Sender:refresh_statuses(older_than, now)
+  local store = self.store
+  now = now or require("telua.core").time()
+  local rows = store.db:query(
+    "SELECT o.sid FROM outbox o JOIN messages m ON m.sid = o.sid WHERE o.state = 'sent' AND m.rank < 4 " ..
+    "AND o.updated_at <= ? AND o.updated_at >= ? ORDER BY o.updated_at LIMIT 200",
+    now - older_than, now - 86400) or {}
+  local n = 0
+  for _, r in ipairs(rows) do
+    local m = self.client.messages.fetch(r.sid)
+    if m and m.status and store_mod.STATUS_RANK[m.status] then
+      local changed = store:message_status(m.sid, m.status, { error_code = m.error_code })
+      if changed then n = n + 1 end
+    end
+  end
+  if n > 0 then self.log("info", ("outbox: %d message statuses fetched from Twilio"):format(n)) end
+  return n
 end
 
 --- The sender thread's loop (the host calls it; it returns when `stopping()` is true).
@@ -229,10 +378,30 @@ end
 --   and `sleep` (function(seconds))
 function _M.run(opts)
   local s = _M.new(opts)
-  s:reconcile()
+  -- one small request first: it checks the credentials (a 20003 is logged
+  -- now, not at the first message) and opens the connection, so the first
+  -- paced message does not carry the set-up time
+  local page, perr = s.client.messages.page{ page_size = 1 }
+  if page then
+    s.log("info", "sender: " .. s.client.api_base .. " answers; credentials accepted")
+  else
+    s.log("warn", "sender: first request failed: " .. tostring(perr))
+  end
+  local _, pending = s:reconcile()
+  s:refresh_statuses(0)
   local sleep, stopping, store = opts.sleep, opts.stopping, opts.store
   local idle = 0
+  local next_reconcile, next_refresh = core.time() + 5, core.time() + 60
   while not stopping() do
+    local t = core.time()
+    if pending > 0 and t >= next_reconcile then
+      _, pending = s:reconcile()
+      next_reconcile = t + 5
+    end
+    if t >= next_refresh then
+      s:refresh_statuses(60)
+      next_refresh = t + 60
+    end
     local n = s:step()
     if n == 0 then
       -- nothing due: sleep until the next entry, at most 20 ms (new work may arrive)

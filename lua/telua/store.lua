@@ -64,10 +64,16 @@ CREATE TABLE IF NOT EXISTS outbox (
   resend_of  INTEGER,            -- the entry this one sends again
   dedupe     TEXT UNIQUE,        -- optional caller key: one entry per key
   created_at REAL NOT NULL,
-  updated_at REAL NOT NULL
+  updated_at REAL NOT NULL,
+  campaign   TEXT,               -- the campaign it belongs to
+  rate       REAL,               -- the campaign's pace, messages per second
+  reserved   INTEGER NOT NULL DEFAULT 0, -- 1: not_before is a pacing slot already taken
+  segments   INTEGER
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, not_before);
+DROP INDEX IF EXISTS outbox_due; -- (state, not_before) in the first version
+CREATE INDEX IF NOT EXISTS outbox_slots ON outbox (state, reserved, not_before);
 CREATE INDEX IF NOT EXISTS outbox_sid ON outbox (sid) WHERE sid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_campaign ON outbox (campaign) WHERE campaign IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (
   ns         TEXT NOT NULL,
   key        TEXT NOT NULL,
@@ -105,6 +111,15 @@ function _M.open(spec)
   if not path then return nil, "unsupported store '" .. spec .. "' (use sqlite:PATH)", "store" end
   local db, err = core.sqlite_open(path)
   if not db then return nil, err, "store" end
+  -- outbox tables made by an earlier version lack the campaign columns
+  local cols = db:query("PRAGMA table_info(outbox)") or {}
+  if #cols > 0 then
+    local have = {}
+    for _, c in ipairs(cols) do have[c.name] = true end
+    for _, add in ipairs{ "campaign TEXT", "rate REAL", "reserved INTEGER NOT NULL DEFAULT 0", "segments INTEGER" } do
+      if not have[add:match("^(%w+)")] then db:exec("ALTER TABLE outbox ADD COLUMN " .. add) end
+    end
+  end
   local ok, serr = db:exec(SCHEMA)
   if not ok then
     db:close()
@@ -353,12 +368,71 @@ function Store:outbox_add(params, opts)
       if rows[1] then return rows[1].id, false end
     end
     local rows, err, code = db:query(
-      "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, resend_of, dedupe, created_at, updated_at) " ..
-      "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING id",
-      json, sender, to, opts.attempts or 0, opts.not_before or now, opts.resend_of, opts.dedupe, now, now)
+      "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, resend_of, dedupe, created_at, " ..
+      "updated_at, campaign, rate, segments) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+      json, sender, to, opts.attempts or 0, opts.not_before or now, opts.resend_of, opts.dedupe, now, now,
+      opts.campaign, opts.rate, opts.segments)
     if not rows then return nil, err, code end
     return rows[1].id, true
   end)
+end
+
+--- Queues many messages in one transaction (one fsync with
+-- `synchronous = FULL`): a campaign's rows. Entries whose `dedupe` key is
+-- already queued are skipped, so a rerun queues only what is missing.
+-- @tparam table list of `{ params, opts }` as for `outbox_add`
+-- @treturn number how many were new
+-- @return or `nil, message, code` (nothing of the batch is queued then)
+function Store:outbox_add_many(list)
+  local db, now, added = self.db, core.time(), 0
+  return atomically(db, function()
+    for _, item in ipairs(list) do
+      local params, opts = item[1], item[2] or {}
+      local json, jerr = cjson.encode(params)
+      if not json then return nil, "outbox_add_many: " .. tostring(jerr), "json" end
+      local n, err, code = db:run(
+        "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, dedupe, created_at, " ..
+        "updated_at, campaign, rate, segments) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?) " ..
+        "ON CONFLICT (dedupe) DO NOTHING",
+        json, params.from or params.messaging_service_sid, params.to, opts.not_before or now, opts.dedupe,
+        now, now, opts.campaign, opts.rate, opts.segments)
+      if not n then return nil, err, code end
+      added = added + n
+    end
+    return added
+  end)
+end
+
+--- Counts a campaign's entries by state, with the delivery statuses the
+-- message log has for the sent ones.
+-- @treturn table `{ queued, sending, sent, failed, skipped, unknown,
+--   reconciling (unknown ones the sender will still look for at Twilio),
+--   delivered, undelivered, segments, first_sent, last_sent }` (times in epoch seconds)
+function Store:campaign_progress(name)
+  local db = self.db
+  local out = { queued = 0, sending = 0, sent = 0, failed = 0, skipped = 0, unknown = 0,
+                delivered = 0, undelivered = 0, msg_failed = 0, segments = 0 }
+  local rows, err, code = db:query(
+    "SELECT state, count(*) AS n, sum(coalesce(segments, 1)) AS seg, min(CASE WHEN state = 'sent' THEN updated_at END) AS first, " ..
+    "max(CASE WHEN state = 'sent' THEN updated_at END) AS last FROM outbox WHERE campaign = ? GROUP BY state", name)
+  if not rows then return nil, err, code end
+  for _, r in ipairs(rows) do
+    out[r.state] = r.n
+    if r.state == "sent" then
+      out.segments, out.first_sent, out.last_sent = r.seg or 0, r.first, r.last
+    end
+  end
+  local rec = db:query("SELECT count(*) AS n FROM outbox WHERE campaign = ? AND state = 'unknown' AND sid IS NULL " ..
+                       "AND error = 'in flight when the host stopped'", name)
+  out.reconciling = rec and rec[1] and rec[1].n or 0 -- the sender will look for these at Twilio
+  rows = db:query("SELECT m.status, count(*) AS n FROM outbox o JOIN messages m ON m.sid = o.sid " ..
+                  "WHERE o.campaign = ? GROUP BY m.status", name) or {}
+  for _, r in ipairs(rows) do
+    if r.status == "delivered" or r.status == "read" then out.delivered = out.delivered + r.n
+    elseif r.status == "undelivered" then out.undelivered = out.undelivered + r.n
+    elseif r.status == "failed" then out.msg_failed = out.msg_failed + r.n end
+  end
+  return out
 end
 
 local function outbox_row(r)
@@ -373,12 +447,30 @@ function Store:outbox_claim(limit, now)
   now = now or core.time()
   local db = self.db
   return atomically(db, function()
+    -- entries holding a pacing slot first (their time is now), then the
+    -- others by age; each through its own index
     local rows, err, code = db:query(
       "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
-      "(SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT ?) " ..
-      "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of", now, now, limit)
+      "(SELECT id FROM outbox WHERE state = 'queued' AND reserved = 1 AND not_before <= ? " ..
+      "ORDER BY not_before, id LIMIT ?) " ..
+      "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments",
+      now, now, limit)
     if not rows then return nil, err, code end
-    table.sort(rows, function(a, b) return a.id < b.id end)
+    if #rows < limit then
+      local more
+      more, err, code = db:query(
+        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
+        "(SELECT id FROM outbox WHERE state = 'queued' AND reserved = 0 AND not_before <= ? " ..
+        "ORDER BY not_before, id LIMIT ?) " ..
+        "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments",
+        now, now, limit - #rows)
+      if not more then return nil, err, code end
+      for _, r in ipairs(more) do rows[#rows + 1] = r end
+    end
+    table.sort(rows, function(a, b)
+      if a.reserved ~= b.reserved then return a.reserved > b.reserved end
+      return a.id < b.id
+    end)
     for _, r in ipairs(rows) do outbox_row(r) end
     return rows
   end)
@@ -399,11 +491,13 @@ function Store:outbox_set(id, state, f)
 end
 
 --- Puts back a claimed entry whose pacing delay says "not yet", without
--- counting it as an attempt.
-function Store:outbox_defer(id, not_before)
+-- counting it as an attempt. With `reserved`, not_before is a pacing slot
+-- the sender already took: the entry goes at that time without asking the
+-- limiters again (so a restart keeps the schedule).
+function Store:outbox_defer(id, not_before, reserved)
   local n, err, code = self.db:run(
-    "UPDATE outbox SET state = 'queued', attempts = attempts - 1, not_before = ?, updated_at = ? WHERE id = ?",
-    not_before, core.time(), id)
+    "UPDATE outbox SET state = 'queued', attempts = attempts - 1, not_before = ?, reserved = ?, updated_at = ? " ..
+    "WHERE id = ?", not_before, reserved and 1 or 0, core.time(), id)
   if not n then return nil, err, code end
   return n == 1
 end

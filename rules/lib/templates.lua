@@ -6,4 +6,9 @@ return {
   order_status = "Order {{order}}: packed and handed to the carrier. Reply STOP to opt out.",
   order_usage = "Send ORDER and your order number, e.g. ORDER 1234.",
   order_later = "Sorry, we cannot look up orders right now. Please try again later.",
+  code_wait = "You asked for several codes already. Please try again in {{minutes}} minutes.",
+  code_failed = "Sorry, we cannot send a code right now. Please try again later.",
+  verify_usage = "Send VERIFY and the code we texted you, e.g. VERIFY 123456.",
+  verified = "Thanks, your number is verified.",
+  not_verified = "That code is not right, or it has expired. Send CODE for a new one.",
 }

@@ -17,6 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "vm.h"
+#include <lauxlib.h>
 
 #ifndef TELUA_LUADIR
 #define TELUA_LUADIR "/usr/local/share/lua/5.4"
@@ -31,6 +35,7 @@ static void usage(FILE *f)
         "  telua serve --rules DIR --public-url URL [options]\n"
         "  telua sandbox [--listen ADDR] [--mps N]   (Twilio's REST API on loopback)\n"
         "  telua sandbox inbound|call --to URL --from NUMBER ...\n"
+        "  telua campaign --csv FILE --template NAME [--from N | --messaging-service SID] [--rate MPS] [--dry-run]\n"
         "  telua check DIR\n"
         "  telua version\n"
         "\n"
@@ -164,9 +169,43 @@ static int serve(int argc, char **argv)
     return 0;
 }
 
+/* `telua campaign ...`: lua/telua/campaign.lua's main, on a plain state. */
+static int campaign(const char *lua_dir, int argc, char **argv)
+{
+    tl_vm *vm = tl_vm_new(0, 0, lua_dir);
+    lua_State *L;
+    int i, rc = 1;
+    if (!vm) return 1;
+    L = vm->L;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "telua.campaign");
+    if (tl_vm_pcall(vm, 1, 1, 0) != LUA_OK) {
+        fprintf(stderr, "telua: %s\n", lua_tostring(L, -1));
+        tl_vm_free(vm);
+        return 1;
+    }
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 0);
+    for (i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, isatty(1));
+    lua_setfield(L, -2, "tty");
+    if (tl_vm_pcall(vm, 2, 1, 0) != LUA_OK) fprintf(stderr, "telua: %s\n", lua_tostring(L, -1));
+    else rc = (int)lua_tointeger(L, -1);
+    tl_vm_free(vm);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "serve")) return serve(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "campaign")) {
+        const char *dir = getenv("TELUA_LUA_DIR") ? getenv("TELUA_LUA_DIR") : TELUA_LUADIR;
+        return campaign(dir, argc - 2, argv + 2);
+    }
     if (argc >= 2 && !strcmp(argv[1], "sandbox")) {
         const char *dir = getenv("TELUA_LUA_DIR") ? getenv("TELUA_LUA_DIR") : TELUA_LUADIR;
         return tl_sandbox_main(dir, argc - 2, argv + 2);

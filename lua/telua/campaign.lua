@@ -1,0 +1,331 @@
+--- `telua campaign`: one template to every row of a CSV file, paced, durable, resumable.
+--
+--     telua campaign --csv FILE --template NAME [--from NUMBER | --messaging-service SID]
+--                    [--rate MPS] [--dry-run] [--store sqlite:FILE] [--templates DIR]
+--                    [--region CC] [--name NAME] [--price USD] [--no-wait]
+--                    [--status-callback URL] [--wait-delivery SECONDS]
+--
+-- The CSV's first line names the columns (RFC 4180: quoted fields, `""`
+-- inside quotes, CRLF or LF). `phone` (or `to`) is the recipient; `locale`
+-- picks the template's locale; every other column is a template variable.
+-- Each row is rendered, its number put in E.164 (`--region` for national
+-- numbers), checked against the opt-out list, and its segments counted;
+-- rows that fail are reported with their line number and left out.
+--
+-- Then every message is queued in the host's outbox (SQLite, committed in
+-- batches with `synchronous = FULL`, so a queued message survives a crash)
+-- with the key `campaign:NAME:NUMBER`: running the same command again after
+-- an interruption queues only what is missing, and a number gets one
+-- message per campaign (a repeated row is reported and sent once).
+-- The running host (`telua serve` with `TWILIO_ACCOUNT_SID` and the same
+-- store) sends them at `--rate` messages per second, evenly spaced, and
+-- checks opt-outs again at send time. This command then shows progress
+-- (a bar on a terminal, a plain line every few seconds otherwise: sent,
+-- delivered, failed, rate, ETA) until nothing is left to send, and prints a
+-- summary with the segments and the estimated cost (`--price` USD per
+-- segment; default 0.0083, Twilio's US list price per SMS segment in 2026).
+-- With `--status-callback URL` (the host's status path, e.g.
+-- `https://example.com/status/messages`; default `TELUA_STATUS_CALLBACK`)
+-- Twilio's delivery receipts reach the host's message log, and the command
+-- waits up to `--wait-delivery` seconds (default 30) after the last send
+-- for them, so the summary counts delivered and undelivered messages.
+-- `--dry-run` renders and checks everything, queues nothing, and reports
+-- what would be sent.
+--
+-- @module telua.campaign
+
+local core = require "telua.core"
+local e164 = require "telua.e164"
+local store_mod = require "telua.store"
+local templates_mod = require "telua.templates"
+
+local type, pairs, ipairs, tostring, tonumber, format, concat, floor, max, min =
+  type, pairs, ipairs, tostring, tonumber, string.format, table.concat, math.floor, math.max, math.min
+
+local _M = { _VERSION = "0.1.0", PRICE_PER_SEGMENT = 0.0083 }
+
+--- Parses CSV text (RFC 4180). Returns a list of records (lists of
+-- fields) with the line each starts on, or `nil, message`.
+function _M.parse_csv(text)
+  local rows, lines = {}, {}
+  local i, n, line = 1, #text, 1
+  if text:sub(1, 3) == "\239\187\191" then i = 4 end -- UTF-8 BOM
+  while i <= n do
+    local row, start_line = {}, line
+    while true do
+      local field
+      if text:sub(i, i) == '"' then
+        local buf, j = {}, i + 1
+        while true do
+          local q = text:find('"', j, true)
+          if not q then return nil, format("line %d: a quoted field is not closed", start_line) end
+          local chunk = text:sub(j, q - 1)
+          buf[#buf + 1] = chunk
+          line = line + select(2, chunk:gsub("\n", ""))
+          if text:sub(q + 1, q + 1) == '"' then
+            buf[#buf + 1] = '"'
+            j = q + 2
+          else
+            i = q + 1
+            break
+          end
+        end
+        field = concat(buf)
+        local c = text:sub(i, i)
+        if c ~= "," and c ~= "\r" and c ~= "\n" and c ~= "" then
+          return nil, format("line %d: text after a closing quote", line)
+        end
+      else
+        local e = text:find("[,\r\n]", i) or (n + 1)
+        field = text:sub(i, e - 1)
+        i = e
+      end
+      row[#row + 1] = field
+      local c = text:sub(i, i)
+      if c == "," then
+        i = i + 1
+      else
+        if c == "\r" then i = i + 1 end
+        if text:sub(i, i) == "\n" then i = i + 1 end
+        line = line + 1
+        break
+      end
+    end
+    if not (#row == 1 and row[1] == "") then -- blank lines
+      rows[#rows + 1] = row
+      lines[#rows] = start_line
+    end
+  end
+  return rows, lines
+end
+
+local function usage()
+  return "usage: telua campaign --csv FILE --template NAME [--from NUMBER | --messaging-service SID] " ..
+         "[--rate MPS] [--dry-run] [--store sqlite:FILE] [--templates DIR] [--region CC] [--name NAME] " ..
+         "[--price USD] [--no-wait]"
+end
+
+local FLAGS = { ["dry-run"] = true, ["no-wait"] = true }
+
+local function parse_args(argv)
+  local a = {}
+  local i = 1
+  while i <= #argv do
+    local k = argv[i]:match("^%-%-([%w%-]+)$")
+    if not k then return nil, "unexpected argument " .. argv[i] end
+    if FLAGS[k] then
+      a[k] = true
+      i = i + 1
+    else
+      if argv[i + 1] == nil then return nil, "--" .. k .. " needs a value" end
+      a[k] = argv[i + 1]
+      i = i + 2
+    end
+  end
+  return a
+end
+
+-- Renders and checks every row. Returns the plan:
+-- { messages = { {params, opts, line} ... }, problems = { {line, why} }, ... }
+local function plan(a, set, store, csv_rows, lines)
+  local header = csv_rows[1]
+  local col = {}
+  for j, h in ipairs(header) do col[h:lower():gsub("^%s+", ""):gsub("%s+$", "")] = j end
+  local phone_col = col.phone or col.to or col.number
+  if not phone_col then return nil, "the CSV needs a 'phone' (or 'to') column" end
+  local sender = a.from or a["messaging-service"]
+  local whatsapp = sender:sub(1, 9) == "whatsapp:"
+  local out = { messages = {}, problems = {}, opted_out = 0, invalid = 0, segments = 0,
+                encodings = {}, warnings = {}, rows = #csv_rows - 1, seen = {} }
+  for r = 2, #csv_rows do
+    local row, line = csv_rows[r], lines[r]
+    local vars = {}
+    for j, h in ipairs(header) do vars[h] = row[j] or "" end
+    local raw = row[phone_col] or ""
+    local num, why = e164.normalize(raw, a.region)
+    if not num then
+      out.invalid = out.invalid + 1
+      out.problems[#out.problems + 1] = { line, format("%s is not a valid number (%s)", raw, tostring(why)) }
+    else
+      local to = whatsapp and ("whatsapp:" .. num) or num
+      if store and store:is_opted_out(sender, to) then
+        out.opted_out = out.opted_out + 1
+      else
+        local open = true
+        if whatsapp and store then open = store:window_open(sender, to) end
+        local res, rerr = set:render(a.template, vars, { locale = col.locale and row[col.locale] or nil,
+          channel = whatsapp and "whatsapp" or "sms", window_open = open })
+        if not res then
+          out.problems[#out.problems + 1] = { line, rerr }
+        else
+          local params = { to = to, status_callback = a["status-callback"] }
+          if a.from then params.from = a.from else params.messaging_service_sid = a["messaging-service"] end
+          local segs = 1
+          if res.content_sid then
+            params.content_sid, params.content_variables = res.content_sid, res.content_variables
+          else
+            params.body = res.body
+            segs = res.segments
+            out.encodings[res.encoding] = (out.encodings[res.encoding] or 0) + 1
+            for _, w in ipairs(res.warnings) do out.warnings[w.message] = (out.warnings[w.message] or 0) + 1 end
+          end
+          out.segments = out.segments + segs
+          if out.seen[to] then
+            out.problems[#out.problems + 1] = { line, format("%s is also on line %d: sent once", to, out.seen[to]) }
+          else
+            out.seen[to] = line
+            out.messages[#out.messages + 1] = { params, { dedupe = "campaign:" .. a.name .. ":" .. to,
+              campaign = a.name, rate = tonumber(a.rate), segments = segs }, line }
+          end
+        end
+      end
+    end
+  end
+  return out
+end
+
+local function bar(frac, width)
+  local full = floor(frac * width + 0.5)
+  return ("#"):rep(full) .. ("-"):rep(width - full)
+end
+
+local function hms(s)
+  if not s or s ~= s or s == math.huge then return "--:--" end
+  s = floor(s + 0.5)
+  if s >= 3600 then return format("%d:%02d:%02d", floor(s / 3600), floor(s / 60) % 60, s % 60) end
+  return format("%02d:%02d", floor(s / 60), s % 60)
+end
+
+--- Runs the command.
+-- @tparam table argv the arguments after `campaign`
+-- @tparam[opt] table env `tty` (stdout is a terminal), `out` (a file, default
+--   io.stdout), `sleep` (function)
+-- @treturn number the exit status: 0 done, 1 a problem, 2 bad arguments
+function _M.main(argv, env)
+  env = env or {}
+  local out = env.out or io.stdout
+  local sleep = env.sleep or core.sleep
+  local function say(...) out:write(format(...)) out:flush() end
+  local a, aerr = parse_args(argv)
+  if not a then say("telua campaign: %s\n%s\n", aerr, usage()) return 2 end
+  if not a.csv or not a.template then say("telua campaign: --csv and --template are required\n%s\n", usage()) return 2 end
+  if (a.from == nil) == (a["messaging-service"] == nil) then
+    say("telua campaign: give one of --from NUMBER or --messaging-service SID\n") return 2
+  end
+  if a.rate and not (tonumber(a.rate) and tonumber(a.rate) > 0) then
+    say("telua campaign: --rate must be messages per second > 0\n") return 2
+  end
+  if a.region and not e164.region_known(a.region) then say("telua campaign: unknown --region %s\n", a.region) return 2 end
+  if a.from then
+    local f = a.from:gsub("^whatsapp:", "")
+    if not f:find("^%d%d%d%d%d%d?$") and not (f:find("^[%w ]+$") and f:find("%a") and #f <= 11) then
+      local n = e164.normalize(f, a.region)
+      if not n then say("telua campaign: --from %s is not a valid number\n", a.from) return 2 end
+      a.from = (a.from:find("^whatsapp:") and "whatsapp:" or "") .. n
+    end
+  end
+  a.name = a.name or (a.csv:match("([^/]+)$"):gsub("%.csv$", "") .. ":" .. a.template)
+  a["status-callback"] = a["status-callback"] or os.getenv("TELUA_STATUS_CALLBACK")
+  if a["status-callback"] and not a["status-callback"]:find("^https?://") then
+    say("telua campaign: --status-callback must be an http(s) URL\n") return 2
+  end
+  local wait_delivery = a["status-callback"] and tonumber(a["wait-delivery"] or 30) or 0
+  local price = tonumber(a.price or _M.PRICE_PER_SEGMENT)
+  local f = io.open(a.csv, "rb")
+  if not f then say("telua campaign: cannot read %s\n", a.csv) return 1 end
+  local text = f:read("*a")
+  f:close()
+  local rows, lines = _M.parse_csv(text)
+  if not rows then say("telua campaign: %s: %s\n", a.csv, lines) return 1 end
+  if #rows < 1 then say("telua campaign: %s is empty\n", a.csv) return 1 end
+  local set, terr = templates_mod.load(a.templates or "rules/templates")
+  if not set then say("telua campaign: %s\n", terr) return 1 end
+  local store, serr = store_mod.open(a.store or "sqlite:var/telua.db")
+  if not store then say("telua campaign: %s\n", serr) return 1 end
+  local p, perr = plan(a, set, store, rows, lines)
+  if not p then say("telua campaign: %s\n", perr) return 1 end
+
+  -- the report of the checks
+  say("campaign %s: %d rows, %d to send (%d segments), %d opted out, %d invalid, %d other problems\n",
+      a.name, p.rows, #p.messages, p.segments, p.opted_out, p.invalid, #p.problems - p.invalid)
+  for enc, n in pairs(p.encodings) do say("  %s: %d messages\n", enc, n) end
+  for msg, n in pairs(p.warnings) do say("  warning (%d messages): %s\n", n, msg) end
+  for i, pr in ipairs(p.problems) do
+    if i > 20 then say("  ... %d more problems\n", #p.problems - 20) break end
+    say("  line %d: %s\n", pr[1], pr[2])
+  end
+  local rate = tonumber(a.rate)
+  if a["dry-run"] then
+    say("dry run: would send %d messages, %d segments, estimated cost $%.2f%s; nothing queued\n",
+        #p.messages, p.segments, p.segments * price,
+        rate and format(", about %s at %g MPS", hms(#p.messages / rate), rate) or "")
+    store:close()
+    return 0
+  end
+
+  -- queue, durably, in batches (one fsync each)
+  store.db:exec("PRAGMA synchronous = FULL")
+  local added, batch = 0, {}
+  for i, m in ipairs(p.messages) do
+    batch[#batch + 1] = { m[1], m[2] }
+    if #batch == 500 or i == #p.messages then
+      local n, err = store:outbox_add_many(batch)
+      if not n then say("telua campaign: queueing failed: %s\n", err) return 1 end
+      added = added + n
+      batch = {}
+    end
+  end
+  store.db:exec("PRAGMA synchronous = NORMAL")
+  say("queued %d new messages (%d were queued by an earlier run)\n", added, #p.messages - added)
+  if a["no-wait"] then store:close() return 0 end
+
+  -- progress until nothing is left to send
+  local total = #p.messages
+  local tty = env.tty
+  local last_print, samples, sent_done_at = -1, {}, nil
+  local t0 = core.monotonic()
+  while true do
+    local pr = store:campaign_progress(a.name)
+    local now = core.monotonic()
+    local done = pr.sent + pr.failed + pr.skipped + pr.unknown
+    samples[#samples + 1] = { now, pr.sent }
+    while #samples > 2 and samples[1][1] < now - 5 do table.remove(samples, 1) end
+    local r = 0
+    if #samples >= 2 and samples[#samples][1] > samples[1][1] then
+      r = (samples[#samples][2] - samples[1][2]) / (samples[#samples][1] - samples[1][1])
+    end
+    local left = pr.queued + pr.sending + pr.reconciling
+    local eta = r > 0 and left / r or nil
+    local line = format("sent %d/%d  delivered %d  failed %d  %.1f msg/s  ETA %s",
+      pr.sent, total, pr.delivered, pr.failed + pr.undelivered + pr.msg_failed, r, hms(left == 0 and 0 or eta))
+    if tty then
+      say("\r[%s] %3d%% %s\027[K", bar(total > 0 and done / total or 1, 30), total > 0 and floor(100 * done / total) or 100, line)
+    elseif now - last_print >= 2 then
+      say("%s %s\n", hms(now - t0), line)
+      last_print = now
+    end
+    -- done when nothing is left to send and (with receipts) every sent
+    -- message has a final status, or the wait for receipts is over
+    local finals = pr.delivered + pr.undelivered + pr.msg_failed
+    if left == 0 then
+      sent_done_at = sent_done_at or now
+      if finals >= pr.sent or now - sent_done_at >= wait_delivery then break end
+    end
+    sleep(tty and 0.2 or 0.5)
+  end
+  local pr = store:campaign_progress(a.name)
+  if tty then say("\n") else
+    say("%s sent %d/%d  delivered %d  failed %d\n", hms(core.monotonic() - t0), pr.sent, total, pr.delivered,
+        pr.failed + pr.undelivered + pr.msg_failed)
+  end
+  local span = (pr.first_sent and pr.last_sent and pr.last_sent > pr.first_sent) and (pr.last_sent - pr.first_sent) or nil
+  say("summary: %d sent, %d delivered, %d undelivered or failed after sending, %d failed to send, " ..
+      "%d skipped (opted out at send time), %d unknown; %d segments, estimated cost $%.2f%s\n",
+      pr.sent, pr.delivered, pr.undelivered + pr.msg_failed, pr.failed, pr.skipped, pr.unknown,
+      pr.segments, pr.segments * price,
+      span and pr.sent > 1 and format("; %.2f msg/s", (pr.sent - 1) / span) or "")
+  store:close()
+  return (pr.failed > 0 or pr.unknown > 0) and 1 or 0
+end
+
+return _M
