@@ -1,0 +1,38 @@
+#!/bin/sh
+# Pacing accuracy of campaigns: `telua campaign` at 1, 3, 80 and 1,000 MPS
+# for 30 s each through the host's sender to `telua sandbox`; the achieved
+# rate is measured on the sandbox's receive times (first to last message).
+# Then the outbox enqueue rate with durability on.
+# usage: sh bench/pacing.sh [BUILD]      (SECONDS_EACH=30, RATES="1 3 80 1000")
+set -eu
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+SECS=${SECONDS_EACH:-30}
+RATES=${RATES:-1 3 80 1000}
+export TWILIO_ACCOUNT_SID=AC$(printf '%032d' 5) TWILIO_AUTH_TOKEN=bench-pacing-token
+TMP=$(mktemp -d)
+trap 'kill $SB $HOST 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+"$BUILD/telua" sandbox --listen 127.0.0.1:0 --mps 1000000 > "$TMP/sb.out" 2>"$TMP/sb.log" &
+SB=$!
+for _ in $(seq 50); do grep -q port "$TMP/sb.out" 2>/dev/null && break; sleep 0.1; done
+SBURL=http://127.0.0.1:$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$TMP/sb.out")
+TELUA_TWILIO_BASE_URL=$SBURL "$BUILD/telua" serve --rules rules --listen 127.0.0.1:0 \
+  --public-url http://127.0.0.1:9 --store "sqlite:$TMP/telua.db" --workers 2 \
+  --send-rates long_code=0 --send-concurrency 32 > "$TMP/host.out" 2>"$TMP/host.log" &
+HOST=$!
+for _ in $(seq 50); do grep -q port "$TMP/host.out" 2>/dev/null && break; sleep 0.1; done
+echo "machine: $(nproc) cores, $(uname -sr); $SECS s per rate, sender on a long code with its own limit off"
+AREAS="201 212 305 415 628 650 718 805 917 949"
+n=0
+for rate in $RATES; do
+  n=$((n + 1))
+  count=$(awk "BEGIN { print int($rate * $SECS) + 1 }")
+  area=$(echo $AREAS | cut -d' ' -f$n)
+  # numbers: +1 AREA 55 NNNNN (valid NANP numbers, one prefix per rate)
+  awk -v c="$count" -v a="$area" 'BEGIN { print "phone,name,order"; for (i = 0; i < c; i++) printf "+1%s%07d,N%d,%d\n", a, 5500000 + i, i, i }' > "$TMP/r$rate.csv"
+  "$BUILD/telua" campaign --csv "$TMP/r$rate.csv" --template order_shipped --from +15005550006 \
+    --rate "$rate" --store "sqlite:$TMP/telua.db" --templates rules/templates > "$TMP/c$rate.out"
+  curl -s "$SBURL/-/sandbox/messages" > "$TMP/msgs.json"
+  LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua5.4/?.so;;" lua5.4 bench/pacing_stats.lua "$TMP/msgs.json" "+1$area" "$rate"
+done
+LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua5.4/?.so;;" lua5.4 bench/outbox_enqueue.lua "$TMP/enqueue.db" 100000 500

@@ -1,0 +1,23 @@
+-- Pacing statistics from `telua sandbox`'s records: the achieved rate over
+-- the receive times of the messages to numbers with a prefix, its error
+-- against the target, and the largest count in any one-second window.
+-- usage: lua bench/pacing_stats.lua MESSAGES_JSON PREFIX TARGET_MPS
+local cjson = require "cjson"
+local f = assert(io.open(arg[1], "rb"))
+local all = cjson.decode(f:read("*a")).messages
+f:close()
+local prefix, target = arg[2], tonumber(arg[3])
+local t = {}
+for _, m in ipairs(all) do
+  if m.to:sub(1, #prefix) == prefix then t[#t + 1] = m.received_at end
+end
+table.sort(t)
+local span = t[#t] - t[1]
+local rate = (#t - 1) / span
+local j, worst = 1, 0
+for i = 1, #t do
+  while t[i] - t[j] >= 1.0 do j = j + 1 end
+  if i - j + 1 > worst then worst = i - j + 1 end
+end
+print(("target %7.1f MPS: %6d messages over %7.3f s = %9.3f MPS, error %+.3f %%, busiest second %d (rate + burst = %d)")
+  :format(target, #t, span, rate, (rate - target) / target * 100, worst, math.floor(target) + 1))
