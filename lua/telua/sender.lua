@@ -39,8 +39,8 @@ local store_mod = require "telua.store"
 local gcra = require "telua.gcra"
 local segments = require "telua.segments"
 
-local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor =
-  pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor
+local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, ceil =
+  pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor, math.ceil
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -149,10 +149,13 @@ function Sender:spacing(entry, now)
   local ring = self.recent[entry.campaign]
   local k = floor(entry.rate) + 1
   if not ring or ring.k ~= k or ring.n == 0 then return 0 end
-  -- catching up goes at most twice the rate: never two at once
-  local newest = ring[(ring.head - 2) % k + 1]
-  local half = 0.5 / entry.rate
-  if now - newest < half then return newest + half - now end
+  -- catching up goes at most about twice the rate: no more than g sends in
+  -- any 10 ms (g = 1 up to 50 MPS), so late entries never leave in a clump
+  local g = max(1, ceil(entry.rate * 0.02))
+  if g <= ring.n then
+    local gth = ring[(ring.head - 1 - g) % k + 1] -- the g-th newest send
+    if now - gth < 0.01 then return gth + 0.01 - now end
+  end
   if ring.n < k then return 0 end
   local oldest = ring[ring.head] -- the k-th last send
   -- a margin over the second: what the carrier (or the sandbox) sees is the
@@ -263,8 +266,9 @@ function Sender:step(now)
   local go, batch, later, skipped = {}, {}, {}, {}
   for _, e in ipairs(claimed) do
     local p = e.params
-    local out = store:is_opted_out(p.from or p.messaging_service_sid, p.to)
-      or store:is_opted_out(p.from or p.messaging_service_sid, bare(p.to))
+    local from = p.from or p.messaging_service_sid
+    local out = store:is_opted_out(from, p.to)
+    if not out and p.to:find(":", 1, true) then out = store:is_opted_out(from, bare(p.to)) end
     if out then
       skipped[#skipped + 1] = e
     else
@@ -285,15 +289,20 @@ function Sender:step(now)
   -- send first: a paced message goes at the time it was decided; the
   -- store writes for the others come after
   local results = #batch > 0 and self.client.messages.create_many(batch) or {}
-  for _, x in ipairs(later) do store:outbox_defer(x[1], x[2], x[3]) end
-  for _, e in ipairs(skipped) do
-    store:outbox_set(e.id, "skipped", { error = "opted out" })
-    self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
-  end
-  for i, e in ipairs(go) do
-    local r = results[i]
-    self:file(e, r[1], r[2], now)
-  end
+  -- every write of the round in one transaction
+  local ok, terr = store:transaction(function()
+    for _, x in ipairs(later) do store:outbox_defer(x[1], x[2], x[3]) end
+    for _, e in ipairs(skipped) do
+      store:outbox_set(e.id, "skipped", { error = "opted out" })
+      self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
+    end
+    for i, e in ipairs(go) do
+      local r = results[i]
+      self:file(e, r[1], r[2], now)
+    end
+    return true
+  end)
+  if not ok then self.log("error", "outbox: filing a round failed: " .. tostring(terr)) end
   return #claimed
 end
 

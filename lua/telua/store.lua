@@ -131,10 +131,16 @@ end
 -- Runs fn inside one write transaction (BEGIN IMMEDIATE: a read and the
 -- write that depends on it, atomic across workers and processes). fn
 -- returns its results, or nil, message, code to roll back.
+-- Inside an outer transaction (Store:transaction) an inner one just runs
+-- in it: the outer commit or rollback decides for both.
+local depth = setmetatable({}, { __mode = "k" })
 local function atomically(db, fn)
+  if (depth[db] or 0) > 0 then return fn() end
   local ok, err, code = db:exec("BEGIN IMMEDIATE")
   if not ok then return nil, err, code end
+  depth[db] = 1
   local a, b, c = fn()
+  depth[db] = 0
   if a == nil then
     db:exec("ROLLBACK")
     return nil, b, c
@@ -145,6 +151,15 @@ local function atomically(db, fn)
     return nil, err, code
   end
   return a, b, c
+end
+
+--- Runs fn inside one write transaction: every store call fn makes joins
+-- it, and all of them commit together (one WAL commit instead of one per
+-- call: the sender files a whole round of answers this way).
+-- @tparam function fn returns a true value to commit, or nil, message to roll back
+-- @return what fn returned | nil, message, code
+function Store:transaction(fn)
+  return atomically(self.db, fn)
 end
 
 local function check_number(v, name)
