@@ -34,6 +34,15 @@
 -- `req.message_status`), and an inbound WhatsApp message opens the
 -- user's 24-hour window (`store:window_open`).
 --
+-- `req.send{ to, body | content_sid, ... }` queues an outbound message in
+-- the store's outbox for the host's sender (`telua.sender`) and returns its
+-- id at once, or `nil, err` (`telua.client`'s error shape: 21211 and the
+-- other checks of `client.check_message`, 21610 when the number opted
+-- out, 63016 for free-form WhatsApp outside the 24-hour window). `from`
+-- defaults to the number the user wrote to; `status_callback` to
+-- `settings.status_callback` (a path on the host's public URL, or a URL).
+-- `dedupe = key` makes a second send with the same key return the first id.
+--
 -- A handler gets a request table and returns a TwiML element, a string
 -- of TwiML, `nil` (an empty `<Response/>`; 204 for status callbacks) or
 -- `{ status = n, body = s, content_type = s }`.
