@@ -102,6 +102,8 @@ bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/
 	@sh bench/gcra.sh $(BUILD)
 	@sh bench/client.sh $(BUILD)
 	@sh bench/host_memory.sh $(BUILD)
+	@sh bench/pacing.sh $(BUILD)
+	@sh bench/campaign_memory.sh $(BUILD)
 
 check: all
 	$(BUILD)/telua check rules
