@@ -14,10 +14,11 @@ end
 table.sort(t)
 local span = t[#t] - t[1]
 local rate = (#t - 1) / span
-local j, worst = 1, 0
+local j, worst, at = 1, 0, 0
 for i = 1, #t do
   while t[i] - t[j] >= 1.0 do j = j + 1 end
-  if i - j + 1 > worst then worst = i - j + 1 end
+  if i - j + 1 > worst then worst, at = i - j + 1, t[j] - t[1] end
 end
-print(("target %7.1f MPS: %6d messages over %7.3f s = %9.3f MPS, error %+.3f %%, busiest second %d (rate + burst = %d)")
-  :format(target, #t, span, rate, (rate - target) / target * 100, worst, math.floor(target) + 1))
+local burst = math.max(1, math.ceil(target / 50)) -- telua.sender.campaign_burst
+print(("target %7.1f MPS: %6d messages over %7.3f s = %9.3f MPS, error %+.3f %%, busiest second %d at +%.1f s (rate + burst = %d)")
+  :format(target, #t, span, rate, (rate - target) / target * 100, worst, at, math.floor(target) + burst))

@@ -898,10 +898,14 @@ end
 -- @tparam string target the request target as received (path and query)
 -- @tparam table headers lower-case header names to values
 -- @tparam string body the request body ("" when none)
+-- @tparam[opt] number arrived when the request's headers arrived (the
+--   sandbox's monotonic clock, seconds): the message's `received_at`
 -- @return status, content type, body, extra headers (a table or nil); or
 --   the string `"drop"` when an injected failure closes the connection
-function Sandbox:handle(method, target, headers, body)
-  self.arrived = self.clock() -- before any parsing: the receive time tests measure
+function Sandbox:handle(method, target, headers, body, arrived)
+  -- the receive time tests measure: when the server had the request's
+  -- headers (the C side passes it), else now, before any parsing
+  self.arrived = arrived or self.clock()
   local path, query = target:match("^([^?]*)%??(.*)$")
   if path:sub(1, 3) == "/-/" then
     if path == "/-/health" then return 200, "text/plain", "ok\n" end

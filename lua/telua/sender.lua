@@ -10,8 +10,8 @@
 -- 2. paces per sender with GCRA in segments, at the rate of the sender's
 --    type (reference hosts-and-ratelimit.md §5.6: US long code 1 segment/s,
 --    toll-free 3, short code 100, WhatsApp 10), under the account's 2,000
---    MPS and, for a campaign, at the campaign's own rate (evenly spaced:
---    burst 1). An entry that may not go yet goes back with its time: within
+--    MPS and, for a campaign, at the campaign's own rate (evenly spaced,
+--    with a burst of 20 ms of messages: 1 up to 50 MPS, 20 at 1,000). An entry that may not go yet goes back with its time: within
 --    a second, its slot is taken then and there and kept in the outbox
 --    (`reserved`), so the schedule survives a restart; further out, it is
 --    looked at again shortly before;
@@ -119,7 +119,7 @@ local RESERVE_AHEAD = 1.0
 local SLACK = 0.002
 
 -- The limiters an entry goes through: its sender type's, the account's
--- and, for a campaign, the campaign's own (even spacing: burst 1).
+-- and, for a campaign, the campaign's own (see campaign_burst).
 function Sender:limiters_for(entry)
   local list = {}
   local kind = _M.sender_type(entry.sender)
@@ -128,7 +128,7 @@ function Sender:limiters_for(entry)
   if entry.campaign and entry.rate and entry.rate > 0 then
     local lim = self.campaign_limiters[entry.rate]
     if not lim then
-      lim = gcra.new{ rate = entry.rate, burst = 1, queue = 36000 }
+      lim = gcra.new{ rate = entry.rate, burst = _M.campaign_burst(entry.rate), queue = 36000 }
       self.campaign_limiters[entry.rate] = lim
     end
     list[#list + 1] = { lim, "campaign:" .. entry.campaign }
@@ -138,37 +138,37 @@ end
 
 -- Paces one claimed entry. Returns 0 when it goes now; else the time it
 -- was put back for (a reserved slot when near, else a look again).
--- A campaign never sends more than rate + 1 (its burst) in any second:
--- the times of its last sends are kept in a ring, and an entry goes only
--- when the (rate + 1)-th last send is a second old. Within that, an entry
--- whose slot came while the sender was busy (the store was locked, the
--- host was stopped) goes at once, so the campaign catches up and keeps its
--- rate instead of losing the slot.
+--- A campaign's burst: the messages of 20 ms at its rate, at least 1.
+function _M.campaign_burst(rate) return max(1, ceil(rate / 50)) end
+
+-- A campaign never sends more than rate + burst in any second: the times
+-- of its last rate + burst sends are kept in a ring, and an entry goes only
+-- when the oldest of them is a second old (plus a margin: what the carrier,
+-- or the sandbox, sees is the send time plus a network delay that varies by
+-- some milliseconds). Within that, an entry whose slot came while the
+-- sender was busy (the store was locked, the host was stopped) goes at
+-- once, at most `burst` per 10 ms, so the campaign catches up and keeps its
+-- rate instead of losing the slot, and late entries never leave in a clump.
 function Sender:spacing(entry, now)
   if not entry.campaign or not entry.rate or entry.rate <= 0 then return 0 end
   local ring = self.recent[entry.campaign]
-  local k = floor(entry.rate) + 1
+  local b = _M.campaign_burst(entry.rate)
+  local k = floor(entry.rate) + b
   if not ring or ring.k ~= k or ring.n == 0 then return 0 end
-  -- catching up goes at most about twice the rate: no more than g sends in
-  -- any 10 ms (g = 1 up to 50 MPS), so late entries never leave in a clump
-  local g = max(1, ceil(entry.rate * 0.02))
-  if g <= ring.n then
-    local gth = ring[(ring.head - 1 - g) % k + 1] -- the g-th newest send
-    if now - gth < 0.01 then return gth + 0.01 - now end
+  if b <= ring.n then
+    local bth = ring[(ring.head - 1 - b) % k + 1] -- the b-th newest send
+    if now - bth < 0.01 then return bth + 0.01 - now end
   end
   if ring.n < k then return 0 end
-  local oldest = ring[ring.head] -- the k-th last send
-  -- a margin over the second: what the carrier (or the sandbox) sees is the
-  -- send time plus a network delay that varies by some milliseconds; an
-  -- evenly paced campaign has a whole interval to spare there
-  local span = 1 + min(0.05, 0.75 / entry.rate)
+  local oldest = ring[ring.head]
+  local span = 1 + min(0.05, 0.75 * b / entry.rate)
   if now - oldest >= span then return 0 end
   return oldest + span - now
 end
 
 function Sender:sent_at(entry, now)
   if not entry.campaign or not entry.rate or entry.rate <= 0 then return end
-  local k = floor(entry.rate) + 1
+  local k = floor(entry.rate) + _M.campaign_burst(entry.rate)
   local ring = self.recent[entry.campaign]
   if not ring or ring.k ~= k then
     ring = { k = k, n = 0, head = 1 }

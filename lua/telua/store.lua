@@ -547,7 +547,10 @@ end
 
 --- The earliest `not_before` of a queued entry (nil when none).
 function Store:outbox_next()
-  local rows = self.db:query("SELECT min(not_before) AS t FROM outbox WHERE state = 'queued'")
+  -- one index lookup per kind of entry (a min over both would scan them all)
+  local rows = self.db:query(
+    "SELECT min(t) AS t FROM (SELECT min(not_before) AS t FROM outbox WHERE state = 'queued' AND reserved = 1 " ..
+    "UNION ALL SELECT min(not_before) FROM outbox WHERE state = 'queued' AND reserved = 0)")
   return rows and rows[1] and rows[1].t or nil
 end
 

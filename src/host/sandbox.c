@@ -52,6 +52,7 @@ typedef struct {
     size_t len, cap;
     int started, too_large;
     char *uri;
+    double arrived;     /* CLOCK_MONOTONIC seconds when the headers were in */
 } sreq;
 
 /* ---- API requests ------------------------------------------------------ */
@@ -112,7 +113,8 @@ static enum MHD_Result answer(sandbox *s, struct MHD_Connection *con, sreq *r, c
         }
     }
     lua_pushlstring(L, r->body ? r->body : "", r->len);
-    rc = tl_vm_pcall(s->api, 5, 4, 0);
+    lua_pushnumber(L, r->arrived);
+    rc = tl_vm_pcall(s->api, 6, 4, 0);
     if (rc != LUA_OK) {
         tl_log("error", "sandbox: %s", lua_tostring(L, -1));
         lua_settop(L, top);
@@ -158,6 +160,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
     (void)version;
     if (!r) return MHD_NO;
     if (!r->started) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r->arrived = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
         r->started = 1;
         return MHD_YES;
     }
