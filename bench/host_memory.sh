@@ -12,16 +12,9 @@ ROUND=${ROUND:-50000}
 SID=AC$(printf '%032d' 9)
 export TWILIO_ACCOUNT_SID=$SID TWILIO_AUTH_TOKEN=bench-memory-token
 TMP=$(mktemp -d)
-trap 'kill $SB $HOST 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
-"$BUILD/telua" sandbox --listen 127.0.0.1:0 --mps 1000000 > "$TMP/sb.out" 2>"$TMP/sb.log" &
-SB=$!
-for _ in $(seq 50); do grep -q port "$TMP/sb.out" 2>/dev/null && break; sleep 0.1; done
-SBURL=http://127.0.0.1:$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$TMP/sb.out")
-TELUA_TWILIO_BASE_URL=$SBURL "$BUILD/telua" serve --rules rules --listen 127.0.0.1:0 \
-  --public-url http://127.0.0.1:9 --store "sqlite:$TMP/telua.db" --workers 2 \
-  --send-rates long_code=0,account=0 --send-concurrency 32 > "$TMP/host.out" 2>"$TMP/host.log" &
-HOST=$!
-for _ in $(seq 50); do grep -q port "$TMP/host.out" 2>/dev/null && break; sleep 0.1; done
+. bench/servers.sh
+start_sandbox --mps 1000000
+start_host --send-rates long_code=0,account=0 --send-concurrency 32
 rss() { awk '/VmRSS/ { print $2 }' /proc/$HOST/status; }
 echo "machine: $(nproc) cores, $(uname -sr); host pid $HOST, 2 workers, sender unpaced"
 echo "start: RSS $(rss) kB"

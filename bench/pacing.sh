@@ -11,16 +11,9 @@ SECS=${SECONDS_EACH:-30}
 RATES=${RATES:-1 3 80 1000}
 export TWILIO_ACCOUNT_SID=AC$(printf '%032d' 5) TWILIO_AUTH_TOKEN=bench-pacing-token
 TMP=$(mktemp -d)
-trap 'kill $SB $HOST 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
-"$BUILD/telua" sandbox --listen 127.0.0.1:0 --mps 1000000 > "$TMP/sb.out" 2>"$TMP/sb.log" &
-SB=$!
-for _ in $(seq 50); do grep -q port "$TMP/sb.out" 2>/dev/null && break; sleep 0.1; done
-SBURL=http://127.0.0.1:$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$TMP/sb.out")
-TELUA_TWILIO_BASE_URL=$SBURL "$BUILD/telua" serve --rules rules --listen 127.0.0.1:0 \
-  --public-url http://127.0.0.1:9 --store "sqlite:$TMP/telua.db" --workers 2 \
-  --send-rates long_code=0 --send-concurrency 32 > "$TMP/host.out" 2>"$TMP/host.log" &
-HOST=$!
-for _ in $(seq 50); do grep -q port "$TMP/host.out" 2>/dev/null && break; sleep 0.1; done
+. bench/servers.sh
+start_sandbox --mps 1000000
+start_host --send-rates long_code=0 --send-concurrency 32
 echo "machine: $(nproc) cores, $(uname -sr); $SECS s per rate, sender on a long code with its own limit off"
 AREAS="201 212 305 415 628 650 718 805 917 949"
 n=0
