@@ -57,6 +57,25 @@ describe("telua.templates", function()
     assert.equal("unknown", select(3, set:render("nope", {})))
   end)
 
+  it("loads a folder's *.lua files, and says when the folder is missing", function()
+    local h = require "spec.helpers"
+    local dir = h.tmpdir()
+    for name, text in pairs{ ["a.lua"] = 'return { locales = { en = "A {{x}}" } }',
+                             ["b.lua"] = 'return { locales = { en = "B" } }', ["notes.txt"] = "x",
+                             [".c.lua"] = "swap file" } do
+      local f = assert(io.open(dir .. "/" .. name, "wb"))
+      f:write(text)
+      f:close()
+    end
+    assert(os.execute("mkdir " .. dir .. "/sub.lua"))
+    local loaded = assert(templates.load(dir))
+    assert.same({ "a", "b" }, loaded:names())
+    assert.equal("A 1", loaded:render("a", { x = 1 }).body)
+    local none, err = templates.load(dir .. "/missing")
+    assert.is_nil(none)
+    assert.matches("missing", err)
+  end)
+
   it("checks template tables", function()
     assert.is_nil((templates.from_tables{ bad = { locales = {} } }))
     assert.is_nil((templates.from_tables{ bad = { default_locale = "fr", locales = { en = "x" } } }))

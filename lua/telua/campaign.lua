@@ -39,8 +39,8 @@ local e164 = require "telua.e164"
 local store_mod = require "telua.store"
 local templates_mod = require "telua.templates"
 
-local type, pairs, ipairs, tostring, tonumber, format, concat, floor, max, min =
-  type, pairs, ipairs, tostring, tonumber, string.format, table.concat, math.floor, math.max, math.min
+local pairs, ipairs, tostring, tonumber, format, concat, floor =
+  pairs, ipairs, tostring, tonumber, string.format, table.concat, math.floor
 
 local _M = { _VERSION = "0.1.0", PRICE_PER_SEGMENT = 0.0083 }
 

@@ -11,8 +11,8 @@
 
 local router = require "telua.router"
 
-local type, pairs, ipairs, tostring, setmetatable, loadfile, xpcall, traceback, sort =
-      type, pairs, ipairs, tostring, setmetatable, loadfile, xpcall, debug.traceback, table.sort
+local type, ipairs, tostring, setmetatable, loadfile, xpcall, traceback =
+      type, ipairs, tostring, setmetatable, loadfile, xpcall, debug.traceback
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -26,22 +26,15 @@ local function located(msg, default_file)
 end
 
 local function list_dir(dir)
-  local ok, lfs = pcall(require, "lfs")
-  if not ok then error("rules.load: pass the file list (lfs is not installed)", 3) end
-  local files = {}
-  for name in lfs.dir(dir) do
-    if name:match("%.lua$") and lfs.attributes(dir .. "/" .. name, "mode") == "file" then
-      files[#files + 1] = name
-    end
-  end
-  sort(files)
+  local files, err = require("telua.core").list_dir(dir, ".lua")
+  if not files then error("rules.load: " .. err, 3) end
   return files
 end
 
 --- Loads a rules folder.
 -- @tparam string dir the folder
 -- @tparam[opt] table files file names in it to load, in order (default:
---   every `*.lua`, sorted; needs LuaFileSystem)
+--   every `*.lua`, sorted)
 -- @tparam[opt] table opts passed to `router.new` (`store`, `log`, `settings`)
 -- @return the router, or `nil, err` where `err` is
 --   `{ file = s, line = n|nil, message = s, detail = s }`

@@ -37,7 +37,6 @@ local client_mod = require "telua.client"
 local core = require "telua.core"
 local store_mod = require "telua.store"
 local gcra = require "telua.gcra"
-local segments = require "telua.segments"
 
 local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, ceil =
   pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor, math.ceil
@@ -263,7 +262,7 @@ function Sender:step(now)
     return 0
   end
   if #claimed == 0 then return 0 end
-  local go, batch, later, skipped = {}, {}, {}, {}
+  local go, batch, later, skipped, invalid = {}, {}, {}, {}, {}
   for _, e in ipairs(claimed) do
     local p = e.params
     local from = p.from or p.messaging_service_sid
@@ -272,23 +271,27 @@ function Sender:step(now)
     if out then
       skipped[#skipped + 1] = e
     else
-      -- the checks the client makes before sending, made now: a first use
-      -- of a region's numbering plan compiles its patterns, which must not
-      -- sit between a pacing decision and its send
-      local checked = client_mod.check_message(p)
-      local cost = e.segments or (checked and checked._segments and checked._segments.segments) or 1
-      local at, reserved = self:pace(e, cost, core.time())
-      if at == 0 then
-        go[#go + 1] = e
-        batch[#batch + 1] = p
+      -- the client's checks, made once and before the pacing decision: a
+      -- first use of a region's numbering plan compiles its patterns, which
+      -- must not sit between a decision and its send
+      local checked, cerr = client_mod.check_message(p)
+      if not checked then
+        invalid[#invalid + 1] = { e, cerr }
       else
-        later[#later + 1] = { e.id, at, reserved }
+        local cost = e.segments or (checked._segments and checked._segments.segments) or 1
+        local at, reserved = self:pace(e, cost, core.time())
+        if at == 0 then
+          go[#go + 1] = e
+          batch[#batch + 1] = checked
+        else
+          later[#later + 1] = { e.id, at, reserved }
+        end
       end
     end
   end
   -- send first: a paced message goes at the time it was decided; the
   -- store writes for the others come after
-  local results = #batch > 0 and self.client.messages.create_many(batch) or {}
+  local results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
   -- every write of the round in one transaction
   local ok, terr = store:transaction(function()
     for _, x in ipairs(later) do store:outbox_defer(x[1], x[2], x[3]) end
@@ -296,6 +299,7 @@ function Sender:step(now)
       store:outbox_set(e.id, "skipped", { error = "opted out" })
       self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
     end
+    for _, x in ipairs(invalid) do self:file(x[1], nil, x[2], now) end
     for i, e in ipairs(go) do
       local r = results[i]
       self:file(e, r[1], r[2], now)

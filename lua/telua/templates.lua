@@ -28,6 +28,7 @@
 --
 -- @module telua.templates
 
+local core = require "telua.core"
 local template = require "telua.template"
 local segments = require "telua.segments"
 
@@ -71,11 +72,10 @@ end
 -- @return or `nil, "file: message"`
 function _M.load(dir)
   if type(dir) ~= "string" then error("templates.load: dir must be a string", 2) end
-  local p = io.popen("ls -1 " .. "'" .. dir:gsub("'", "'\\''") .. "'" .. " 2>/dev/null")
-  local list = p and p:read("*a") or ""
-  if p then p:close() end
+  local files, lerr = core.list_dir(dir, ".lua")
+  if not files then return nil, lerr end
   local set = setmetatable({ dir = dir, by_name = {} }, Set)
-  for f in list:gmatch("[^\n]+") do
+  for _, f in ipairs(files) do
     local name = f:match("^([%w_%-]+)%.lua$")
     if name then
       local path = dir .. "/" .. f

@@ -18,7 +18,9 @@
 #include "../core/signature.h"
 #include "../core/xml.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -334,6 +336,53 @@ static int l_random_hex(lua_State *L)
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     lua_pushlstring(L, out, (size_t)(2 * n));
+    return 1;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* core.list_dir(dir [, suffix]) -> sorted list of the regular files in dir
+ * whose names end with suffix (default: all) | nil, message. Hidden files
+ * (a leading '.') are left out: editors keep their swap files there. */
+static int l_list_dir(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    size_t sl = 0;
+    const char *suffix = luaL_optlstring(L, 2, "", &sl);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **names = NULL, path[4096];
+    int n = 0, cap = 0, i;
+    if (!d) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", dir, strerror(errno));
+        return 2;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        size_t nl = strlen(e->d_name);
+        if (e->d_name[0] == '.' || nl < sl || strcmp(e->d_name + nl - sl, suffix) != 0) continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (n == cap) {
+            char **nn = realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *names);
+            if (!nn) break;
+            names = nn;
+        }
+        if ((names[n] = strdup(e->d_name)) != NULL) n++;
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_names);
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+        free(names[i]);
+    }
+    free(names);
     return 1;
 }
 
@@ -701,6 +750,7 @@ static const luaL_Reg core_funcs[] = {
     { "time", l_time },
     { "random_hex", l_random_hex },
     { "base64_encode", l_base64_encode },
+    { "list_dir", l_list_dir },
     { "base64_decode", l_base64_decode },
     { NULL, NULL }
 };
