@@ -263,7 +263,10 @@ function _M.main(argv, env)
     return 0
   end
 
-  -- queue, durably, in batches (one fsync each)
+  -- queue, durably, in batches (one fsync each); between two batches the
+  -- write lock is left free for a moment, so the host's sender (already
+  -- sending the first rows) and its workers are not held off for the
+  -- whole enqueue
   store.db:exec("PRAGMA synchronous = FULL")
   local added, batch = 0, {}
   for i, m in ipairs(p.messages) do
@@ -273,6 +276,7 @@ function _M.main(argv, env)
       if not n then say("telua campaign: queueing failed: %s\n", err) return 1 end
       added = added + n
       batch = {}
+      if i < #p.messages then sleep(0.002) end
     end
   end
   store.db:exec("PRAGMA synchronous = NORMAL")

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 DROP INDEX IF EXISTS outbox_due; -- (state, not_before) in the first version
 CREATE INDEX IF NOT EXISTS outbox_slots ON outbox (state, reserved, not_before);
+CREATE INDEX IF NOT EXISTS outbox_single ON outbox (state, reserved, not_before) WHERE campaign IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_sid ON outbox (sid) WHERE sid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_campaign ON outbox (campaign) WHERE campaign IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (
@@ -455,32 +456,38 @@ local function outbox_row(r)
   return r
 end
 
+local CLAIM = "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
+  "(SELECT id FROM outbox %s WHERE state = 'queued' AND reserved = %d AND not_before <= ? %s " ..
+  "ORDER BY not_before, id LIMIT ?) " ..
+  "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments"
+-- entries holding a pacing slot (their time is now); single messages (a
+-- verification code must not wait behind a campaign's backlog); campaign
+-- entries. Each through an index of its own.
+local CLAIM_RESERVED = CLAIM:format("INDEXED BY outbox_slots", 1, "")
+local CLAIM_SINGLE = CLAIM:format("INDEXED BY outbox_single", 0, "AND campaign IS NULL")
+local CLAIM_BULK = CLAIM:format("INDEXED BY outbox_slots", 0, "AND campaign IS NOT NULL")
+
 --- Claims up to `limit` due entries for sending (queued -> sending,
--- attempts + 1), oldest first, in one transaction.
--- @treturn table the claimed entries `{ id, params, sender, to_addr, attempts, ... }`
-function Store:outbox_claim(limit, now)
+-- attempts + 1) in one transaction: first those holding a pacing slot,
+-- then single messages, then campaign entries (at most `bulk_limit` of
+-- them), each group oldest first.
+-- @tparam number limit
+-- @tparam[opt] number now epoch seconds
+-- @tparam[opt] number bulk_limit how many campaign entries without a slot may be claimed (default: limit)
+-- @treturn table the claimed entries `{ id, params, sender, to_addr, attempts, ... }`,
+--   slot holders first, then by id
+function Store:outbox_claim(limit, now, bulk_limit)
   now = now or core.time()
   local db = self.db
   return atomically(db, function()
-    -- entries holding a pacing slot first (their time is now), then the
-    -- others by age; each through its own index
-    local rows, err, code = db:query(
-      "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
-      "(SELECT id FROM outbox WHERE state = 'queued' AND reserved = 1 AND not_before <= ? " ..
-      "ORDER BY not_before, id LIMIT ?) " ..
-      "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments",
-      now, now, limit)
-    if not rows then return nil, err, code end
-    if #rows < limit then
-      local more
-      more, err, code = db:query(
-        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
-        "(SELECT id FROM outbox WHERE state = 'queued' AND reserved = 0 AND not_before <= ? " ..
-        "ORDER BY not_before, id LIMIT ?) " ..
-        "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments",
-        now, now, limit - #rows)
-      if not more then return nil, err, code end
-      for _, r in ipairs(more) do rows[#rows + 1] = r end
+    local rows = {}
+    for _, q in ipairs{ CLAIM_RESERVED, CLAIM_SINGLE, CLAIM_BULK } do
+      local want = limit - #rows
+      if q == CLAIM_BULK then want = math.min(want, bulk_limit or limit) end
+      if want <= 0 then break end
+      local got, err, code = db:query(q, now, now, want)
+      if not got then return nil, err, code end
+      for _, r in ipairs(got) do rows[#rows + 1] = r end
     end
     table.sort(rows, function(a, b)
       if a.reserved ~= b.reserved then return a.reserved > b.reserved end

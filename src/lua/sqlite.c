@@ -10,8 +10,10 @@
 #include "telua_core.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SQLITE_MT "telua.SQLite"
 
@@ -31,6 +33,7 @@ typedef struct {
     sqlite3 *db; /* NULL once closed */
     tl_cached cache[STMT_CACHE];
     unsigned next; /* round-robin victim */
+    int64_t busy_since; /* when the current wait for a lock began (ms) */
 } tl_db;
 
 static tl_db *check_db(lua_State *L)
@@ -73,6 +76,32 @@ static int db_tostring(lua_State *L)
     return 1;
 }
 
+/* How long a statement waits for another connection's lock, in ms. */
+#define BUSY_TIMEOUT_MS 5000
+
+static int64_t busy_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The busy handler: polls every 0.5 ms for up to BUSY_TIMEOUT_MS. SQLite's
+ * own (sqlite3_busy_timeout) backs off to 100 ms sleeps, so a waiter could
+ * sleep through every short gap between another writer's transactions --
+ * a campaign queueing thousands of rows in batches starved the sender for
+ * the whole enqueue. SQLite has no queue of waiters; polling this often is
+ * what lets a waiter in between two batches. */
+static int busy_wait(void *arg, int n)
+{
+    int64_t *since = arg;
+    struct timespec pause = { 0, 500000 };
+    if (n == 0) *since = busy_now_ms();
+    else if (busy_now_ms() - *since >= BUSY_TIMEOUT_MS) return 0;
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
 /* core.sqlite_open(path) -> db | nil, message, "sqlite". The userdata is
  * created closed first, so a failed open is collected safely. */
 static int l_open(lua_State *L)
@@ -90,7 +119,7 @@ static int l_open(lua_State *L)
         d->db = NULL;
         return n;
     }
-    sqlite3_busy_timeout(d->db, 5000);
+    sqlite3_busy_handler(d->db, busy_wait, &d->busy_since);
     sqlite3_exec(d->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
     return 1;
 }
