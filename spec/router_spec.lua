@@ -52,6 +52,36 @@ describe("telua.store", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("claims slot holders first, then single messages, then campaign entries up to a limit", function()
+    local s = assert(store_mod.open("memory"))
+    local now = os.time()
+    local bulk = {}
+    for i = 1, 4 do
+      bulk[i] = { { to = "+1415555010" .. i, from = "+14155550100", body = "b" },
+                  { campaign = "spring", rate = 10, not_before = now - 100 + i } }
+    end
+    assert.are.equal(4, s:outbox_add_many(bulk))
+    local single = assert(s:outbox_add({ to = "+14155550109", from = "+14155550100", body = "code" },
+                                       { not_before = now - 1 }))
+    -- the campaign's backlog is older, yet the single message goes first
+    local got = assert(s:outbox_claim(1, now))
+    assert.are.same({ single }, { got[1].id })
+    -- no campaign entry when none may be taken
+    assert.are.same({}, assert(s:outbox_claim(5, now, 0)))
+    -- then the backlog oldest first, as many as allowed
+    got = assert(s:outbox_claim(5, now, 2))
+    assert.are.same({ "+14155550101", "+14155550102" }, { got[1].to_addr, got[2].to_addr })
+    -- an entry put back on a slot comes before everything else once due
+    assert.is_true(s:outbox_defer(got[2].id, now - 1, true))
+    got = assert(s:outbox_claim(1, now))
+    assert.are.same({ "+14155550102", 1 }, { got[1].to_addr, got[1].reserved })
+    -- and a slot in the future is not due
+    assert.is_true(s:outbox_defer(got[1].id, now + 60, true))
+    got = assert(s:outbox_claim(5, now))
+    assert.are.same({ "+14155550103", "+14155550104" }, { got[1].to_addr, got[2].to_addr })
+    s:close()
+  end)
+
   it("keeps key/values with expiry", function()
     local s = assert(store_mod.open("memory"))
     assert.is_true(s:kv_set("ns", "k", "v"))
