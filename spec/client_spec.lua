@@ -265,6 +265,20 @@ describe("telua.client against the sandbox", function()
       assert.matches("PageToken=PA", page.next_page_uri)
     end)
 
+    it("goes on where a page left off after an older message is deleted", function()
+      local to, sids = "+14155550143", {}
+      for i = 1, 5 do
+        sids[i] = assert(client.messages.create{ to = to, from = "+15005550006", body = "del " .. i }).sid
+      end
+      local first = assert(client.messages.page{ to = to, page_size = 2 })
+      assert.same({ "del 5", "del 4" }, { first.messages[1].body, first.messages[2].body })
+      assert.is_true(assert(client.messages.delete(sids[1]))) -- not listed yet
+      local token = first.next_page_uri:match("PageToken=(PA%d+)")
+      local second = assert(client.messages.page{ to = to, page_size = 2, page = 1, page_token = token })
+      assert.same({ "del 3", "del 2" }, { second.messages[1].body, second.messages[2].body })
+      assert.is_true(second.next_page_uri == nil or second.next_page_uri == cjson.null)
+    end)
+
     it("cancels a scheduled message and redacts a sent one", function()
       local m = assert(client.messages.create{ to = "+14155552671", messaging_service_sid = "MG" .. ("a"):rep(32),
                                                body = "later", send_at = os.time() + 3600 })

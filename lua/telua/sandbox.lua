@@ -479,8 +479,9 @@ function Sandbox:message_resource(sid, method, f)
   end
   if method == "GET" then return 200, "application/json", cjson_encode(m) end
   if method == "DELETE" then
+    -- gone from every answer, but left in the list: a PageToken is a
+    -- position in it, and a page taken before the delete must go on where it was
     self.messages[sid] = nil
-    for i, x in ipairs(self.message_list) do if x == m then table.remove(self.message_list, i) break end end
     return 204, "application/json", ""
   end
   -- POST: redact or cancel
@@ -503,7 +504,7 @@ end
 
 -- Pages over a list, newest first (Twilio's order). PageToken "PA<n>" is the
 -- position in the append-only list to continue from, so pages stay stable
--- while new items arrive.
+-- while new items arrive or old ones are deleted (`match` skips those).
 function Sandbox:page(list, key, path, q, match)
   local size = tonumber(q.PageSize) or 50
   if size < 1 then size = 1 elseif size > 1000 then size = 1000 end
@@ -549,7 +550,9 @@ end
 function Sandbox:list_messages(q)
   local to, from = q.To, q.From
   local on, sent_after, sent_before = date_only(q.DateSent), q["DateSent>"], q["DateSent<"]
+  local messages = self.messages
   local function match(m)
+    if messages[m.sid] ~= m then return false end -- deleted
     if to and m.to ~= to then return false end
     if from and m.from ~= from then return false end
     if on or sent_after or sent_before then
@@ -853,7 +856,7 @@ function Sandbox:control(method, what, f, q)
     local out = array()
     for _, m in ipairs(self.message_list) do
       local meta = self.meta[m.sid]
-      if not q.To or q.To == m.to then
+      if self.messages[m.sid] == m and (not q.To or q.To == m.to) then
         out[#out + 1] = { sid = m.sid, to = m.to, from = m.from, body = m.body, status = m.status,
                           error_code = m.error_code, num_segments = m.num_segments,
                           received_at = meta.received_at, status_callback = meta.status_callback or NULL,
