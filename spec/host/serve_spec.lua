@@ -198,6 +198,26 @@ return { voice = {
     assert.is_nil(host:logs():find(sig, 1, true))
   end)
 
+  it("logs at most 10 turned-away requests a second, then how many more there were", function()
+    local function count(text) local n = 0 for _ in text:gmatch("%] 403 ") do n = n + 1 end return n end
+    local t = os.time()
+    while os.time() == t do socket.sleep(0.01) end -- a fresh second
+    local before, t0 = count(host:logs()), os.time()
+    for _ = 1, 40 do assert.are.equal(403, (host:twilio("/voice/incoming", CALL, { signature = "bad" }))) end
+    local same_second = os.time() == t0
+    local logged = count(host:logs()) - before
+    if same_second then assert.are.equal(10, logged) else assert.is_true(logged <= 20) end
+    t = os.time()
+    while os.time() == t do socket.sleep(0.01) end
+    assert.are.equal(403, (host:twilio("/voice/incoming", CALL, { signature = "bad" })))
+    local last = host:logs():match("[^\n]*%] 403 [^\n]*\n$")
+    if same_second then
+      assert.matches("(and 30 more turned away, not logged: over 10 lines a second)", last, 1, true)
+    else
+      assert.matches("more turned away, not logged", last, 1, true)
+    end
+  end)
+
   it("accepts the default-port spelling Twilio sometimes signs", function()
     local code = host:twilio("/voice/incoming", CALL, { sign_url = "https://telua.example.com:443/voice/incoming" })
     assert.are.equal(200, code)

@@ -25,11 +25,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define DEFAULT_FALLBACK_VOICE                                                              \
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>We are sorry, an application " \
@@ -55,7 +58,17 @@ struct telua_host {
     tl_gens gens;
     atomic_ulong requests, rejected, errors;
     unsigned port;
+    /* rejection log lines (400/403/413), at most REJECT_LOG_PER_S a second */
+    pthread_mutex_t reject_mu;
+    time_t reject_sec;
+    unsigned reject_logged;
+    unsigned long reject_unlogged;
 };
+
+/* Anyone can send requests that are turned away; a flood of them must not
+ * become a flood of log lines. Past this many in a second, they are only
+ * counted, and the count is logged with the next one logged. */
+#define REJECT_LOG_PER_S 10
 
 typedef struct req_ctx {
     char *uri;          /* raw request target as received: path + "?" + query */
@@ -546,6 +559,41 @@ static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection
     return step(h, c, 2);
 }
 
+/* Logs a turned-away request ("400 ...", "403 ...", "413 ...") unless this
+ * second's share is used up; the path is attacker-chosen, so it goes
+ * through "%s" only, cut at 200 bytes. */
+static void log_rejected(telua_host *h, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    time_t now = time(NULL);
+    unsigned long unlogged = 0;
+    int go;
+    pthread_mutex_lock(&h->reject_mu);
+    if (now != h->reject_sec) {
+        h->reject_sec = now;
+        h->reject_logged = 0;
+    }
+    go = h->reject_logged < REJECT_LOG_PER_S;
+    if (go) {
+        h->reject_logged++;
+        unlogged = h->reject_unlogged;
+        h->reject_unlogged = 0;
+    } else {
+        h->reject_unlogged++;
+    }
+    pthread_mutex_unlock(&h->reject_mu);
+    if (!go) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (unlogged)
+        tl_log("warn", "%s (and %lu more turned away, not logged: over %d lines a second)", msg, unlogged,
+               REJECT_LOG_PER_S);
+    else
+        tl_log("warn", "%s", msg);
+}
+
 static int is_form(const char *ctype)
 {
     static const char f[] = "application/x-www-form-urlencoded";
@@ -607,7 +655,7 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
             char msg[96];
             atomic_fetch_add(&h->rejected, 1);
             snprintf(msg, sizeof msg, "malformed form body (bad percent escape at byte %zu)\n", pos + 1);
-            tl_log("warn", "400 %s %s: malformed form body", method, path);
+            log_rejected(h, "400 %s %.200s: malformed form body", method, path);
             ret = send_text(con, 400, params.oom ? "out of memory\n" : msg);
             goto out;
         }
@@ -616,7 +664,7 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
                           sig ? sig : "", sig ? strlen(sig) : 0, raw_body, raw_len);
     if (src != TL_SIG_VALID) {
         atomic_fetch_add(&h->rejected, 1);
-        tl_log("warn", "403 %s %s: %s", method, path, tl_sig_reason(src));
+        log_rejected(h, "403 %s %.200s: %s", method, path, tl_sig_reason(src));
         ret = send_text(con, 403, "invalid Twilio signature\n");
         goto out;
     }
@@ -648,7 +696,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
         if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body + (size_t)1024 * 1024) {
             atomic_fetch_add(&h->requests, 1);
             atomic_fetch_add(&h->rejected, 1);
-            tl_log("warn", "413 %s: body of %s bytes over the %zu byte limit", method, cl, h->cfg.max_body);
+            log_rejected(h, "413 %s: body of %.30s bytes over the %zu byte limit", method, cl, h->cfg.max_body);
             return send_text(con, 413, "request body too large\n");
         }
         return MHD_YES;
@@ -742,6 +790,7 @@ static void host_free(telua_host *h)
     free(h->fallback_voice);
     free(h->fallback_messaging);
     free(h->w);
+    pthread_mutex_destroy(&h->reject_mu);
     free(h);
 }
 
@@ -770,6 +819,7 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
     h->cfg = *cfg;
+    pthread_mutex_init(&h->reject_mu, NULL);
     if (h->cfg.workers < 1) h->cfg.workers = 1;
     h->key = tl_sig_key_new(cfg->auth_token, strlen(cfg->auth_token));
     h->public_url = strdup(cfg->public_url);
