@@ -130,13 +130,23 @@ return { voice = {
     assert.matches("only telua.http", h.read_file(dir .. "/host.log"))
   end)
 
-  it("stops cleanly while a rule waits", function()
+  it("stops cleanly while a rule waits: no new connections, the waiting request answered", function()
     local out = os.tmpname()
     local bg = assert(io.popen(call("/voice/slow", out)))
     socket.sleep(0.2)
-    kill(host)
+    local t0 = socket.gettime()
+    os.execute("kill " .. host.pid) -- not kill(): that waits for the exit
+    socket.sleep(0.2)
+    assert.is_true(os.execute("kill -0 " .. host.pid .. " 2>/dev/null") == true, "the host is draining")
+    local refused = sh("curl -s -o /dev/null -w '%{http_code}' " .. q(base .. "/-/health") .. "; true")
+    assert.equal("000", refused)
+    local res = bg:read("*a")
     bg:close()
+    assert.equal("200", res:match("^(%d+)"))
+    assert.matches("<Say>slow answer</Say>", h.read_file(out))
     os.remove(out)
+    host.pipe:close()
+    assert.is_true(socket.gettime() - t0 < 5)
     local deadline = socket.gettime() + 5
     local alive = true
     while socket.gettime() < deadline do

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 #define DEFAULT_FALLBACK_VOICE                                                              \
@@ -57,6 +58,7 @@ struct telua_host {
     size_t public_len;
     tl_gens gens;
     atomic_ulong requests, rejected, errors;
+    atomic_int inflight;      /* requests whose rules have not finished (some wait on I/O) */
     unsigned port;
     /* rejection log lines (400/403/413), at most REJECT_LOG_PER_S a second */
     pthread_mutex_t reject_mu;
@@ -272,12 +274,12 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     req_ctx *c = *con_cls;
-    (void)cls;
     (void)con;
     (void)toe;
     if (!c) return;
     if (c->gen) { /* ended while its rule was still running (the host stops) */
         lua_State *L = c->gen->vm[c->index]->L;
+        atomic_fetch_sub(&((telua_host *)cls)->inflight, 1);
         luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
         tl_http_job_free(c->job);
@@ -476,6 +478,7 @@ static enum MHD_Result step(telua_host *h, req_ctx *c, int nargs)
     }
     lua_settop(co, 0);
     end_rules(c);
+    atomic_fetch_sub(&h->inflight, 1);
     return ret;
 }
 
@@ -517,6 +520,7 @@ static enum MHD_Result run_rules(telua_host *h, int index, struct MHD_Connection
         co = lua_newthread(L);
         c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    atomic_fetch_add(&h->inflight, 1);
     c->co = co;
     c->gen = gen;
     c->index = index;
@@ -768,10 +772,31 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 /* The I/O threads first: they finish or abort what rules wait for and
  * resume those connections, so no connection stays suspended; then the
  * daemons, which let in-flight requests end. */
+/* Waits until no request's rules are running, for at most `seconds`. */
+static void wait_inflight(telua_host *h, double seconds)
+{
+    long long deadline = tl_now_ns() + (long long)(seconds * 1e9);
+    struct timespec tick = { 0, 10 * 1000000 };
+    while (atomic_load(&h->inflight) > 0 && tl_now_ns() < deadline) nanosleep(&tick, NULL);
+}
+
+/* Stopping: no new connections; requests in flight (rules waiting on
+ * HTTP or a sleep) get STOP_GRACE_S to finish; then their I/O is aborted
+ * (the rules see a transport error and still answer), and the daemons
+ * stop. Twilio gives up on a webhook after 15 s, so waiting longer than
+ * that would help no one. */
+#define STOP_GRACE_S 10.0
 static void stop_daemons(telua_host *h)
 {
     int i;
+    for (i = 0; i < h->cfg.workers; i++)
+        if (h->w[i].daemon) {
+            MHD_socket fd = MHD_quiesce_daemon(h->w[i].daemon);
+            if (fd != MHD_INVALID_SOCKET) close(fd);
+        }
+    wait_inflight(h, STOP_GRACE_S);
     for (i = 0; i < h->cfg.workers; i++) tl_io_stop(h->w[i].io);
+    wait_inflight(h, 1.0); /* the aborted ones answer */
     for (i = 0; i < h->cfg.workers; i++)
         if (h->w[i].daemon) {
             MHD_stop_daemon(h->w[i].daemon);
