@@ -3,7 +3,10 @@
 # routing rule with a TwiML reply. telua (2 workers) vs nginx + Debian's
 # Lua module (2 workers) doing the same form decode, signature check and
 # reply in Lua. wrk with keep-alive. Then signature validations per second
-# vs raw HMAC-SHA1 (bench/sigbench.c). usage: sh bench/webhook.sh [BUILD]
+# vs raw HMAC-SHA1 (bench/sigbench.c). With BREAKDOWN=1, telua with less of
+# the path: MHD alone (GET /-/health), a bad signature (body, form decode,
+# signature, 403: no Lua), and a rule answering a constant.
+# usage: [DUR=10] [BREAKDOWN=1] sh bench/webhook.sh [BUILD]
 set -eu
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -12,7 +15,8 @@ DUR=${DUR:-10}
 CONNS=${CONNS:-32}
 TOKEN=bench-token-0123456789abcdef
 TMP=$(mktemp -d)
-trap 'kill $TPID $NPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+CPID=
+trap 'kill $TPID $NPID $CPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BODY='MessageSid=SM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B14155550199&To=%2B14155550100&Body=Hello+there%2C+is+my+order+1234+on+its+way%3F&NumMedia=0&NumSegments=1&SmsStatus=received'
@@ -49,6 +53,22 @@ run() { # name port
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNS -d${DUR}s"
 run "telua (2 workers)" $TPORT
 run "nginx+lua (2 workers)" $NPORT
+if [ -n "${BREAKDOWN:-}" ]; then
+  row() { # name wrk-args...
+    name=$1; shift
+    wrk -t1 -c$CONNS -d${DUR}s "$@" > "$TMP/wrk-row.txt"
+    printf '%-28s %12s req/s\n' "$name" "$(awk '/Requests\/sec/ {print $2}' "$TMP/wrk-row.txt")"
+  }
+  echo "breakdown (telua, 2 workers):"
+  row "  MHD alone (GET /-/health)" http://127.0.0.1:$TPORT/-/health
+  BODY=$BODY SIG=bad row "  403: no Lua" -s bench/wrk_post.lua http://127.0.0.1:$TPORT/sms/incoming
+  CPORT=$(free_port)
+  TWILIO_AUTH_TOKEN=$TOKEN "$BUILD/telua" serve --rules bench/rules_const --listen 127.0.0.1:$CPORT \
+    --public-url http://127.0.0.1:$CPORT --store sqlite:$TMP/const.db --workers 2 >/dev/null 2>"$TMP/const.log" &
+  CPID=$!
+  sleep 1
+  run "  rule answering a constant" $CPORT
+fi
 echo
 make -s "$BUILD/sigbench" >/dev/null 2>&1 || true
 "$BUILD/sigbench" 1000000
