@@ -15,17 +15,17 @@ for _, m in ipairs(all) do
 end
 local burst = math.max(1, math.ceil(target / 50)) -- telua.sender.campaign_burst
 
-local function report(what, t)
-  table.sort(t)
-  local span = t[#t] - t[1]
-  local rate = (#t - 1) / span
+local function report(what, times)
+  table.sort(times)
+  local span = times[#times] - times[1]
+  local rate = (#times - 1) / span
   local j, worst, at = 1, 0, 0
-  for i = 1, #t do
-    while t[i] - t[j] >= 1.0 do j = j + 1 end
-    if i - j + 1 > worst then worst, at = i - j + 1, t[j] - t[1] end
+  for i = 1, #times do
+    while times[i] - times[j] >= 1.0 do j = j + 1 end
+    if i - j + 1 > worst then worst, at = i - j + 1, times[j] - times[1] end
   end
   print(("%-8s target %7.1f MPS: %6d messages over %7.3f s = %9.3f MPS, error %+.3f %%, busiest second %d at +%.1f s (rate + burst = %d)")
-    :format(what, target, #t, span, rate, (rate - target) / target * 100, worst, at, math.floor(target) + burst))
+    :format(what, target, #times, span, rate, (rate - target) / target * 100, worst, at, math.floor(target) + burst))
 end
 
 report("sandbox", t)
