@@ -44,6 +44,10 @@ local pairs, ipairs, tostring, tonumber, format, concat, floor =
 
 local _M = { _VERSION = "0.1.0", PRICE_PER_SEGMENT = 0.0083 }
 
+--- How long before its place in a paced campaign's schedule a row is due
+-- (seconds): the sender then holds its slot (it reserves up to 1 s ahead).
+_M.SCHEDULE_LEAD = 0.5
+
 --- Parses CSV text (RFC 4180). Returns a list of records (lists of
 -- fields) with the line each starts on, or `nil, message`.
 function _M.parse_csv(text)
@@ -267,9 +271,17 @@ function _M.main(argv, env)
   -- write lock is left free for a moment, so the host's sender (already
   -- sending the first rows) and its workers are not held off for the
   -- whole enqueue
+  -- With a rate, each row is due shortly before its place in the schedule
+  -- (the segments before it / rate): the sender takes rows as their time
+  -- comes instead of sweeping the whole backlog, and two campaigns at once
+  -- take turns by their own schedules.
   store.db:exec("PRAGMA synchronous = FULL")
-  local added, batch = 0, {}
+  local added, batch, ahead, t0 = 0, {}, 0, core.time()
   for i, m in ipairs(p.messages) do
+    if rate and rate > 0 then
+      m[2].not_before = t0 + ahead / rate - _M.SCHEDULE_LEAD
+      ahead = ahead + (m[2].segments or 1)
+    end
     batch[#batch + 1] = { m[1], m[2] }
     if #batch == 500 or i == #p.messages then
       local n, err = store:outbox_add_many(batch)

@@ -137,6 +137,32 @@ describe("telua campaign", function()
     end
   end)
 
+  it("lets a second campaign send while the first one's backlog waits its turn", function()
+    local a, b = {}, {}
+    for i = 1, 3000 do a[i] = "+1212555" .. (1000 + i) end
+    for i = 1, 10 do b[i] = "+1305555" .. (1000 + i) end
+    csv(dir .. "/first.csv", a)
+    csv(dir .. "/second.csv", b)
+    local out = campaign("--name first --csv " .. dir .. "/first.csv --template order_shipped --from +15005550006 " ..
+                         "--rate 300 --no-wait")
+    assert.matches("rc=0", out, 1, true)
+    assert.truthy(wait_for(function() return #received("+1212555") >= 50 end))
+    -- the sandbox's clock (received_at is monotonic): the first campaign's
+    -- latest message stands for "now", as it sends one every 3.3 ms
+    local started = 0
+    for _, m in ipairs(received("+1212555")) do started = math.max(started, m.received_at) end
+    out = campaign("--name second --csv " .. dir .. "/second.csv --template order_shipped --from +15005550006 " ..
+                   "--rate 20 --no-wait")
+    assert.matches("rc=0", out, 1, true)
+    assert.truthy(wait_for(function() return #received("+1305555") >= 10 end))
+    local first_b = math.huge
+    for _, m in ipairs(received("+1305555")) do first_b = math.min(first_b, m.received_at) end
+    assert.is_true(first_b - started < 0.7, ("the second campaign's first message came %.2f s after it was started")
+                   :format(first_b - started))
+    assert.is_true(#received("+1212555") < 3000, "the first campaign was over before the second one sent")
+    assert.truthy(wait_for(function() return #received("+1212555") == 3000 end, 20))
+  end)
+
   it("sends nothing to a number that texts STOP during the campaign", function()
     local numbers = {}
     for i = 1, 60 do numbers[i] = "+1415555" .. (5000 + i) end
