@@ -100,8 +100,7 @@ function _M.new(opts)
     limiters = {},
     campaign_limiters = {},
     recent = {},      -- campaign -> ring of its last rate + 1 send times (epoch seconds)
-    bulk_credit = opts.concurrency or 8, -- campaign entries the next claim may take (see step)
-    bulk_probe_at = 0,
+    waiting = {},     -- limiter key -> when the last entry put back on it is due (see pace)
     sent = 0, failed = 0,
   }, Sender)
   for kind, rate in pairs(self.rates) do
@@ -120,19 +119,20 @@ local RESERVE_AHEAD = 1.0
 local SLACK = 0.002
 
 -- The limiters an entry goes through: its sender type's, the account's
--- and, for a campaign, the campaign's own (see campaign_burst).
+-- and, for a campaign, the campaign's own (see campaign_burst); each as
+-- { limiter, key, rate }.
 function Sender:limiters_for(entry)
   local list = {}
   local kind = _M.sender_type(entry.sender)
-  if self.limiters[kind] then list[#list + 1] = { self.limiters[kind], entry.sender } end
-  if self.limiters.account then list[#list + 1] = { self.limiters.account, "account" } end
+  if self.limiters[kind] then list[#list + 1] = { self.limiters[kind], entry.sender, self.rates[kind] } end
+  if self.limiters.account then list[#list + 1] = { self.limiters.account, "account", self.rates.account } end
   if entry.campaign and entry.rate and entry.rate > 0 then
     local lim = self.campaign_limiters[entry.rate]
     if not lim then
       lim = gcra.new{ rate = entry.rate, burst = _M.campaign_burst(entry.rate), queue = 36000 }
       self.campaign_limiters[entry.rate] = lim
     end
-    list[#list + 1] = { lim, "campaign:" .. entry.campaign }
+    list[#list + 1] = { lim, "campaign:" .. entry.campaign, entry.rate }
   end
   return list
 end
@@ -195,12 +195,23 @@ function Sender:pace(entry, cost, now)
     return now + wait, true
   end
   local lims = self:limiters_for(entry)
-  local d = 0
+  local d, bind = 0, nil
   for _, l in ipairs(lims) do
     local x = l[1]:incoming(l[2], cost, false) or 0
-    if x > d then d = x end
+    if x > d then d, bind = x, l end
   end
-  if d > RESERVE_AHEAD then return now + d - RESERVE_AHEAD / 2, false end
+  if d > RESERVE_AHEAD then
+    -- Too far to hold a slot: look again shortly before its turn. The
+    -- limiter knows only the slots taken; the entries already put back to
+    -- wait on the same key are ahead of this one, so its turn is counted
+    -- behind them (a shadow of the queue, per key), and a backlog comes
+    -- back spread over its schedule instead of all at once.
+    local key, unit = bind[2], 1 / bind[3]
+    -- its turn: when its last segment's slot comes (as GCRA counts a cost)
+    local turn = max((self.waiting[key] or 0) + (cost - 1) * unit, now + d)
+    self.waiting[key] = turn + unit
+    return turn - RESERVE_AHEAD / 2, false
+  end
   for _, l in ipairs(lims) do l[1]:incoming(l[2], cost, true) end
   if d <= SLACK then
     local wait = self:spacing(entry, now)
@@ -259,13 +270,7 @@ end
 function Sender:step(now)
   now = now or core.time()
   local store = self.store
-  -- Campaign entries without a slot are claimed only as far as they can
-  -- get one: each "too far ahead" answer takes a credit away, each send
-  -- gives one back, and a claim probes again every 50 ms. Without this a
-  -- backlog of 30,000 entries went round claim -> defer -> claim as fast
-  -- as the store allowed (80 % of a core at 1,000 MPS).
-  if self.bulk_credit <= 0 and now >= self.bulk_probe_at then self.bulk_credit = self.concurrency end
-  local claimed, err = store:outbox_claim(self.concurrency, now, self.bulk_credit)
+  local claimed, err = store:outbox_claim(self.concurrency, now)
   if not claimed then
     self.log("error", "outbox: " .. tostring(err))
     return 0
@@ -292,21 +297,15 @@ function Sender:step(now)
         if at == 0 then
           go[#go + 1] = e
           batch[#batch + 1] = checked
-          if e.campaign then self.bulk_credit = min(self.concurrency, self.bulk_credit + 1) end
         else
           later[#later + 1] = { e.id, at, reserved }
-          if e.campaign and e.reserved == 0 and not reserved then
-            self.bulk_credit = self.bulk_credit - 1
-            if self.bulk_credit <= 0 then self.bulk_probe_at = now + 0.05 end
-          end
         end
       end
     end
   end
-  -- send first: a paced message goes at the time it was decided; the
-  -- store writes for the others come after
-  -- the ring holds when each message left, not when it was decided: the
-  -- checks and store reads of the rest of the round came in between
+  -- send first, the store writes after; the ring holds when each message
+  -- left, not when it was decided (the checks and store reads of the rest
+  -- of the round came in between)
   local t_send = core.time()
   for _, e in ipairs(go) do
     local ring = e.ring_slot and self.recent[e.campaign]
@@ -446,14 +445,17 @@ function _M.run(opts)
       sleep(_M.TICK)
     elseif n == 0 then
       -- nothing due: sleep until the next entry (exactly, so slow paces
-      -- keep their schedule), at most 20 ms (new work may arrive); an
-      -- entry due but held back (no campaign credit) is looked at each TICK
+      -- keep their schedule), at most 20 ms (new work may arrive)
       local nxt = store:outbox_next()
       local now = core.time()
       local wait = not nxt and 0.02 or nxt > now and min(0.02, nxt - now) or _M.TICK
       sleep(wait)
       idle = idle + 1
-      if idle % 3000 == 0 then store:kv_expire() end
+      if idle % 3000 == 0 then
+        store:kv_expire()
+        local t_now = core.time()
+        for k, tail in pairs(s.waiting) do if tail < t_now then s.waiting[k] = nil end end
+      end
     end
   end
 end
