@@ -469,21 +469,18 @@ local CLAIM_BULK = CLAIM:format("INDEXED BY outbox_slots", 0, "AND campaign IS N
 
 --- Claims up to `limit` due entries for sending (queued -> sending,
 -- attempts + 1) in one transaction: first those holding a pacing slot,
--- then single messages, then campaign entries (at most `bulk_limit` of
--- them), each group oldest first.
+-- then single messages, then campaign entries, each group oldest first.
 -- @tparam number limit
 -- @tparam[opt] number now epoch seconds
--- @tparam[opt] number bulk_limit how many campaign entries without a slot may be claimed (default: limit)
 -- @treturn table the claimed entries `{ id, params, sender, to_addr, attempts, ... }`,
 --   slot holders first, then by id
-function Store:outbox_claim(limit, now, bulk_limit)
+function Store:outbox_claim(limit, now)
   now = now or core.time()
   local db = self.db
   return atomically(db, function()
     local rows = {}
     for _, q in ipairs{ CLAIM_RESERVED, CLAIM_SINGLE, CLAIM_BULK } do
       local want = limit - #rows
-      if q == CLAIM_BULK then want = math.min(want, bulk_limit or limit) end
       if want <= 0 then break end
       local got, err, code = db:query(q, now, now, want)
       if not got then return nil, err, code end
