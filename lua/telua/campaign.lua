@@ -267,14 +267,13 @@ function _M.main(argv, env)
     return 0
   end
 
-  -- queue, durably, in batches (one fsync each); between two batches the
+  -- Queue, durably, in batches (one fsync each). Between two batches the
   -- write lock is left free for a moment, so the host's sender (already
-  -- sending the first rows) and its workers are not held off for the
-  -- whole enqueue
-  -- With a rate, each row is due shortly before its place in the schedule
-  -- (the segments before it / rate): the sender takes rows as their time
-  -- comes instead of sweeping the whole backlog, and two campaigns at once
-  -- take turns by their own schedules.
+  -- sending the first rows) and its workers are not held off for the whole
+  -- enqueue. With a rate, each row is due shortly before its place in the
+  -- schedule (the segments before it / rate): the sender takes rows as
+  -- their time comes instead of sweeping the backlog, and two campaigns at
+  -- once take turns by their own schedules.
   store.db:exec("PRAGMA synchronous = FULL")
   local added, batch, ahead, t0 = 0, {}, 0, core.time()
   for i, m in ipairs(p.messages) do

@@ -453,8 +453,7 @@ function _M.run(opts)
       idle = idle + 1
       if idle % 3000 == 0 then
         store:kv_expire()
-        local t_now = core.time()
-        for k, tail in pairs(s.waiting) do if tail < t_now then s.waiting[k] = nil end end
+        for k, turn in pairs(s.waiting) do if turn < now then s.waiting[k] = nil end end
       end
     end
   end

@@ -8,6 +8,7 @@
  */
 #include "compat.h"
 #include "telua_core.h"
+#include "../core/gcra.h" /* tl_gcra_now: the monotonic clock */
 
 #include <sqlite3.h>
 #include <stdint.h>
@@ -33,7 +34,7 @@ typedef struct {
     sqlite3 *db; /* NULL once closed */
     tl_cached cache[STMT_CACHE];
     unsigned next; /* round-robin victim */
-    int64_t busy_since; /* when the current wait for a lock began (ms) */
+    uint64_t busy_since; /* when the current wait for a lock began (ns, monotonic) */
 } tl_db;
 
 static tl_db *check_db(lua_State *L)
@@ -76,17 +77,10 @@ static int db_tostring(lua_State *L)
     return 1;
 }
 
-/* How long a statement waits for another connection's lock, in ms. */
-#define BUSY_TIMEOUT_MS 5000
+/* How long a statement waits for another connection's lock, in ns. */
+#define BUSY_TIMEOUT_NS 5000000000ULL
 
-static int64_t busy_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The busy handler: polls every 0.5 ms for up to BUSY_TIMEOUT_MS. SQLite's
+/* The busy handler: polls every 0.5 ms for up to BUSY_TIMEOUT_NS (5 s). SQLite's
  * own (sqlite3_busy_timeout) backs off to 100 ms sleeps, so a waiter could
  * sleep through every short gap between another writer's transactions --
  * a campaign queueing thousands of rows in batches starved the sender for
@@ -94,10 +88,10 @@ static int64_t busy_now_ms(void)
  * what lets a waiter in between two batches. */
 static int busy_wait(void *arg, int n)
 {
-    int64_t *since = arg;
+    uint64_t *since = arg;
     struct timespec pause = { 0, 500000 };
-    if (n == 0) *since = busy_now_ms();
-    else if (busy_now_ms() - *since >= BUSY_TIMEOUT_MS) return 0;
+    if (n == 0) *since = tl_gcra_now();
+    else if (tl_gcra_now() - *since >= BUSY_TIMEOUT_NS) return 0;
     nanosleep(&pause, NULL);
     return 1;
 }
