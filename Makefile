@@ -60,7 +60,7 @@ deps:
 	  (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
-test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra
+test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch
 	@sh spec/run.sh $(BUILD)
 
 # The E.164 parser under ASan and UBSan: a mutation fuzzer run by `make test`
@@ -78,6 +78,13 @@ $(BUILD)/fuzz_segments: spec/c/fuzz_segments.c $(SEG_SRC) $(HDRS)
 $(BUILD)/test_gcra: spec/c/test_gcra.c src/core/gcra.c src/core/gcra.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/test_gcra.c src/core/gcra.c -lpthread
+
+# the host's bounded pattern matcher against liblua5.4's own (the oracle)
+$(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c src/host/clock.c src/host/log.c \
+                        $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_strmatch.c src/host/strmatch.c \
+	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 -lcrypto -lsqlite3 -lcurl -lpthread -lm
 
 # Longer runs with libFuzzer when clang is installed: make fuzz [FUZZ_SECONDS=60]
 FUZZ_SECONDS ?= 60

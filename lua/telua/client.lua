@@ -284,8 +284,13 @@ local function default_transport()
   return { request = http.request, batch = http.batch, sleep = http.sleep }
 end
 
+-- The telua host hands its rules' states the credentials it read (and
+-- then removed from the process environment) in the registry, out of the
+-- rules' reach; everywhere else the environment is the source.
+local registry = debug and debug.getregistry
 local function env(name)
-  local v = os.getenv(name)
+  local host = registry and registry()["telua.env"]
+  local v = host and host[name] or os.getenv(name)
   if v == "" then return nil end
   return v
 end

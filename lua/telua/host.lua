@@ -15,11 +15,14 @@ local _M = { _VERSION = "0.1.0" }
 -- @tparam table files rules file names, sorted
 -- @tparam string store_spec `sqlite:FILE` or `memory`
 -- @tparam function log function(level, message)
+-- @tparam[opt] table opts `unsafe = true`: the rules get the whole standard
+--   library instead of the sandbox (`telua.rules`)
 -- @return function(req, ctx) -> response table, or `nil, {file, line, message}`
-function _M.load(dir, files, store_spec, log)
+function _M.load(dir, files, store_spec, log, opts)
   local store, err = store_mod.open(store_spec)
   if not store then return nil, { file = store_spec, message = err } end
-  local router, lerr = rules.load(dir, files, { store = store, log = log })
+  local router, lerr = rules.load(dir, files, { store = store, log = log,
+                                                sandbox = not (opts and opts.unsafe) })
   if not router then
     store:close()
     return nil, lerr

@@ -32,7 +32,15 @@ local _M = { _VERSION = "0.1.0", LIBCURL = core.http_version }
 local REG = debug and debug.getregistry and debug.getregistry()
 local function in_host()
   local co = REG and REG["telua.host_co"]
-  return co and co == running()
+  if co and co == running() then return true end
+  -- a worker state of the host, outside a request's coroutine (a rules
+  -- file's top level, a rule's own coroutine): waiting here would hold
+  -- the worker thread where no budget can stop it
+  if REG and REG["telua.worker"] then
+    error("telua.http waits only inside a request's handler in the telua host (not at a rules file's top " ..
+          "level, nor in a coroutine the rule made)", 3)
+  end
+  return false
 end
 
 --- Makes one request and waits for the answer.

@@ -309,6 +309,16 @@ local function view(req, store, log, region, settings)
   }, lazy_numbers)
 end
 
+-- A store read or write the answer depends on failed (disk full, database
+-- locked past the busy timeout): 503, so that Twilio does not take the
+-- webhook as handled, tries the fallback URL and raises its 11200 alert.
+local function store_failed(log, what, err)
+  log("error", format("%s failed, answering 503: %s", what, tostring(err)))
+  return { status = 503, content_type = "text/plain", body = what .. " failed; try again later\n",
+           store_failed = true }
+end
+_M.store_failed = store_failed
+
 function Router:_message(r, ctx)
   local store, settings, log = self.store, self.settings, self.log
   local sender, recipient = r.to, r.from
@@ -318,13 +328,15 @@ function Router:_message(r, ctx)
   if kind and sender and recipient then
     if not store then error("opt-out keywords need a store (router.new{store = ...})", 0) end
     local out, err = store:is_opted_out(sender, recipient)
-    if out == nil then error("opt-out store: " .. tostring(err), 0) end
+    if out == nil then return store_failed(log, "opt-out lookup", err) end
     if kind == "STOP" then
-      assert(store:optout_add(sender, recipient, word))
+      local ok, werr = store:optout_add(sender, recipient, word)
+      if not ok then return store_failed(log, format("opt-out of %s (%s)", recipient, word), werr) end
       log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
       return reply(replies and (settings.stop_reply or optout.REPLIES.STOP))
     elseif kind == "START" then
-      assert(store:optout_remove(sender, recipient))
+      local ok, werr = store:optout_remove(sender, recipient)
+      if not ok then return store_failed(log, format("opt-in of %s (%s)", recipient, word), werr) end
       log("info", format("opt-in: %s sent %s to %s", recipient, word, sender))
       return reply(replies and (settings.start_reply or optout.REPLIES.START))
     else -- HELP: Twilio sends no help reply to an opted-out number
@@ -333,11 +345,11 @@ function Router:_message(r, ctx)
   end
   if store and sender and recipient then
     local out, err = store:is_opted_out(sender, recipient)
-    if out == nil then error("opt-out store: " .. tostring(err), 0) end
+    if out == nil then return store_failed(log, "opt-out lookup", err) end
     r.opted_out = out
     if recipient:sub(1, 9) == "whatsapp:" then -- their message opens the 24-hour window
       local ok, werr = store:window_touch(sender, recipient)
-      if not ok then error("window store: " .. tostring(werr), 0) end
+      if not ok then return store_failed(log, "WhatsApp window update", werr) end
     end
   end
   local text = r.text or ""
@@ -479,6 +491,7 @@ function Router:_handle(req, ctx)
       if self.store and store_mod.STATUS_RANK[status] then -- the message log only moves forward
         local changed, now = self.store:message_status(p.MessageSid, status, {
           to = r.to, from = r.from, error_code = tonumber(p.ErrorCode) })
+        if changed == nil then return store_failed(self.log, "message log update of " .. p.MessageSid, now) end
         r.status_changed, r.message_status = changed, now
         if changed then self:_resend(p.MessageSid, status, tonumber(p.ErrorCode)) end
       end

@@ -131,27 +131,12 @@ end
 
 -- Runs fn inside one write transaction (BEGIN IMMEDIATE: a read and the
 -- write that depends on it, atomic across workers and processes). fn
--- returns its results, or nil, message, code to roll back.
--- Inside an outer transaction (Store:transaction) an inner one just runs
--- in it: the outer commit or rollback decides for both.
-local depth = setmetatable({}, { __mode = "k" })
+-- returns its results, or nil, message, code to roll back; a raise inside
+-- it rolls back too (in C: telua.SQLite's db:atomically). Inside an outer
+-- transaction (Store:transaction) an inner one just runs in it: the outer
+-- commit or rollback decides for both.
 local function atomically(db, fn)
-  if (depth[db] or 0) > 0 then return fn() end
-  local ok, err, code = db:exec("BEGIN IMMEDIATE")
-  if not ok then return nil, err, code end
-  depth[db] = 1
-  local a, b, c = fn()
-  depth[db] = 0
-  if a == nil then
-    db:exec("ROLLBACK")
-    return nil, b, c
-  end
-  ok, err, code = db:exec("COMMIT")
-  if not ok then
-    db:exec("ROLLBACK")
-    return nil, err, code
-  end
-  return a, b, c
+  return db:atomically(fn)
 end
 
 --- Runs fn inside one write transaction: every store call fn makes joins

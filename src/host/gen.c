@@ -3,11 +3,13 @@
  */
 #include "gen.h"
 #include "log.h"
+#include "clock.h"
 
 #include <lauxlib.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -130,11 +132,56 @@ static void take_error(lua_State *L, int idx, tl_load_error *err, const char *df
     err->at = time(NULL);
 }
 
-tl_vm *tl_load_rules(const char *rules_dir, const char *lua_dir, const char *store,
-                     size_t mem_limit, unsigned cpu_ms, char **files, int nfiles,
-                     tl_load_error *err)
+void tl_empty_rules_error(const char *dir, tl_load_error *err)
 {
-    tl_vm *vm = tl_vm_new(mem_limit, cpu_ms, lua_dir);
+    memset(err, 0, sizeof *err);
+    snprintf(err->file, sizeof err->file, "%s", dir);
+    snprintf(err->message, sizeof err->message,
+             "no rules files (*.lua) in the folder: an empty rules folder is refused");
+    err->at = time(NULL);
+}
+
+/* A load that failed on the CPU budget: where the code was, not where the
+ * error surfaced (the loader's own pcalls re-raise it). */
+static void budget_error(tl_vm *vm, unsigned load_ms, const char *dflt_file, tl_load_error *err)
+{
+    memset(err, 0, sizeof *err);
+    snprintf(err->file, sizeof err->file, "%s", vm->budget_file[0] ? vm->budget_file : dflt_file);
+    err->line = vm->budget_line;
+    snprintf(err->message, sizeof err->message,
+             "the rules' top-level code ran past the load budget of %u ms (--load-ms)", load_ms);
+    err->at = time(NULL);
+}
+
+/* lua_pcall'd: registry["telua.env"] = { TWILIO_ACCOUNT_SID = ..., ... } */
+static int set_env(lua_State *L)
+{
+    const tl_gens *g = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 3);
+    if (g->account_sid) {
+        lua_pushstring(L, g->account_sid);
+        lua_setfield(L, -2, "TWILIO_ACCOUNT_SID");
+    }
+    if (g->auth_token) {
+        lua_pushstring(L, g->auth_token);
+        lua_setfield(L, -2, "TWILIO_AUTH_TOKEN");
+    }
+    if (g->twilio_base_url) {
+        lua_pushstring(L, g->twilio_base_url);
+        lua_setfield(L, -2, "TELUA_TWILIO_BASE_URL");
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "telua.env");
+    lua_pushboolean(L, 1); /* a worker state: telua.http must never block it */
+    lua_setfield(L, LUA_REGISTRYINDEX, "telua.worker");
+    return 0;
+}
+
+tl_vm *tl_load_rules(const tl_gens *g, char **files, int nfiles, tl_load_error *err)
+{
+    const char *rules_dir = g->rules_dir, *lua_dir = g->lua_dir, *store = g->store;
+    unsigned load_ms = g->load_ms;
+    int unsafe = g->unsafe;
+    tl_vm *vm = tl_vm_new(g->mem_limit, g->cpu_ms, lua_dir);
     lua_State *L;
     int i;
     if (!vm) {
@@ -143,10 +190,17 @@ tl_vm *tl_load_rules(const char *rules_dir, const char *lua_dir, const char *sto
         return NULL;
     }
     L = vm->L;
-    /* require("telua.host").load(dir, files, store, log) -> handler | nil, err */
+    lua_pushcfunction(L, set_env);
+    lua_pushlightuserdata(L, (void *)g);
+    if (tl_vm_pcall(vm, 1, 0, 0) != LUA_OK) {
+        take_error(L, -1, err, rules_dir);
+        tl_vm_free(vm);
+        return NULL;
+    }
+    /* require("telua.host").load(dir, files, store, log, opts) -> handler | nil, err */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "telua.host");
-    if (tl_vm_pcall(vm, 1, 1, 0) != LUA_OK) {
+    if (tl_vm_pcall(vm, 1, 1, load_ms) != LUA_OK) {
         take_error(L, -1, err, lua_dir);
         tl_vm_free(vm);
         return NULL;
@@ -160,13 +214,12 @@ tl_vm *tl_load_rules(const char *rules_dir, const char *lua_dir, const char *sto
     }
     lua_pushstring(L, store);
     lua_getfield(L, LUA_REGISTRYINDEX, "telua.host_log");
-    if (tl_vm_pcall(vm, 4, 2, 0) != LUA_OK) {
-        take_error(L, -1, err, rules_dir);
-        tl_vm_free(vm);
-        return NULL;
-    }
-    if (!lua_isfunction(L, -2)) {
-        take_error(L, -1, err, rules_dir);
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, unsafe);
+    lua_setfield(L, -2, "unsafe");
+    if (tl_vm_pcall(vm, 5, 2, load_ms) != LUA_OK || !lua_isfunction(L, -2)) {
+        if (vm->budget_hit) budget_error(vm, load_ms, rules_dir, err);
+        else take_error(L, -1, err, rules_dir);
         tl_vm_free(vm);
         return NULL;
     }
@@ -188,8 +241,13 @@ static void gen_free(tl_gen *gen)
 /* Builds a whole generation; NULL with err on the first failure. */
 static tl_gen *gen_build(tl_gens *g, char **files, int nfiles, const char *hash, tl_load_error *err)
 {
-    tl_gen *gen = calloc(1, sizeof *gen);
+    tl_gen *gen;
     int i;
+    if (nfiles == 0) {
+        tl_empty_rules_error(g->rules_dir, err);
+        return NULL;
+    }
+    gen = calloc(1, sizeof *gen);
     if (!gen || !(gen->vm = calloc((size_t)g->workers, sizeof *gen->vm))) {
         free(gen);
         memset(err, 0, sizeof *err);
@@ -197,8 +255,7 @@ static tl_gen *gen_build(tl_gens *g, char **files, int nfiles, const char *hash,
         return NULL;
     }
     for (i = 0; i < g->workers; i++) {
-        gen->vm[i] = tl_load_rules(g->rules_dir, g->lua_dir, g->store, g->mem_limit, g->cpu_ms,
-                                   files, nfiles, err);
+        gen->vm[i] = tl_load_rules(g, files, nfiles, err);
         if (!gen->vm[i]) {
             gen->nvm = i;
             gen_free(gen);
@@ -228,7 +285,7 @@ void tl_gen_release(tl_gen *gen)
     if (gen && atomic_fetch_sub(&gen->refs, 1) == 1) gen_free(gen);
 }
 
-int tl_gens_reload(tl_gens *g)
+int tl_gens_reload(tl_gens *g, int force)
 {
     char **files = NULL, hash[65];
     int n = tl_list_rules(g->rules_dir, &files), same;
@@ -240,8 +297,8 @@ int tl_gens_reload(tl_gens *g)
     }
     tl_hash_rules(g->rules_dir, files, n, hash);
     pthread_mutex_lock(&g->mu);
-    same = (g->current && strcmp(g->current->hash, hash) == 0) ||
-           (g->has_error && strcmp(g->last_error.hash, hash) == 0);
+    same = !force && ((g->current && strcmp(g->current->hash, hash) == 0) ||
+                      (g->has_error && strcmp(g->last_error.hash, hash) == 0));
     if (same && g->current && strcmp(g->current->hash, hash) == 0) g->has_error = 0;
     pthread_mutex_unlock(&g->mu);
     if (same) {
@@ -273,7 +330,8 @@ int tl_gens_reload(tl_gens *g)
     g->has_error = 0;
     g->reloads++;
     pthread_mutex_unlock(&g->mu);
-    tl_log("info", "rules generation %d loaded (%d files, sha256 %.12s)", gen->id, gen->nfiles, hash);
+    tl_log("info", "rules generation %d loaded (%d files, sha256 %.12s)%s", gen->id, gen->nfiles, hash,
+           force ? ": fresh states" : "");
     tl_gen_release(old);
     return 1;
 }
@@ -289,6 +347,8 @@ int tl_gens_init(tl_gens *g, tl_load_error *err)
     g->has_error = 0;
     g->next_id = 0;
     g->watching = 0;
+    g->wake_pipe[0] = g->wake_pipe[1] = -1;
+    atomic_init(&g->refresh, 0);
     n = tl_list_rules(g->rules_dir, &files);
     if (n < 0) {
         memset(err, 0, sizeof *err);
@@ -329,16 +389,21 @@ static void *watch_main(void *arg)
     }
     if (fd < 0) tl_log("warn", "inotify unavailable (%s); checking the rules folder every second", strerror(errno));
     for (;;) {
-        struct pollfd p[2] = { { g->stop_pipe[0], POLLIN, 0 }, { fd, POLLIN, 0 } };
+        struct pollfd p[3] = { { g->stop_pipe[0], POLLIN, 0 }, { g->wake_pipe[0], POLLIN, 0 }, { fd, POLLIN, 0 } };
         int timeout = 1000, rc;
         if (pending) {
             long long left = (due - tl_now_ns()) / 1000000;
             timeout = left < 0 ? 0 : (int)left;
         }
-        rc = poll(p, fd >= 0 ? 2 : 1, timeout);
+        rc = poll(p, fd >= 0 ? 3 : 2, timeout);
         if (rc < 0 && errno != EINTR) break;
         if (p[0].revents) break;
-        if (fd >= 0 && rc > 0 && (p[1].revents & POLLIN)) {
+        if (rc > 0 && (p[1].revents & POLLIN)) {
+            while (read(g->wake_pipe[0], buf, sizeof buf) > 0) {}
+            if (atomic_exchange(&g->refresh, 0)) tl_gens_reload(g, 1);
+            continue;
+        }
+        if (fd >= 0 && rc > 0 && (p[2].revents & POLLIN)) {
             while (read(fd, buf, sizeof buf) > 0) {}
             inotify_add_watch(fd, libdir, mask); /* no-op if already watched */
             pending = 1;
@@ -347,19 +412,35 @@ static void *watch_main(void *arg)
         }
         if (fd < 0 || (pending && tl_now_ns() >= due)) {
             pending = 0;
-            tl_gens_reload(g);
+            tl_gens_reload(g, 0);
         }
     }
     if (fd >= 0) close(fd);
     return NULL;
 }
 
+void tl_gens_refresh(tl_gens *g)
+{
+    if (atomic_exchange(&g->refresh, 1) == 0 && g->wake_pipe[1] >= 0) {
+        ssize_t w = write(g->wake_pipe[1], "r", 1);
+        (void)w;
+    }
+}
+
 int tl_gens_watch(tl_gens *g)
 {
     if (pipe(g->stop_pipe) != 0) return -1;
+    if (pipe2(g->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        close(g->stop_pipe[0]);
+        close(g->stop_pipe[1]);
+        return -1;
+    }
     if (pthread_create(&g->watcher, NULL, watch_main, g) != 0) {
         close(g->stop_pipe[0]);
         close(g->stop_pipe[1]);
+        close(g->wake_pipe[0]);
+        close(g->wake_pipe[1]);
+        g->wake_pipe[0] = g->wake_pipe[1] = -1;
         return -1;
     }
     g->watching = 1;
@@ -375,6 +456,9 @@ void tl_gens_close(tl_gens *g)
         pthread_join(g->watcher, NULL);
         close(g->stop_pipe[0]);
         close(g->stop_pipe[1]);
+        close(g->wake_pipe[0]);
+        close(g->wake_pipe[1]);
+        g->wake_pipe[0] = g->wake_pipe[1] = -1;
         g->watching = 0;
     }
     pthread_mutex_lock(&g->mu);

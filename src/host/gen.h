@@ -41,7 +41,9 @@ typedef struct tl_gens {
     const char *rules_dir, *lua_dir, *store;
     int workers;
     size_t mem_limit;
-    unsigned cpu_ms, debounce_ms;
+    unsigned cpu_ms, load_ms, debounce_ms;
+    int unsafe;                  /* rules get the whole standard library */
+    const char *account_sid, *auth_token, *twilio_base_url; /* for the rules' telua.client (may be NULL) */
 
     pthread_mutex_t mu;          /* guards current, last_error, next_id */
     pthread_rwlock_t cur_lock;   /* also taken (write, inside mu) to swap current, so
@@ -54,6 +56,8 @@ typedef struct tl_gens {
 
     pthread_t watcher;
     int stop_pipe[2];
+    int wake_pipe[2];            /* tl_gens_refresh wakes the watcher */
+    atomic_int refresh;          /* rebuild even though the files did not change */
     int watching;
 } tl_gens;
 
@@ -71,14 +75,27 @@ tl_gen *tl_gen_acquire(tl_gens *g);
 void tl_gen_release(tl_gen *gen);
 
 /* Builds and, when it loads whole, installs a new generation now if the
- * files changed. Returns 1 swapped, 0 unchanged/known-bad, -1 failed. */
-int tl_gens_reload(tl_gens *g);
+ * files changed (or, with force, even if not). Returns 1 swapped, 0
+ * unchanged/known-bad, -1 failed. An empty folder is a failure: the
+ * current generation keeps serving (a deploy that deletes before it
+ * copies must not take every route away). */
+int tl_gens_reload(tl_gens *g, int force);
+
+/* Asks the watcher to rebuild the current files into fresh states (a
+ * state panicked or stays full); safe from any thread. */
+void tl_gens_refresh(tl_gens *g);
 
 /* Loads the rules into one fresh state (used by every build and by
- * `telua check`). On success the vm's handler_ref is set. */
-tl_vm *tl_load_rules(const char *rules_dir, const char *lua_dir, const char *store,
-                     size_t mem_limit, unsigned cpu_ms, char **files, int nfiles,
-                     tl_load_error *err);
+ * `telua check`, which fills only the settings), their top-level code
+ * under a CPU budget of load_ms. The credentials go into the registry's
+ * "telua.env" (where telua.client looks before the process environment,
+ * and where rules cannot look). On
+ * success the vm's handler_ref is set; on failure err names file and line
+ * (for a budget overrun, where the code was running when it ran out). */
+tl_vm *tl_load_rules(const tl_gens *settings, char **files, int nfiles, tl_load_error *err);
+
+/* The error for a folder without rules files. */
+void tl_empty_rules_error(const char *dir, tl_load_error *err);
 
 /* Sorted *.lua names of dir (malloc'd); returns the count or -1. */
 int tl_list_rules(const char *dir, char ***out);

@@ -3,14 +3,14 @@
  */
 #include "io.h"
 #include "log.h"
-#include "vm.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 typedef struct item {
     tl_http_job *job;       /* NULL: a timer */
-    long long due_ns;
+    long long due_ns;       /* a timer: when it fires; a job: its deadline (0: none) */
     tl_io_done done;
     void *arg;
     struct item *next;
@@ -83,10 +83,17 @@ static void *io_main(void *arg)
             if (it && tl_http_job_done(it->job, m->easy_handle, m->data.result) == 0) finish(&io->active, it);
         }
         now = tl_now_ns();
-        for (it = io->active; it; it = next) { /* timers */
+        for (it = io->active; it; it = next) { /* timers, and jobs past their deadline */
             next = it->next;
-            if (it->job) continue;
-            if (it->due_ns <= now) finish(&io->active, it);
+            if (it->job && !it->due_ns) continue;
+            if (it->due_ns <= now) {
+                if (it->job) {
+                    for (i = 0; i < tl_http_job_count(it->job); i++)
+                        curl_multi_remove_handle(io->multi, tl_http_job_easy(it->job, i));
+                    tl_http_job_expire(it->job);
+                }
+                finish(&io->active, it);
+            }
             else if ((it->due_ns - now) / 1000000 + 1 < wait_ms) wait_ms = (it->due_ns - now) / 1000000 + 1;
         }
         curl_multi_poll(io->multi, NULL, 0, (int)wait_ms, NULL);
@@ -134,9 +141,9 @@ static int submit(tl_io *io, tl_http_job *job, long long due_ns, tl_io_done done
     return 0;
 }
 
-int tl_io_http(tl_io *io, tl_http_job *job, tl_io_done done, void *arg)
+int tl_io_http(tl_io *io, tl_http_job *job, long long due_ns, tl_io_done done, void *arg)
 {
-    return submit(io, job, 0, done, arg);
+    return submit(io, job, due_ns, done, arg);
 }
 
 int tl_io_sleep(tl_io *io, double seconds, tl_io_done done, void *arg)

@@ -21,8 +21,10 @@ typedef void (*tl_io_done)(void *arg);
 
 tl_io *tl_io_start(void);
 
-/* Runs every transfer of job; done(arg) when all have finished. 0 or -1. */
-int tl_io_http(tl_io *io, tl_http_job *job, tl_io_done done, void *arg);
+/* Runs every transfer of job; done(arg) when all have finished, or at
+ * due_ns (CLOCK_MONOTONIC; 0: no deadline) with the unfinished ones marked
+ * as timed out. 0 or -1. */
+int tl_io_http(tl_io *io, tl_http_job *job, long long due_ns, tl_io_done done, void *arg);
 
 /* done(arg) after `seconds`. 0 or -1. */
 int tl_io_sleep(tl_io *io, double seconds, tl_io_done done, void *arg);

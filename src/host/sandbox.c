@@ -17,6 +17,9 @@
  * token is never printed.
  */
 #include "telua.h"
+#include "body.h"
+#include "clock.h"
+#include "listen.h"
 #include "log.h"
 #include "vm.h"
 
@@ -48,9 +51,8 @@ typedef struct {
 } sandbox;
 
 typedef struct {
-    char *body;
-    size_t len, cap;
-    int started, too_large;
+    tl_body body;
+    int started;
     char *uri;
     double arrived;     /* CLOCK_MONOTONIC seconds when the headers were in */
 } sreq;
@@ -75,7 +77,7 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls,
     (void)toe;
     if (!r) return;
     free(r->uri);
-    free(r->body);
+    tl_body_free(&r->body);
     free(r);
     *con_cls = NULL;
 }
@@ -88,7 +90,7 @@ static enum MHD_Result answer(sandbox *s, struct MHD_Connection *con, sreq *r, c
     unsigned status = 500;
     enum MHD_Result ret;
 
-    if (r->too_large) {
+    if (r->body.too_large) {
         static const char msg[] = "{\"code\":20001,\"message\":\"request body too large\",\"status\":413}";
         resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         if (!resp) return MHD_NO;
@@ -112,7 +114,7 @@ static enum MHD_Result answer(sandbox *s, struct MHD_Connection *con, sreq *r, c
             lua_setfield(L, -2, "authorization");
         }
     }
-    lua_pushlstring(L, r->body ? r->body : "", r->len);
+    lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_pushnumber(L, r->arrived);
     rc = tl_vm_pcall(s->api, 6, 4, 0);
     if (rc != LUA_OK) {
@@ -167,21 +169,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
         return MHD_YES;
     }
     if (*upload_size) {
-        size_t n = *upload_size;
-        if (!r->too_large && r->len + n > SANDBOX_MAX_BODY) r->too_large = 1;
-        if (!r->too_large) {
-            if (r->len + n > r->cap) {
-                size_t nc = r->cap ? r->cap : 1024;
-                char *nb;
-                while (nc < r->len + n) nc *= 2;
-                nb = realloc(r->body, nc);
-                if (!nb) return MHD_NO;
-                r->body = nb;
-                r->cap = nc;
-            }
-            memcpy(r->body + r->len, upload, n);
-            r->len += n;
-        }
+        if (tl_body_append(&r->body, upload, *upload_size, SANDBOX_MAX_BODY) != 0) return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -189,14 +177,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
 }
 
 /* ---- callbacks --------------------------------------------------------- */
-
-static void sleep_s(double sec)
-{
-    struct timespec ts;
-    ts.tv_sec = (time_t)sec;
-    ts.tv_nsec = (long)((sec - (double)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
 
 typedef struct {
     char *url, *body, *sig, *idem;
@@ -329,7 +309,7 @@ static void *ticker(void *arg)
     sandbox *s = arg;
     while (!atomic_load(&s->stop)) {
         double next = tick_once(s);
-        if (next > 0) sleep_s(next);
+        if (next > 0) tl_sleep_s(next);
     }
     return NULL;
 }
@@ -427,8 +407,10 @@ int tl_sandbox_main(const char *lua_dir, int argc, char **argv)
     const char *listen = "127.0.0.1:8090", *token_file = NULL;
     double mps = 10, delivery_ms = 200, verify_ttl = 600;
     char *token, host[256], base[320];
-    const char *sid = getenv("TWILIO_ACCOUNT_SID"), *colon;
-    struct sockaddr_in sa;
+    const char *sid = getenv("TWILIO_ACCOUNT_SID");
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int v6;
     const union MHD_DaemonInfo *info;
     unsigned port;
     sigset_t set;
@@ -457,14 +439,11 @@ int tl_sandbox_main(const char *lua_dir, int argc, char **argv)
         free(token);
         return 2;
     }
-    colon = strrchr(listen, ':');
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    if (!colon || (size_t)(colon - listen) >= sizeof host) { fprintf(stderr, "telua: bad --listen %s\n", listen); free(token); return 2; }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = 0;
-    sa.sin_port = htons((unsigned short)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) { fprintf(stderr, "telua: bad --listen %s\n", listen); free(token); return 2; }
+    if (tl_parse_listen(listen, &sa, &salen, &v6) != 0 || tl_listen_host(listen, host, sizeof host) != 0) {
+        fprintf(stderr, "telua: bad --listen %s (want HOST:PORT or [V6]:PORT)\n", listen);
+        free(token);
+        return 2;
+    }
 
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
@@ -487,7 +466,8 @@ int tl_sandbox_main(const char *lua_dir, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    s.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, access_cb, &s,
+    s.daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
+                                NULL, access_cb, &s,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                 MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, /* MHD zeroes it per request */
@@ -503,7 +483,7 @@ int tl_sandbox_main(const char *lua_dir, int argc, char **argv)
     }
     info = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_BIND_PORT);
     port = info ? info->port : 0;
-    snprintf(base, sizeof base, "http://%s:%u", host, port);
+    snprintf(base, sizeof base, v6 ? "http://[%s]:%u" : "http://%s:%u", host, port);
 
     /* API state: require("telua.sandbox").new{...} (before any request is
      * answered: the daemon is started but the state is built under mu) */

@@ -3,24 +3,20 @@
  */
 #include "vm.h"
 #include "log.h"
+#include "strmatch.h"
 
 #include "../lua/telua_core.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-long long tl_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* lua_Alloc with a byte cap: refusing a growth makes Lua raise a memory
- * error in the running call, which the host turns into the fallback. */
+ * error in the running call, which the host turns into the fallback. With
+ * ptr NULL, osize is a type tag, not a size. Frees and shrinks always
+ * succeed. */
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     tl_vm *vm = ud;
@@ -38,6 +34,22 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+void tl_vm_note_budget(tl_vm *vm, lua_State *L)
+{
+    lua_Debug ar;
+    int level;
+    if (vm->budget_hit) return;
+    vm->budget_hit = 1;
+    vm->budget_file[0] = 0;
+    vm->budget_line = 0;
+    for (level = 0; lua_getstack(L, level, &ar); level++) { /* the innermost Lua function */
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        snprintf(vm->budget_file, sizeof vm->budget_file, "%s", ar.short_src);
+        vm->budget_line = ar.currentline;
+        return;
+    }
+}
+
 /* Every 1000 instructions: past the deadline, raise; then check on every
  * instruction so a pcall inside the rule cannot swallow the error. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
@@ -46,8 +58,31 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     (void)ar;
     if (vm->deadline_ns && tl_now_ns() > vm->deadline_ns) {
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "rule exceeded its CPU budget of %d ms", (int)vm->cpu_ms);
+        tl_vm_note_budget(vm, L);
+        if (vm->budget_file[0])
+            lua_pushfstring(L, "%s:%d: rule exceeded its CPU budget of %d ms", vm->budget_file, vm->budget_line,
+                            (int)vm->budget_ms);
+        else
+            lua_pushfstring(L, "rule exceeded its CPU budget of %d ms", (int)vm->budget_ms);
+        lua_error(L);
     }
+}
+
+/* An error outside any protected call. The host makes every call into Lua
+ * protected, so this is a bug; it is logged, the state is marked broken,
+ * and with a recovery point armed the request is failed instead of the
+ * process. The message is read only when it is already a string: no
+ * allocation here. */
+static int panic_handler(lua_State *L)
+{
+    tl_vm *vm = *(tl_vm **)lua_getextraspace(L);
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object is not a string)";
+    tl_log("error", "Lua panic (unprotected error in the host): %s", msg);
+    if (vm) {
+        vm->broken = 1;
+        if (vm->panic_jmp) longjmp(*vm->panic_jmp, 1);
+    }
+    return 0; /* Lua aborts */
 }
 
 /* Message handler: the error as a string plus a traceback. */
@@ -70,6 +105,38 @@ static int host_log(lua_State *L)
     return 0;
 }
 
+/* telua.arm(co): co runs under the caller's hook (the budget), whatever it
+ * had when it was created. */
+static int arm(lua_State *L)
+{
+    lua_State *co;
+    luaL_checktype(L, 1, LUA_TTHREAD);
+    co = lua_tothread(L, 1);
+    if (co != L) lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
+    return 0;
+}
+
+/* Runs in protected mode: the libraries and the host's registry entries. */
+static int vm_init(lua_State *L)
+{
+    const char *lua_dir = lua_touserdata(L, 1);
+    luaL_openlibs(L);
+    tl_strmatch_install(L);
+    /* package.path: the telua modules (rules' lib.* is resolved by telua.rules) */
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_telua_core);
+    lua_setfield(L, -2, "telua.core");
+    lua_pop(L, 2);
+    lua_pushcfunction(L, host_log);
+    lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_log");
+    lua_pushcfunction(L, arm);
+    lua_setfield(L, LUA_REGISTRYINDEX, "telua.arm");
+    return 0;
+}
+
 tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir)
 {
     tl_vm *vm = calloc(1, sizeof *vm);
@@ -86,17 +153,15 @@ tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir)
     }
     vm->L = L;
     *(tl_vm **)lua_getextraspace(L) = vm;
-    luaL_openlibs(L);
-    /* package.path: the telua modules (rules' lib.* is resolved by telua.rules) */
-    lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);
-    lua_setfield(L, -2, "path");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_telua_core);
-    lua_setfield(L, -2, "telua.core");
-    lua_pop(L, 2);
-    lua_pushcfunction(L, host_log);
-    lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_log");
+    lua_atpanic(L, panic_handler);
+    lua_pushcfunction(L, vm_init);
+    lua_pushlightuserdata(L, (void *)lua_dir);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        tl_log("error", "cannot set up a Lua state: %s",
+               lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "out of memory");
+        tl_vm_free(vm);
+        return NULL;
+    }
     return vm;
 }
 
@@ -107,42 +172,64 @@ void tl_vm_free(tl_vm *vm)
     free(vm);
 }
 
-int tl_vm_resume(tl_vm *vm, lua_State *co, int nargs, int *nres, long long *budget_ns)
+void tl_vm_budget_start(tl_vm *vm, lua_State *co, long long ns, unsigned budget_ms)
 {
-    long long start = tl_now_ns();
-    int rc;
-    if (budget_ns) {
-        vm->deadline_ns = start + (*budget_ns > 0 ? *budget_ns : 1);
-        lua_sethook(co, budget_hook, LUA_MASKCOUNT, 1000);
-    }
-    rc = lua_resume(co, vm->L, nargs, nres);
-    if (budget_ns) {
-        lua_sethook(co, NULL, 0, 0);
-        vm->deadline_ns = 0;
-        *budget_ns -= tl_now_ns() - start;
-    }
-    if (rc != LUA_OK && rc != LUA_YIELD) { /* the error with the coroutine's traceback, on co */
-        const char *msg = lua_tostring(co, -1);
-        luaL_traceback(co, co, msg ? msg : "(error object is not a string)", 0);
-    }
-    return rc;
+    vm->deadline_ns = tl_now_ns() + (ns > 0 ? ns : 1);
+    vm->budget_ms = budget_ms;
+    vm->budget_hit = 0;
+    lua_sethook(co, budget_hook, LUA_MASKCOUNT, 1000);
 }
 
-int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, int budget)
+long long tl_vm_budget_stop(tl_vm *vm, lua_State *co, long long started_ns)
+{
+    lua_sethook(co, NULL, 0, 0);
+    vm->deadline_ns = 0;
+    return tl_now_ns() - started_ns;
+}
+
+void tl_vm_push_error(tl_vm *vm, lua_State *L, lua_State *co, int rc)
+{
+    if (rc == LUA_ERRMEM) {
+        char where[300] = "";
+        lua_Debug ar;
+        int level;
+        for (level = 0; lua_getstack(co, level, &ar); level++) /* no allocation in here */
+            if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) {
+                snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.currentline);
+                break;
+            }
+#if LUA_VERSION_RELEASE_NUM >= 50406
+        lua_closethread(co, L);
+#else
+        lua_resetthread(co);
+#endif
+        lua_gc(L, LUA_GCCOLLECT, 0);
+        if (vm->limit && vm->used > vm->limit / 8 * 7) vm->broken = 1; /* the rules keep it: a fresh state */
+        lua_pushfstring(L, "%snot enough memory (the state's cap is %d MiB)", where, (int)(vm->limit >> 20));
+        return;
+    }
+    if (lua_type(co, -1) == LUA_TSTRING) {
+        luaL_traceback(L, co, lua_tostring(co, -1), 0);
+    } else {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
+        luaL_traceback(L, co, lua_tostring(L, -1), 0);
+        lua_remove(L, -2);
+    }
+}
+
+int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, unsigned budget_ms)
 {
     lua_State *L = vm->L;
     int base = lua_gettop(L) - nargs, rc;
+    long long t0 = 0;
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
-    if (budget && vm->cpu_ms) {
-        vm->deadline_ns = tl_now_ns() + (long long)vm->cpu_ms * 1000000LL;
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1000);
+    if (budget_ms) {
+        t0 = tl_now_ns();
+        tl_vm_budget_start(vm, L, (long long)budget_ms * 1000000LL, budget_ms);
     }
     rc = lua_pcall(L, nargs, nresults, base);
-    if (budget && vm->cpu_ms) {
-        lua_sethook(L, NULL, 0, 0);
-        vm->deadline_ns = 0;
-    }
+    if (budget_ms) tl_vm_budget_stop(vm, L, t0);
     lua_remove(L, base);
     return rc;
 }

@@ -2,44 +2,69 @@
  * vm.h - one bounded lua_State of the host.
  *
  * Each state has an allocator with a byte cap and an instruction-count
- * hook that enforces a CPU deadline per call (Redis script_lua.c pattern:
- * once the deadline passes the hook raises on every check, so a pcall in
- * user code cannot swallow it). Calls run under lua_pcall with a message
- * handler that adds a traceback (lua.c msghandler).
+ * hook that enforces a CPU deadline (Redis script_lua.c pattern: once the
+ * deadline passes the hook raises on every instruction, so a pcall in user
+ * code cannot swallow it). The pattern functions check the same deadline
+ * from inside the matcher (strmatch.h). Calls run under lua_pcall with a
+ * message handler that adds a traceback (lua.c msghandler); a panic (an
+ * error outside any protected call, which the host never makes on
+ * purpose) is logged and, where a recovery point is armed, jumps back to
+ * it instead of aborting the process.
  */
 #ifndef TELUA_VM_H
 #define TELUA_VM_H
 
+#include "clock.h"
+
 #include <lua.h>
+#include <setjmp.h>
 #include <stddef.h>
 
 typedef struct tl_vm {
     lua_State *L;
-    size_t used, limit;      /* bytes held by this state, and its cap */
+    size_t used, limit;      /* bytes held by this state, and its cap (0: none) */
     long long deadline_ns;   /* CLOCK_MONOTONIC; 0 = no deadline */
-    unsigned cpu_ms;
+    unsigned cpu_ms;         /* the request budget, for messages */
+    unsigned budget_ms;      /* the budget of the call running now, for messages */
     int handler_ref;         /* registry ref of the request handler */
     int idle_co_ref;         /* a finished coroutine kept for the next request (LUA_NOREF: none) */
+    int budget_hit;          /* the deadline passed during the current call */
+    char budget_file[256];   /* where it passed: the Lua function running then */
+    int budget_line;
+    volatile int broken;     /* panicked or out of memory for good: rebuild the generation */
+    jmp_buf *panic_jmp;      /* where a panic jumps to (NULL: log and abort) */
 } tl_vm;
 
-/* A new state with the standard libraries, telua.core preloaded and
- * package.path pointing at lua_dir (rules' lib.* is resolved by telua.rules).
- * NULL on failure. */
+/* A new state with the standard libraries, the bounded pattern functions,
+ * telua.core preloaded and package.path pointing at lua_dir. NULL when out
+ * of memory. In the registry: "telua.host_log" (level, message) and
+ * "telua.arm" (coroutine): gives a coroutine the caller's budget hook. */
 tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir);
 
 void tl_vm_free(tl_vm *vm);
 
 /* lua_pcall(nargs, nresults) under the message handler and, when
- * `budget` is set, the CPU deadline. Returns the lua_pcall status; on
- * error the message (with traceback) is on the stack top. */
-int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, int budget);
+ * budget_ms > 0, a CPU deadline that far ahead. Returns the lua_pcall
+ * status; on error the message (with traceback) is on the stack top, and
+ * vm->budget_hit says whether the deadline was the cause. */
+int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, unsigned budget_ms);
 
-/* lua_resume(co, nargs) under the CPU deadline: *budget_ns is what is
- * left of the request's budget and is reduced by the time this slice
- * took (waiting for I/O between slices does not count). On an error the
- * message with co's traceback is on co's stack top. */
-int tl_vm_resume(tl_vm *vm, lua_State *co, int nargs, int *nres, long long *budget_ns);
+/* Arms the deadline `ns` from now on thread co (the hook raises in co
+ * once it passes); stop disarms it and returns the nanoseconds used. */
+void tl_vm_budget_start(tl_vm *vm, lua_State *co, long long ns, unsigned budget_ms);
+long long tl_vm_budget_stop(tl_vm *vm, lua_State *co, long long started_ns);
 
-long long tl_now_ns(void);
+/* Records, once per call, where the budget ran out (the running Lua
+ * function's file:line). Called by the hook and by the matcher. */
+void tl_vm_note_budget(tl_vm *vm, lua_State *L);
+
+/* After lua_resume(co) failed with status rc: pushes onto L (not co) the
+ * error as a string with co's traceback. For LUA_ERRMEM it builds nothing
+ * that needs memory first: it notes the file:line of the innermost Lua
+ * frame, resets co (freeing its stack), collects, and only then pushes
+ * "file:line: not enough memory"; if the state is still nearly full the vm
+ * is marked broken. Raises only out of memory: call it protected. co must
+ * not be resumed again. */
+void tl_vm_push_error(tl_vm *vm, lua_State *L, lua_State *co, int rc);
 
 #endif

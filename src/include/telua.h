@@ -36,7 +36,17 @@ typedef struct telua_config {
     int workers;                    /* worker threads, each with its own lua_State (default 2) */
     size_t max_body;                /* bytes; larger bodies get 413 (default 64 KiB) */
     unsigned timeout_s;             /* idle connection timeout, seconds (default 10) */
+    unsigned read_timeout_s;        /* a request's headers and body must arrive within this, seconds,
+                                       however steadily they trickle (default 10) */
+    unsigned per_ip_limit;          /* connections one client address may hold open per worker
+                                       (default 64; 0: no limit) */
+    unsigned max_connections;       /* connections open at once per worker (default: what the open-file
+                                       limit allows, at most 16384) */
     unsigned cpu_ms;                /* CPU budget of one request's Lua, ms (default 200) */
+    unsigned load_ms;               /* CPU budget of loading the rules into one state, ms (default 2000) */
+    unsigned request_timeout_s;     /* wall-clock limit of one request's rules, I/O waits included;
+                                       past it the caller gets the fallback (default 14: Twilio waits 15) */
+    int unsafe_rules;               /* 1: rules get the whole standard library (no sandbox) */
     size_t mem_limit;               /* bytes one lua_State may hold (default 64 MiB) */
     unsigned debounce_ms;           /* rules folder quiet time before a reload (default 150) */
     const char *fallback_voice;     /* TwiML answered when a voice rule fails */

@@ -504,6 +504,16 @@ void tl_http_job_abort(tl_http_job *j)
         }
 }
 
+void tl_http_job_expire(tl_http_job *j)
+{
+    int i;
+    for (i = 0; i < j->n; i++)
+        if (!j->reqs[i].done) {
+            j->reqs[i].result = CURLE_OPERATION_TIMEDOUT;
+            j->reqs[i].done = 1;
+        }
+}
+
 int tl_http_job_push(lua_State *L, tl_http_job *j, int batch)
 {
     if (!batch) return push_result(L, &j->reqs[0]);

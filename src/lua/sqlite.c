@@ -267,8 +267,45 @@ static int db_run(lua_State *L) { return run_statement(L, 0); }
 /* db:query(sql, ...) -> { {col = value, ...}, ... } | nil, message, "sqlite" */
 static int db_query(lua_State *L) { return run_statement(L, 1); }
 
+/* db:atomically(fn) -> what fn returns | nil, message, "sqlite".
+ * One write transaction (BEGIN IMMEDIATE: a read and the write that depends
+ * on it, atomic across connections): ROLLBACK when fn's first result is
+ * nil (fn returns nil, message, code), COMMIT otherwise. When fn raises, the rollback is done
+ * here in C before the error goes on: a CPU budget that raises on every Lua
+ * instruction could stop a rollback written in Lua, and a transaction left
+ * open locks every other connection out. Inside an open transaction fn just
+ * runs in it (the outer one decides). */
+static int db_atomically(lua_State *L)
+{
+    tl_db *d = check_db(L);
+    int n;
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    if (!sqlite3_get_autocommit(d->db)) {
+        lua_call(L, 0, LUA_MULTRET);
+        return lua_gettop(L) - 1;
+    }
+    if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return push_error(L, d->db);
+    if (lua_pcall(L, 0, LUA_MULTRET, 0) != LUA_OK) {
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        return lua_error(L);
+    }
+    n = lua_gettop(L) - 1;
+    if (n == 0 || lua_isnil(L, 2)) {
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        return n;
+    }
+    if (sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        n = push_error(L, d->db);
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        return n;
+    }
+    return n;
+}
+
 static const luaL_Reg db_methods[] = {
     { "exec", db_exec },
+    { "atomically", db_atomically },
     { "run", db_run },
     { "query", db_query },
     { "close", db_close },

@@ -39,6 +39,9 @@ int tl_http_job_count(const tl_http_job *j);
 CURL *tl_http_job_easy(tl_http_job *j, int i);
 int tl_http_job_done(tl_http_job *j, CURL *easy, CURLcode result);
 void tl_http_job_abort(tl_http_job *j);
+/* Marks the unfinished transfers as timed out (code "timeout"): the host's
+ * deadline for a request passed before they were done. */
+void tl_http_job_expire(tl_http_job *j);
 int tl_http_job_push(lua_State *L, tl_http_job *j, int batch);
 void tl_http_job_free(tl_http_job *j);
 

@@ -1,0 +1,495 @@
+/*
+ * driver.c - runs a verified request's rules (see host.h).
+ *
+ * The handler runs as a coroutine of the worker's lua_State in the
+ * request's generation. Each slice of it - building `req`, resuming,
+ * taking a yield for I/O, reading the answer, building an error message
+ * with its traceback - runs inside one lua_pcall of slice_cf, so no Lua
+ * error (a bad answer, memory running out anywhere) can escape into the
+ * host; what is left outside is plain C on the slice's results. A panic
+ * would mean a bug in this file: the state's panic handler jumps back to
+ * step(), the request gets a 500, and the generation is rebuilt.
+ */
+#include "host.h"
+#include "log.h"
+#include "vm.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { A_ANSWER = 1, A_SLEEP, A_HTTP, A_FAIL };
+
+/* What one slice was asked to do and what it found. Pointers to strings
+ * point into values slice_cf leaves on the state's stack. */
+typedef struct slice {
+    telua_host *h;
+    req_ctx *c;
+    /* in, for the first slice: the request */
+    int first;
+    const char *method, *path, *query, *url, *raw_body;
+    const tl_param *params;
+    size_t nparams, raw_len;
+    /* out */
+    int action;
+    int rc;                   /* the last lua_resume status */
+    int bad_result;           /* A_FAIL: the rules answered something that is no HTTP answer */
+    int drop_co;              /* the coroutine must not be reused */
+    int store_failed;         /* A_ANSWER: the router's 503 for a store write that failed */
+    unsigned status;
+    const char *ctype, *body, *err, *kind, *rule;
+    size_t blen;
+    double sleep_s;
+    tl_http_job *job;
+    int batch;
+} slice;
+
+static void io_done(void *arg)
+{
+    req_ctx *c = arg;
+    MHD_resume_connection(c->con);
+}
+
+/* lua_pcall'd by slice_cf: tl_http_prepare(options at 1, batch flag at 2),
+ * the job stored through the pointer at 3 */
+static int prepare_cf(lua_State *L)
+{
+    tl_http_job **out = lua_touserdata(L, 3);
+    *out = tl_http_prepare(L, 1, lua_toboolean(L, 2));
+    return 0;
+}
+
+static void push_header_value(lua_State *L, const char *key, const char *value)
+{
+    char lower[256];
+    size_t i;
+    for (i = 0; key[i] && i < sizeof lower - 1; i++)
+        lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
+    lower[i] = 0;
+    lua_pushstring(L, value ? value : "");
+    lua_setfield(L, -2, lower);
+}
+
+static enum MHD_Result push_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    push_header_value(cls, key, value);
+    return MHD_YES;
+}
+
+/* The first slice's set-up: the coroutine (the last finished one of this
+ * state, or a new one), `req` and `ctx`; leaves handler, req, ctx on co. */
+static void start_request(lua_State *L, slice *s, tl_vm *vm)
+{
+    req_ctx *c = s->c;
+    size_t i;
+    if (vm->idle_co_ref != LUA_NOREF) {
+        c->co_ref = vm->idle_co_ref;
+        vm->idle_co_ref = LUA_NOREF;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->co_ref);
+        c->co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+    } else {
+        c->co = lua_newthread(L);
+        c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handler_ref);
+    lua_createtable(L, 0, 8); /* req */
+    lua_pushstring(L, s->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, s->path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, s->query ? s->query : "");
+    lua_setfield(L, -2, "query");
+    lua_pushstring(L, s->url);
+    lua_setfield(L, -2, "url");
+    lua_createtable(L, (int)s->nparams, 0);
+    for (i = 0; i < s->nparams; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, s->params[i].key, s->params[i].key_len);
+        lua_rawseti(L, -2, 1);
+        lua_pushlstring(L, s->params[i].value, s->params[i].value_len);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "form");
+    lua_newtable(L);
+    MHD_get_connection_values(c->con, MHD_HEADER_KIND, push_header, L);
+    lua_setfield(L, -2, "headers");
+    if (s->raw_body) {
+        lua_pushlstring(L, s->raw_body, s->raw_len);
+        lua_setfield(L, -2, "body");
+    }
+    lua_newtable(L); /* ctx: the router records kind and rule here */
+    lua_pushvalue(L, -1);
+    c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_xmove(L, c->co, 3); /* handler, req, ctx */
+}
+
+/* A value of the answer, for the log: never through __tostring (rule code). */
+static const char *describe(lua_State *L, int idx)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: lua_pushvalue(L, idx); return lua_pushfstring(L, "%s", lua_tostring(L, -1));
+    case LUA_TSTRING: return lua_pushfstring(L, "\"%.40s\"", lua_tostring(L, idx));
+    default: return lua_pushstring(L, luaL_typename(L, idx));
+    }
+}
+
+/* The answer table at the top of L: rawget only (no metamethod of the
+ * rules runs here, outside their budget). */
+static void read_answer(lua_State *L, slice *s)
+{
+    int t = lua_gettop(L), isint = 0;
+    lua_Integer status = 200;
+    lua_pushliteral(L, "status");
+    lua_rawget(L, t);
+    lua_pushliteral(L, "content_type");
+    lua_rawget(L, t);
+    lua_pushliteral(L, "body");
+    lua_rawget(L, t);
+    if (!lua_isnil(L, t + 1)) {
+        if (lua_type(L, t + 1) == LUA_TNUMBER) status = lua_tointegerx(L, t + 1, &isint);
+        if (!isint || status < 100 || status > 599) {
+            s->err = lua_pushfstring(L, "the answer's status is %s (want an integer from 100 to 599)",
+                                     describe(L, t + 1));
+            s->action = A_FAIL;
+            s->bad_result = 1;
+            return;
+        }
+    }
+    if (!lua_isnil(L, t + 2)) {
+        size_t n, i;
+        const char *ct = lua_type(L, t + 2) == LUA_TSTRING ? lua_tolstring(L, t + 2, &n) : NULL;
+        for (i = 0; ct && i < n; i++)
+            if ((unsigned char)ct[i] < 0x20 || ct[i] == 0x7f) ct = NULL; /* no header injection */
+        if (!ct || n > 200) {
+            s->err = lua_pushfstring(L, "the answer's content_type is %s (want a header value)", describe(L, t + 2));
+            s->action = A_FAIL;
+            s->bad_result = 1;
+            return;
+        }
+        s->ctype = ct;
+    }
+    if (!lua_isnil(L, t + 3) && lua_type(L, t + 3) != LUA_TSTRING) {
+        s->err = lua_pushfstring(L, "the answer's body is a %s (want a string)", luaL_typename(L, t + 3));
+        s->action = A_FAIL;
+        s->bad_result = 1;
+        return;
+    }
+    s->status = (unsigned)status;
+    s->body = lua_isnil(L, t + 3) ? "" : lua_tolstring(L, t + 3, &s->blen);
+    s->action = A_ANSWER;
+    lua_pushliteral(L, "store_failed"); /* the router's 503 for a failed opt-out or other required write */
+    lua_rawget(L, t);
+    s->store_failed = lua_toboolean(L, -1);
+}
+
+/* lua_pcall'd with the slice at 1: runs the rules until they answer, fail
+ * or wait for I/O. Leaves the strings s points into on the stack. */
+static int slice_cf(lua_State *L)
+{
+    slice *s = lua_touserdata(L, 1);
+    req_ctx *c = s->c;
+    telua_host *h = s->h;
+    tl_vm *vm = c->gen->vm[c->index];
+    lua_State *co;
+    int nargs = 0, nres = 0, rc;
+    lua_settop(L, 0);
+    if (s->first) {
+        start_request(L, s, vm);
+        nargs = 2;
+    } else if (c->io_kind == IO_HTTP || c->io_kind == IO_BATCH) { /* back from I/O: its answer */
+        nargs = tl_http_job_push(c->co, c->job, c->io_kind == IO_BATCH);
+        tl_http_job_free(c->job);
+        c->job = NULL;
+    }
+    c->io_kind = 0;
+    co = c->co;
+    for (;;) {
+        long long t0 = tl_now_ns();
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->co_ref); /* telua.http yields only from this coroutine */
+        lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_co");
+        if (h->cfg.cpu_ms) tl_vm_budget_start(vm, co, c->budget_ns, h->cfg.cpu_ms);
+        rc = lua_resume(co, L, nargs, &nres);
+        if (h->cfg.cpu_ms) c->budget_ns -= tl_vm_budget_stop(vm, co, t0);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_co");
+        s->rc = rc;
+        if (rc != LUA_YIELD) break;
+        { /* a wait: "telua.io", kind, arg */
+            int base = lua_gettop(co) - nres + 1;
+            const char *tag = nres >= 2 && lua_type(co, base) == LUA_TSTRING ? lua_tostring(co, base) : NULL;
+            const char *kind = nres >= 2 && lua_type(co, base + 1) == LUA_TSTRING ? lua_tostring(co, base + 1) : NULL;
+            tl_http_job *job = NULL;
+            if (!tag || strcmp(tag, "telua.io") != 0 || !kind) {
+                lua_settop(co, 0);
+                s->err = lua_pushliteral(L, "a rule yielded something the host does not wait for (only telua.http "
+                                            "and telua.http.sleep may yield)");
+                s->action = A_FAIL;
+                s->drop_co = 1; /* suspended: it cannot run a new function */
+                goto ctx;
+            }
+            if (strcmp(kind, "sleep") == 0) {
+                s->sleep_s = lua_tonumber(co, base + 2);
+                lua_settop(co, 0);
+                s->action = A_SLEEP;
+                return 0;
+            }
+            s->batch = strcmp(kind, "batch") == 0;
+            lua_pushcfunction(L, prepare_cf);
+            lua_pushvalue(co, base + 2);
+            lua_xmove(co, L, 1);
+            lua_pushboolean(L, s->batch);
+            lua_pushlightuserdata(L, &job);
+            if (lua_pcall(L, 3, 0, 0) != LUA_OK) { /* bad options: an error value, as http.request gives */
+                lua_settop(co, 0);
+                lua_pushnil(co);
+                lua_xmove(L, co, 1);
+                lua_pushliteral(co, "bad_request");
+                nargs = 3;
+                continue;
+            }
+            lua_settop(co, 0);
+            s->job = job;
+            s->action = A_HTTP;
+            return 0;
+        }
+    }
+    if (rc == LUA_OK && nres >= 1 && lua_istable(co, lua_gettop(co) - nres + 1)) {
+        lua_settop(co, lua_gettop(co) - nres + 1);
+        lua_xmove(co, L, 1);
+        read_answer(L, s);
+    } else if (rc == LUA_OK) {
+        lua_settop(co, 0);
+        s->err = lua_pushliteral(L, "the handler returned no answer table");
+        s->action = A_FAIL;
+        s->bad_result = 1;
+    } else {
+        tl_vm_push_error(vm, L, co, rc);
+        s->err = lua_tostring(L, -1);
+        s->action = A_FAIL;
+        s->drop_co = 1;
+    }
+ctx: /* what the router recorded: the kind of webhook and the rule's file:line */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctx_ref);
+    lua_pushliteral(L, "kind");
+    lua_rawget(L, -2);
+    s->kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "voice";
+    lua_pushliteral(L, "rule");
+    lua_rawget(L, -3);
+    s->rule = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    return lua_gettop(L);
+}
+
+/* Ends a request's Lua side: the coroutine (kept for the next request
+ * when it finished normally: a dead coroutine in status LUA_OK can run a
+ * new function) and the generation. */
+static void end_rules(telua_host *h, req_ctx *c, int drop_co)
+{
+    tl_vm *vm = c->gen->vm[c->index];
+    lua_State *L = vm->L;
+    if (c->co && !drop_co && vm->idle_co_ref == LUA_NOREF && lua_status(c->co) == LUA_OK &&
+        lua_gettop(c->co) == 0)
+        vm->idle_co_ref = c->co_ref;
+    else
+        luaL_unref(L, LUA_REGISTRYINDEX, c->co_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
+    c->co = NULL;
+    c->co_ref = c->ctx_ref = LUA_NOREF;
+    if (c->job) {
+        tl_http_job_free(c->job);
+        c->job = NULL;
+    }
+    if (vm->broken) tl_gens_refresh(&h->gens);
+    tl_gen_release(c->gen);
+    c->gen = NULL;
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+/* A failed request: the log line, and the fallback TwiML for voice and
+ * messaging (Twilio plays or sends nothing worse), a 500 for a status
+ * callback or an answer that is no HTTP answer. */
+static enum MHD_Result fail(telua_host *h, req_ctx *c, const slice *s)
+{
+    tl_vm *vm = c->gen->vm[c->index];
+    const char *kind = s->kind ? s->kind : "voice", *fallback;
+    int gen = c->gen->id;
+    atomic_fetch_add(&h->errors, 1);
+    if (s->bad_result) {
+        atomic_fetch_add(&h->bad_results, 1);
+        tl_log("error", "rule %s answered %s %s (generation %d) with a bad result: %s; answering 500",
+               s->rule ? s->rule : "?", c->method, c->path, gen, s->err ? s->err : "?");
+        return tl_reply(c->con, 500, "text/plain; charset=utf-8", "rule answered a bad result\n", 27, gen);
+    }
+    if (vm->budget_hit && vm->budget_file[0]) {
+        atomic_fetch_add(&h->budget_hits, 1);
+        tl_log("error", "rule %s failed on %s %s (generation %d): CPU budget of %u ms ran out at %s:%d: %s",
+               s->rule ? s->rule : "?", c->method, c->path, gen, h->cfg.cpu_ms, vm->budget_file, vm->budget_line,
+               s->err ? s->err : "?");
+    } else {
+        if (s->rc == LUA_ERRMEM) atomic_fetch_add(&h->mem_hits, 1);
+        tl_log("error", "rule %s failed on %s %s (generation %d): %s", s->rule ? s->rule : "?", c->method, c->path,
+               gen, s->err ? s->err : "error");
+    }
+    if (strcmp(kind, "status") == 0) return tl_reply(c->con, 500, "text/plain", "status handler failed\n", 22, gen);
+    fallback = strcmp(kind, "voice") == 0 ? h->fallback_voice : h->fallback_messaging;
+    return tl_reply(c->con, 200, "text/xml", fallback, strlen(fallback), gen);
+}
+
+/* Runs slices until the request is answered or waits for I/O. Touches the
+ * state only through lua_pcall of slice_cf and the unrefs of end_rules. */
+static enum MHD_Result step_inner(telua_host *h, req_ctx *c, slice *s)
+{
+    tl_vm *vm = c->gen->vm[c->index];
+    lua_State *L = vm->L;
+    int top = lua_gettop(L), prc;
+    enum MHD_Result ret;
+    for (;;) {
+        s->action = 0;
+        s->err = s->kind = s->rule = s->ctype = NULL;
+        s->bad_result = 0;
+        lua_pushcfunction(L, slice_cf);
+        lua_pushlightuserdata(L, s);
+        prc = lua_pcall(L, 1, LUA_MULTRET, 0);
+        s->first = 0;
+        if (prc != LUA_OK) { /* the slice itself failed: out of memory building req or a message */
+            s->action = A_FAIL;
+            s->rc = prc;
+            s->drop_co = 1;
+            s->err = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error";
+        }
+        if (s->action == A_SLEEP) {
+            long long left = c->wall_due_ns - tl_now_ns();
+            double sec = s->sleep_s > 0 ? s->sleep_s : 0;
+            if ((double)left < sec * 1e9) sec = left > 0 ? (double)left / 1e9 : 0;
+            lua_settop(L, top);
+            c->io_kind = IO_SLEEP;
+            if (sec > 0 && tl_io_sleep(h->w[c->index].io, sec, io_done, c) == 0) {
+                MHD_suspend_connection(c->con);
+                return MHD_YES;
+            }
+            continue; /* past the request's deadline, or the host is stopping: go on at once */
+        }
+        if (s->action == A_HTTP) {
+            lua_settop(L, top);
+            c->job = s->job;
+            c->io_kind = s->batch ? IO_BATCH : IO_HTTP;
+            if (tl_io_http(h->w[c->index].io, s->job, c->wall_due_ns, io_done, c) == 0) {
+                MHD_suspend_connection(c->con);
+                return MHD_YES;
+            }
+            tl_http_job_abort(s->job); /* the host is stopping */
+            continue;
+        }
+        break;
+    }
+    if (s->action == A_ANSWER && s->store_failed) atomic_fetch_add(&h->store_failures, 1);
+    if (s->action == A_ANSWER)
+        ret = tl_reply(c->con, s->status, s->ctype ? s->ctype : "text/xml", s->body, s->blen, c->gen->id);
+    else
+        ret = fail(h, c, s);
+    lua_settop(L, top);
+    end_rules(h, c, s->drop_co);
+    return ret;
+}
+
+/* After a panic nothing of the state is touched again: the references it
+ * holds go with it when the rebuilt generation replaces it. */
+static enum MHD_Result panicked(telua_host *h, req_ctx *c)
+{
+    tl_gen *gen = c->gen;
+    enum MHD_Result ret;
+    tl_log("error", "%s %s (generation %d): failed after a Lua panic; rebuilding the rules states", c->method,
+           c->path, gen->id);
+    atomic_fetch_add(&h->errors, 1);
+    if (c->job) tl_http_job_free(c->job);
+    c->job = NULL;
+    c->co = NULL;
+    c->gen = NULL;
+    atomic_fetch_sub(&h->inflight, 1);
+    tl_gens_refresh(&h->gens);
+    ret = tl_reply(c->con, 500, "text/plain; charset=utf-8", "internal error\n", 15, gen->id);
+    tl_gen_release(gen);
+    return ret;
+}
+
+static enum MHD_Result step(telua_host *h, req_ctx *c, slice *s)
+{
+    tl_vm *vm = c->gen->vm[c->index];
+    jmp_buf jb, *prev = vm->panic_jmp;
+    enum MHD_Result ret;
+    vm->panic_jmp = &jb;
+    if (setjmp(jb) == 0) ret = step_inner(h, c, s);
+    else ret = panicked(h, c);
+    vm->panic_jmp = prev;
+    return ret;
+}
+
+enum MHD_Result tl_driver_resume(telua_host *h, req_ctx *c)
+{
+    slice s;
+    memset(&s, 0, sizeof s);
+    s.h = h;
+    s.c = c;
+    return step(h, c, &s);
+}
+
+enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
+                              const char *method, const char *path, const char *query, const char *url,
+                              const tl_param *params, size_t nparams, const char *raw_body, size_t raw_len)
+{
+    tl_gen *gen = tl_gen_acquire(&h->gens);
+    slice s;
+    if (!gen) return tl_send_text(con, 503, "no rules loaded\n");
+    if (gen->vm[index]->broken == 2) { /* panicked: the rebuild is on its way */
+        tl_gens_refresh(&h->gens);
+        tl_gen_release(gen);
+        return tl_send_text(con, 503, "rules are being reloaded\n");
+    }
+    atomic_fetch_add(&h->inflight, 1);
+    c->gen = gen;
+    c->index = index;
+    c->con = con;
+    c->co = NULL;
+    c->co_ref = c->ctx_ref = LUA_NOREF;
+    c->budget_ns = (long long)h->cfg.cpu_ms * 1000000LL;
+    c->wall_due_ns = tl_now_ns() + (long long)(h->cfg.request_timeout_s ? h->cfg.request_timeout_s : 14) * 1000000000LL;
+    snprintf(c->method, sizeof c->method, "%s", method);
+    free(c->path);
+    c->path = strdup(path);
+    if (!c->path) {
+        atomic_fetch_sub(&h->inflight, 1);
+        c->gen = NULL;
+        tl_gen_release(gen);
+        return MHD_NO;
+    }
+    memset(&s, 0, sizeof s);
+    s.h = h;
+    s.c = c;
+    s.first = 1;
+    s.method = method;
+    s.path = path;
+    s.query = query;
+    s.url = url;
+    s.params = params;
+    s.nparams = nparams;
+    s.raw_body = raw_body;
+    s.raw_len = raw_len;
+    return step(h, c, &s);
+}
+
+void tl_driver_abandon(telua_host *h, req_ctx *c)
+{
+    tl_vm *vm = c->gen->vm[c->index];
+    if (vm->broken == 2) { /* never touch a panicked state */
+        if (c->job) tl_http_job_free(c->job);
+        c->job = NULL;
+        tl_gen_release(c->gen);
+        c->gen = NULL;
+        atomic_fetch_sub(&h->inflight, 1);
+        return;
+    }
+    end_rules(h, c, 1);
+}

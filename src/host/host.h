@@ -1,0 +1,134 @@
+/*
+ * host.h - the parts of the webhook host, and what they share.
+ *
+ *   server.c   start, stop, `telua check`: puts the parts together
+ *   front.c    the libmicrohttpd front end: one daemon per worker, body
+ *              buffering, the checks before any rule runs (method, size,
+ *              form, X-Twilio-Signature), answers and turned-away logging
+ *   conns.c    read deadlines: a request's headers and body must arrive
+ *              within read_timeout_s, however slowly they trickle
+ *   driver.c   runs a request's rules as a coroutine: builds `req`,
+ *              resumes, hands I/O to the worker's I/O thread, reads and
+ *              checks the answer; every step inside a protected call
+ *   status.c   GET /-/status
+ *   sender.c   the sender thread (lua/telua/sender.lua)
+ *
+ * Threads: one MHD daemon thread per worker (worker i only ever runs
+ * lua_State i of a generation), one I/O thread per worker (io.h), the
+ * reload watcher (gen.h), the read-deadline reaper (conns.c) and the
+ * sender.
+ */
+#ifndef TELUA_HOST_H
+#define TELUA_HOST_H
+
+#include "telua.h"
+#include "body.h"
+#include "gen.h"
+#include "io.h"
+
+#include "../core/signature.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+
+typedef struct worker {
+    struct telua_host *h;
+    int index;
+    struct MHD_Daemon *daemon;
+    tl_io *io;                /* the rules' HTTP requests and timers */
+} worker;
+
+/* A socket's read deadline (conns.c). */
+typedef struct tl_conn {
+    int fd;
+    long long due_ns;         /* shut down past this; 0: a request is being answered */
+    struct tl_conn *prev, *next;
+} tl_conn;
+
+typedef struct tl_conns {
+    pthread_mutex_t mu;       /* guards the list and every entry's due_ns */
+    tl_conn *head;
+    long long timeout_ns;
+    pthread_t reaper;
+    int stop_pipe[2];
+    int running;
+    atomic_ulong reaped;
+} tl_conns;
+
+struct telua_host {
+    telua_config cfg;
+    tl_vm *sender;            /* the sender thread's state (NULL: no sender) */
+    pthread_t sender_thread;
+    atomic_int stopping;
+    worker *w;
+    char *public_url, *fallback_voice, *fallback_messaging;
+    tl_sig_key *key;          /* the auth token, prepared for signatures */
+    char *token;              /* the auth token, for the states' telua.client and the sender; never logged */
+    size_t public_len;
+    tl_gens gens;
+    tl_conns conns;
+    atomic_ulong requests, rejected, errors, bad_results, budget_hits, mem_hits, store_failures;
+    atomic_int inflight;      /* requests whose rules have not finished (some wait on I/O) */
+    unsigned port;
+    /* rejection log lines (400/403/413), at most REJECT_LOG_PER_S a second */
+    pthread_mutex_t reject_mu;
+    time_t reject_sec;
+    unsigned reject_logged;
+    unsigned long reject_unlogged;
+};
+
+/* One request, from its request line to its answer (MHD's con_cls). */
+typedef struct req_ctx {
+    char *uri;                /* raw request target as received: path + "?" + query */
+    tl_body body;
+    int started;
+    tl_conn *conn;            /* the socket's read deadline */
+    /* the rules' coroutine, while the request runs (it may wait on I/O) */
+    struct MHD_Connection *con;
+    tl_gen *gen;              /* acquired for the whole request */
+    int index;                /* the worker */
+    lua_State *co;
+    int co_ref, ctx_ref;
+    tl_http_job *job;         /* the I/O it waits for */
+    int io_kind;              /* IO_HTTP, IO_BATCH, IO_SLEEP; 0: none */
+    long long budget_ns;      /* CPU time left */
+    long long wall_due_ns;    /* request_timeout_s after the rules started */
+    char method[16];
+    char *path;
+} req_ctx;
+
+enum { IO_HTTP = 1, IO_BATCH, IO_SLEEP };
+
+/* front.c */
+int tl_front_start(telua_host *h, int index, const struct sockaddr *sa, int v6, char *err, size_t errlen);
+enum MHD_Result tl_reply(struct MHD_Connection *con, unsigned status, const char *ctype, const char *body,
+                         size_t len, int generation);
+enum MHD_Result tl_send_text(struct MHD_Connection *con, unsigned status, const char *text);
+
+/* driver.c: runs the rules of a verified request; resumes one back from I/O;
+ * lets go of one whose connection ended while its rules were running */
+enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
+                              const char *method, const char *path, const char *query, const char *url,
+                              const tl_param *params, size_t nparams, const char *raw_body, size_t raw_len);
+enum MHD_Result tl_driver_resume(telua_host *h, req_ctx *c);
+void tl_driver_abandon(telua_host *h, req_ctx *c);
+
+/* status.c */
+enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h);
+
+/* sender.c */
+int tl_sender_start(telua_host *h, char *err, size_t errlen);
+void tl_sender_stop(telua_host *h);
+
+/* conns.c */
+int tl_conns_init(tl_conns *cs, unsigned timeout_s);
+void tl_conns_close(tl_conns *cs);
+tl_conn *tl_conns_add(tl_conns *cs, int fd);
+void tl_conns_remove(tl_conns *cs, tl_conn *c);
+void tl_conns_answering(tl_conns *cs, tl_conn *c);   /* the request is in: no read deadline */
+void tl_conns_next(tl_conns *cs, tl_conn *c);        /* answered: the next request's clock starts */
+
+#endif
