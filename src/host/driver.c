@@ -132,7 +132,12 @@ static const char *describe(lua_State *L, int idx)
 {
     switch (lua_type(L, idx)) {
     case LUA_TNUMBER: lua_pushvalue(L, idx); return lua_pushfstring(L, "%s", lua_tostring(L, -1));
-    case LUA_TSTRING: return lua_pushfstring(L, "\"%.40s\"", lua_tostring(L, idx));
+    case LUA_TSTRING: {
+        size_t n;
+        const char *v = lua_tolstring(L, idx, &n);
+        lua_pushlstring(L, v, n > 40 ? 40 : n);
+        return lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
+    }
     default: return lua_pushstring(L, luaL_typename(L, idx));
     }
 }
@@ -217,6 +222,17 @@ static int slice_cf(lua_State *L)
         lua_pushboolean(L, 0);
         lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_co");
         s->rc = rc;
+        if (vm->budget_hit && (rc == LUA_OK || rc == LUA_YIELD)) {
+            /* the rule caught the budget error (a coroutine it resumed ran
+             * out, a pcall): past its budget the request fails all the same */
+            lua_settop(co, 0);
+            s->err = lua_pushfstring(L, "%s:%d: rule exceeded its CPU budget of %d ms (the error was caught, "
+                                        "the request fails all the same)", vm->budget_file, vm->budget_line,
+                                     (int)h->cfg.cpu_ms);
+            s->action = A_FAIL;
+            s->drop_co = 1;
+            goto ctx;
+        }
         if (rc != LUA_YIELD) break;
         { /* a wait: "telua.io", kind, arg */
             int base = lua_gettop(co) - nres + 1;

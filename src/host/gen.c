@@ -388,6 +388,10 @@ static void *watch_main(void *arg)
         }
     }
     if (fd < 0) tl_log("warn", "inotify unavailable (%s); checking the rules folder every second", strerror(errno));
+    /* a change made between the first build and the watch above has no
+     * event: look once, now that the watch is in place */
+    pending = 1;
+    due = tl_now_ns() + (long long)g->debounce_ms * 1000000LL;
     for (;;) {
         struct pollfd p[3] = { { g->stop_pipe[0], POLLIN, 0 }, { g->wake_pipe[0], POLLIN, 0 }, { fd, POLLIN, 0 } };
         int timeout = 1000, rc;
