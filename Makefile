@@ -60,7 +60,7 @@ deps:
 	  (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
-test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch
+test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch $(BUILD)/test_vm
 	@sh spec/run.sh $(BUILD)
 
 # The E.164 parser under ASan and UBSan: a mutation fuzzer run by `make test`
@@ -84,6 +84,12 @@ $(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c
                         $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_strmatch.c src/host/strmatch.c \
+	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 -lcrypto -lsqlite3 -lcurl -lpthread -lm
+
+$(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/strmatch.c src/host/clock.c src/host/log.c \
+                  $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_vm.c src/host/strmatch.c \
 	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 -lcrypto -lsqlite3 -lcurl -lpthread -lm
 
 # Longer runs with libFuzzer when clang is installed: make fuzz [FUZZ_SECONDS=60]

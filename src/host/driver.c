@@ -319,6 +319,7 @@ static void end_rules(telua_host *h, req_ctx *c, int drop_co)
         c->job = NULL;
     }
     if (vm->broken) tl_gens_refresh(&h->gens);
+    vm->panic_jmp = NULL;
     tl_gen_release(c->gen);
     c->gen = NULL;
     atomic_fetch_sub(&h->inflight, 1);
@@ -417,6 +418,7 @@ static enum MHD_Result panicked(telua_host *h, req_ctx *c)
 {
     tl_gen *gen = c->gen;
     enum MHD_Result ret;
+    gen->vm[c->index]->panic_jmp = NULL;
     tl_log("error", "%s %s (generation %d): failed after a Lua panic; rebuilding the rules states", c->method,
            c->path, gen->id);
     atomic_fetch_add(&h->errors, 1);
@@ -431,15 +433,17 @@ static enum MHD_Result panicked(telua_host *h, req_ctx *c)
     return ret;
 }
 
+/* The recovery point is armed for the whole step; it is disarmed by
+ * end_rules (the state may be freed with its generation right after) or,
+ * when the request waits for I/O, here. */
 static enum MHD_Result step(telua_host *h, req_ctx *c, slice *s)
 {
-    tl_vm *vm = c->gen->vm[c->index];
-    jmp_buf jb, *prev = vm->panic_jmp;
+    jmp_buf jb;
     enum MHD_Result ret;
-    vm->panic_jmp = &jb;
+    c->gen->vm[c->index]->panic_jmp = &jb;
     if (setjmp(jb) == 0) ret = step_inner(h, c, s);
     else ret = panicked(h, c);
-    vm->panic_jmp = prev;
+    if (c->gen) c->gen->vm[c->index]->panic_jmp = NULL;
     return ret;
 }
 

@@ -79,7 +79,7 @@ static int panic_handler(lua_State *L)
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object is not a string)";
     tl_log("error", "Lua panic (unprotected error in the host): %s", msg);
     if (vm) {
-        vm->broken = 1;
+        vm->broken = 2;
         if (vm->panic_jmp) longjmp(*vm->panic_jmp, 1);
     }
     return 0; /* Lua aborts */
@@ -204,7 +204,7 @@ void tl_vm_push_error(tl_vm *vm, lua_State *L, lua_State *co, int rc)
         lua_resetthread(co);
 #endif
         lua_gc(L, LUA_GCCOLLECT, 0);
-        if (vm->limit && vm->used > vm->limit / 8 * 7) vm->broken = 1; /* the rules keep it: a fresh state */
+        if (vm->limit && vm->used > vm->limit / 8 * 7 && !vm->broken) vm->broken = 1; /* the rules keep it */
         lua_pushfstring(L, "%snot enough memory (the state's cap is %d MiB)", where, (int)(vm->limit >> 20));
         return;
     }

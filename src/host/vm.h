@@ -31,7 +31,7 @@ typedef struct tl_vm {
     int budget_hit;          /* the deadline passed during the current call */
     char budget_file[256];   /* where it passed: the Lua function running then */
     int budget_line;
-    volatile int broken;     /* panicked or out of memory for good: rebuild the generation */
+    volatile int broken;     /* 1: full for good, 2: panicked; either way the generation is rebuilt */
     jmp_buf *panic_jmp;      /* where a panic jumps to (NULL: log and abort) */
 } tl_vm;
 
