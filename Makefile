@@ -43,7 +43,7 @@ $(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
             libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev lua-busted lua-cjson \
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
-            libnginx-mod-http-lua
+            libnginx-mod-http-lua clang libclang-rt-14-dev iproute2
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -60,7 +60,8 @@ deps:
 	  (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
 BUSTED := /usr/bin/busted
-test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch $(BUILD)/test_vm
+test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch $(BUILD)/test_vm \
+      $(LIBFUZZERS)
 	@sh spec/run.sh $(BUILD)
 
 # The E.164 parser under ASan and UBSan: a mutation fuzzer run by `make test`
@@ -92,18 +93,30 @@ $(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/strmatch.c src/host/cl
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_vm.c src/host/strmatch.c \
 	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 -lcrypto -lsqlite3 -lcurl -lpthread -lm
 
-# Longer runs with libFuzzer when clang is installed: make fuzz [FUZZ_SECONDS=60]
+# Coverage-guided fuzz targets (libFuzzer, Debian's clang, ASan + UBSan):
+# the parsers a webhook meets before any rule. `make test` runs each for
+# FUZZ_RUNS inputs from a fixed seed (spec/run.sh); `make fuzz` runs every
+# target, these and the E.164 and segment ones, for FUZZ_SECONDS each.
+LIBFUZZ := clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
+           -fno-sanitize-recover=all
+FUZZ_CORE := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c
+LIBFUZZERS := $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_signature $(BUILD)/fuzz/fuzz_url $(BUILD)/fuzz/fuzz_xml
+$(BUILD)/fuzz/fuzz_%: spec/c/fuzz_%.c $(FUZZ_CORE) $(HDRS)
+	@mkdir -p $(@D)
+	$(LIBFUZZ) -o $@ $< $(FUZZ_CORE) -lcrypto
+$(BUILD)/fuzz/libfuzzer_e164: spec/c/fuzz_e164.c $(E164_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(LIBFUZZ) -o $@ spec/c/fuzz_e164.c $(E164_SRC) -lpthread
+$(BUILD)/fuzz/libfuzzer_segments: spec/c/fuzz_segments.c $(SEG_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(LIBFUZZ) -o $@ spec/c/fuzz_segments.c $(SEG_SRC)
+
 FUZZ_SECONDS ?= 60
-fuzz:
-	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
-	@mkdir -p $(BUILD)/fuzz-corpus
-	clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -o $(BUILD)/fuzz_e164_libfuzzer spec/c/fuzz_e164.c $(E164_SRC) -lpthread
-	$(BUILD)/fuzz_e164_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=300 $(BUILD)/fuzz-corpus
-	@mkdir -p $(BUILD)/fuzz-corpus-segments
-	clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -o $(BUILD)/fuzz_segments_libfuzzer spec/c/fuzz_segments.c $(SEG_SRC)
-	$(BUILD)/fuzz_segments_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4000 $(BUILD)/fuzz-corpus-segments
+fuzz: $(LIBFUZZERS) $(BUILD)/fuzz/libfuzzer_e164 $(BUILD)/fuzz/libfuzzer_segments
+	@for t in $^; do \
+	  mkdir -p $$t.corpus; echo "== $$t"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $$t.corpus || exit 1; \
+	done
 
 run: deps all
 	@sh tools/run.sh $(BUILD)

@@ -42,6 +42,21 @@ for fz in fuzz_e164 fuzz_segments test_gcra test_strmatch test_vm; do # C target
   [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out" && failed=$((failed + 1))
 done
 
+FUZZ_RUNS=${FUZZ_RUNS:-100000}
+for fz in "$BUILD"/fuzz/fuzz_*; do # libFuzzer targets: a fixed-seed run of each, no finding allowed
+  [ -x "$fz" ] || continue
+  case "$fz" in *.corpus) continue;; esac
+  name=$(basename "$fz")
+  echo "== $name (libFuzzer, $FUZZ_RUNS runs)"
+  tmp=$(mktemp -d)
+  if "$fz" -runs="$FUZZ_RUNS" -seed=1 -max_len=4096 -artifact_prefix="$tmp/" "$tmp" > "$out" 2>&1; then
+    passed=$((passed + 1)); echo "ok - $name: $FUZZ_RUNS inputs, no finding"
+  else
+    failed=$((failed + 1)); echo "not ok - $name"; grep -E "ERROR|SUMMARY|runtime error" "$out" | head -5
+  fi
+  rm -rf "$tmp"
+done
+
 UNIT=$(ls spec/*_spec.lua)
 run_busted lua5.4 lua5.4 $UNIT
 run_busted luajit luajit $UNIT

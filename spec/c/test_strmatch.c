@@ -24,6 +24,26 @@ static void tap(int ok, const char *name, const char *detail)
     else fail_count++;
 }
 
+/* t_to[name] = t_from[name] for the four pattern functions (t_to made if
+ * it is not there yet). */
+static void copy_fns(lua_State *L, const char *from, const char *to)
+{
+    static const char *const names[] = { "find", "match", "gmatch", "gsub" };
+    size_t i;
+    if (lua_getglobal(L, to) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setglobal(L, to);
+    }
+    lua_getglobal(L, from);
+    for (i = 0; i < 4; i++) {
+        lua_getfield(L, -1, names[i]);
+        lua_setfield(L, -3, names[i]);
+    }
+    lua_pop(L, 2);
+}
+
 int main(int argc, char **argv)
 {
     const char *cases = argc > 1 ? argv[1] : "spec/c/strmatch_cases.lua";
@@ -37,28 +57,10 @@ int main(int argc, char **argv)
     *(tl_vm **)lua_getextraspace(L) = &vm;
     luaL_openlibs(L);
     /* real = the liblua functions; ours = strmatch's; string.* stays real */
-    lua_newtable(L);
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "find"); lua_setfield(L, -3, "find");
-    lua_getfield(L, -1, "match"); lua_setfield(L, -3, "match");
-    lua_getfield(L, -1, "gmatch"); lua_setfield(L, -3, "gmatch");
-    lua_getfield(L, -1, "gsub"); lua_setfield(L, -3, "gsub");
-    lua_pop(L, 1);
-    lua_setglobal(L, "real");
+    copy_fns(L, "string", "real");
     tl_strmatch_install(L);
-    lua_newtable(L);
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "find"); lua_setfield(L, -3, "find");
-    lua_getfield(L, -1, "match"); lua_setfield(L, -3, "match");
-    lua_getfield(L, -1, "gmatch"); lua_setfield(L, -3, "gmatch");
-    lua_getfield(L, -1, "gsub"); lua_setfield(L, -3, "gsub");
-    lua_getglobal(L, "real");
-    lua_getfield(L, -1, "find"); lua_setfield(L, -3, "find");
-    lua_getfield(L, -1, "match"); lua_setfield(L, -3, "match");
-    lua_getfield(L, -1, "gmatch"); lua_setfield(L, -3, "gmatch");
-    lua_getfield(L, -1, "gsub"); lua_setfield(L, -3, "gsub");
-    lua_pop(L, 2);
-    lua_setglobal(L, "ours");
+    copy_fns(L, "string", "ours");
+    copy_fns(L, "real", "string");
 
     /* the cases script returns (mismatch count, cases run, first mismatch) */
     if (luaL_loadfile(L, cases) != LUA_OK || lua_pcall(L, 0, 3, 0) != LUA_OK) {

@@ -72,6 +72,23 @@ function _M.start(opts)
   return setmetatable({ pipe = p, pid = pid, port = tonumber(port), log = log }, Host)
 end
 
+-- What a test started, undone after it however it ended (last first):
+-- `after_each(H.clean_up)` in the describe, then `H.started(opts)`.
+local cleanups = {}
+function _M.on_exit(fn) cleanups[#cleanups + 1] = fn end
+function _M.clean_up()
+  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
+  cleanups = {}
+end
+
+--- H.start that must succeed, stopped by clean_up.
+function _M.started(opts)
+  local host, log = _M.start(opts)
+  assert(host, "host did not start: " .. tostring(log))
+  _M.on_exit(function() host:stop() end)
+  return host
+end
+
 function Host:stop()
   if self.stopped then return end
   self.stopped = true
@@ -117,8 +134,8 @@ _M.CALL = { { "CallSid", "CA0123456789abcdef0123456789abcdef" }, { "AccountSid",
             { "Direction", "inbound" }, { "ApiVersion", "2010-04-01" } }
 
 function _M.sms(body, from)
-  return { { "MessageSid", "SM0123456789abcdef0123456789abcdef" }, { "AccountSid", "AC0123456789abcdef0123456789abcdef" },
-           { "From", from or "+14155550199" }, { "To", "+14155550100" }, { "Body", body },
+  return { { "MessageSid", "SM0123456789abcdef0123456789abcdef" },
+           { "AccountSid", "AC0123456789abcdef0123456789abcdef" }, { "From", from or "+14155550199" }, { "To", "+14155550100" }, { "Body", body },
            { "NumMedia", "0" }, { "NumSegments", "1" }, { "SmsStatus", "received" } }
 end
 

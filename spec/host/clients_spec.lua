@@ -2,7 +2,6 @@
 -- binary on loopback; attackers come from 127.0.0.2 and up (all of
 -- 127.0.0.0/8 is loopback), Twilio from 127.0.0.1.
 local socket = require "socket"
-local cjson = require "cjson"
 local h = require "spec.helpers"
 local H = require "spec.helpers.host"
 
@@ -14,19 +13,7 @@ local twiml = require "telua.twiml"
 return { voice = { ["/voice/ok"] = function() local r = twiml.voice() r:say("ok v=%d") return r end } }
 ]]
 
--- what each test started, undone after it however it ended (last first)
-local cleanups = {}
-local function on_exit(fn) cleanups[#cleanups + 1] = fn end
-local function clean_up()
-  for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
-  cleanups = {}
-end
-
-local function started(opts)
-  local host = assert(H.start(opts))
-  on_exit(function() host:stop() end)
-  return host
-end
+local on_exit, clean_up, started = H.on_exit, H.clean_up, H.started
 
 local function rules_dir()
   local dir = h.tmpdir()

@@ -75,12 +75,7 @@ local function fresh_rules(files)
   return dir
 end
 
--- A host stopped however the test ends (busted's finally).
-local function started(opts)
-  local host = assert(H.start(opts))
-  finally(function() host:stop() end)
-  return host
-end
+local started = H.started
 
 local function elapsed(fn)
   local t0 = socket.gettime()
@@ -89,6 +84,7 @@ local function elapsed(fn)
 end
 
 describe("a bad rule", function()
+  after_each(H.clean_up)
   local dir, host
 
   setup(function()
@@ -187,6 +183,7 @@ describe("a bad rule", function()
 end)
 
 describe("the request deadline", function()
+  after_each(H.clean_up)
   it("wakes a rule that sleeps past --request-timeout", function()
     local dir = fresh_rules{ ["faults.lua"] = FAULTS }
     local host = started{ rules = dir, args = "--request-timeout 1" }
@@ -200,6 +197,7 @@ describe("the request deadline", function()
 end)
 
 describe("the rules sandbox", function()
+  after_each(H.clean_up)
   local function escapes(extra)
     local dir = fresh_rules{ ["escapes.lua"] = ESCAPES, ["data.txt"] = "inside" }
     local host = started{ rules = dir, args = extra, env = "TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef" }
@@ -259,6 +257,7 @@ describe("the rules sandbox", function()
 end)
 
 describe("rules code at load time", function()
+  after_each(H.clean_up)
   local LOOP = "local x = 0\nwhile true do x = x + 1 end\nreturn {}\n"
 
   it("is bounded in `telua check`, with file and line", function()
@@ -309,6 +308,7 @@ describe("rules code at load time", function()
 end)
 
 describe("the rules folder emptied by a deploy", function()
+  after_each(H.clean_up)
   it("is refused as a generation: the old one keeps serving", function()
     local dir = fresh_rules{ ["faults.lua"] = FAULTS }
     local host = started{ rules = dir, args = "--debounce-ms 20" }
@@ -329,6 +329,7 @@ describe("the rules folder emptied by a deploy", function()
 end)
 
 describe("a store on a full disk", function()
+  after_each(H.clean_up)
   -- a real full file system: a 2 MiB tmpfs, filled up once the host runs
   -- (mounting needs root, which `make test` runs as in CI)
   local root = sh("id -u"):match("%d+") == "0"
@@ -355,6 +356,7 @@ describe("a store on a full disk", function()
       assert.are.equal(200, code)
       assert.matches("unsubscribed", body, 1, true)
       code, body = host:twilio("/sms/incoming", H.sms("hello"))
+      assert.are.equal(200, code)
       assert.are.equal(h.canonical_xml(H.DECL .. "<Response/>"), h.canonical_xml(body))
     end)
     if host then host:stop() end

@@ -1,81 +1,17 @@
 -- End to end: the real `telua serve` on a free loopback port, requests
 -- signed by the official twilio npm package (spec/oracle/sign.js).
-local http = require "socket.http"
-local ltn12 = require "ltn12"
 local socket = require "socket"
 local cjson = require "cjson"
 local h = require "spec.helpers"
+local H = require "spec.helpers.host"
 
-local ROOT = h.root
-local BUILD = os.getenv("TELUA_BUILD") or (ROOT .. "/build")
-local TOKEN = "e2e-test-token-0123456789abcdef"
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function sign(url, pairs_)
-  return sh("node " .. ROOT .. "/spec/oracle/sign.js " .. shell_quote(TOKEN) .. " " ..
-            shell_quote(url) .. " " .. shell_quote(cjson.encode(pairs_)))
-end
-
-local function form(pairs_)
-  local parts = {}
-  for _, p in ipairs(pairs_) do
-    parts[#parts + 1] = (p[1]:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-      .. "=" .. (p[2]:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-  end
-  return table.concat(parts, "&")
-end
-
--- A running host. opts: rules (dir), store (file)
-local Host = {}
-Host.__index = Host
+local ROOT, BUILD, TOKEN = H.ROOT, H.BUILD, H.TOKEN
+local sh, shell_quote, sign = h.sh, h.quote, H.sign
 
 local function start(rules, store, extra)
-  local log = os.tmpname()
-  local cmd = "sh -c " .. shell_quote("echo $$; exec env TWILIO_AUTH_TOKEN=" .. TOKEN .. " " ..
-    BUILD .. "/telua serve --rules " .. rules .. " --listen 127.0.0.1:0" ..
-    " --public-url https://telua.example.com --store sqlite:" .. store .. " --workers 2 --cpu-ms 100" ..
-    " --max-body 4096 " .. (extra or "") .. " 2>>" .. log)
-  local p = assert(io.popen(cmd))
-  local pid = p:read("*l")
-  local line = p:read("*l") or ""
-  local port = line:match("listening on port (%d+)")
-  assert(port, "host did not start: " .. h.read_file(log))
-  return setmetatable({ pipe = p, pid = pid, port = tonumber(port), log = log }, Host)
-end
-
-function Host:stop()
-  os.execute("kill " .. self.pid .. " 2>/dev/null")
-  self.pipe:close()
-end
-
-function Host:logs() return h.read_file(self.log) end
-
-function Host:request(method, target, body, headers)
-  local chunks = {}
-  headers = headers or {}
-  if body then headers["content-length"] = tostring(#body) end
-  local _, code, resp_headers = http.request{
-    url = "http://127.0.0.1:" .. self.port .. target, method = method, headers = headers,
-    source = body and ltn12.source.string(body) or nil, sink = ltn12.sink.table(chunks),
-  }
-  return code, table.concat(chunks), resp_headers
-end
-
--- POST a form signed for the public URL Twilio would call
-function Host:twilio(target, pairs_, opts)
-  opts = opts or {}
-  local url = "https://telua.example.com" .. target
-  local headers = { ["content-type"] = "application/x-www-form-urlencoded" }
-  if not opts.unsigned then headers["x-twilio-signature"] = opts.signature or sign(opts.sign_url or url, pairs_) end
-  return self:request("POST", target, form(pairs_), headers)
+  local host, log = H.start{ rules = rules, store = "sqlite:" .. store, workers = 2, cpu_ms = 100,
+                             args = "--max-body 4096 " .. (extra or "") }
+  return assert(host, "host did not start: " .. tostring(log))
 end
 
 local function same_xml(expected, got)
