@@ -90,7 +90,7 @@ describe("slow clients", function()
     assert.matches("open 5000", p:read("*l"), 1, true)
     assert.is_true(H.wait_for(function() return attacker_conns(host.port) >= 4900 end, 10),
                    "only " .. attacker_conns(host.port) .. " attacking connections open")
-    local worst, n = 0, 0
+    local worst, n, open = 0, 0, {}
     local t_end = socket.gettime() + 12 -- across at least one read-timeout cut of the attackers
     while socket.gettime() < t_end do
       local t0 = socket.gettime()
@@ -99,13 +99,17 @@ describe("slow clients", function()
       assert.are.equal(200, code)
       assert.matches("<Say>ok v=0</Say>", body, 1, true)
       worst, n = math.max(worst, dt), n + 1
+      if n % 10 == 0 then open[#open + 1] = attacker_conns(host.port) end
       socket.sleep(0.05)
     end
-    local still = attacker_conns(host.port)
-    print(("# %d signed webhooks beside %d trickling connections: slowest %.1f ms, %d cut off by the read deadline")
-          :format(n, still, worst * 1000, host:status().read_timeouts))
+    table.sort(open)
+    local median = open[(#open + 1) // 2]
+    print(("# %d signed webhooks beside trickling connections (median %d open, from %d to %d): slowest %.1f ms, " ..
+           "%d cut off by the read deadline"):format(n, median, open[1], open[#open], worst * 1000,
+                                                    host:status().read_timeouts))
     assert.is_true(worst < 0.1, ("the slowest of %d webhooks took %.0f ms"):format(n, worst * 1000))
-    assert.is_true(still >= 4000, "only " .. still .. " attacking connections were open at the end")
+    -- the attackers reconnect what the read deadline cuts, so the count dips for a moment each cut
+    assert.is_true(median >= 4500, "a median of only " .. median .. " attacking connections open")
     assert.is_true(host:status().read_timeouts >= 4000) -- every attacker was cut off at least once
     assert.is_true(host:alive())
   end)
