@@ -7,6 +7,7 @@ BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 passed=0; failed=0
+RUNENV=
 out=$(mktemp)
 
 count() { # TAP from busted -o TAP, or our C runner's TAP
@@ -20,7 +21,7 @@ run_busted() { # $1 interpreter, $2 build subdir, rest: spec paths
   LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;$ROOT/?.lua;$ROOT/?/init.lua;;" \
   LUA_CPATH="$ROOT/$BUILD/$sub/?.so;;" \
   TELUA_BUILD="$ROOT/$BUILD" \
-    $lua /usr/bin/busted -o TAP "$@" > "$out" 2>&1
+    env $RUNENV $lua /usr/bin/busted -o TAP "$@" > "$out" 2>&1
   rc=$?
   grep -v '^ok ' "$out" | sed -n '1,200p'
   count
@@ -58,8 +59,16 @@ for fz in "$BUILD"/fuzz/fuzz_*; do # libFuzzer targets: a fixed-seed run of each
 done
 
 UNIT=$(ls spec/*_spec.lua)
+# a sanitizer build (make SAN=1): the interpreters are not instrumented, so
+# the ASan and UBSan runtimes must be loaded before telua.core is
+SANENV=
+if ldd "$BUILD/lua5.4/telua/core.so" 2>/dev/null | grep -q libasan; then
+  SANENV="LD_PRELOAD=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so) ASAN_OPTIONS=detect_leaks=0"
+fi
+RUNENV=$SANENV
 run_busted lua5.4 lua5.4 $UNIT
 run_busted luajit luajit $UNIT
+RUNENV= # the host specs run the instrumented binary itself (and node, which must not get the preload)
 if [ -d spec/host ]; then
   run_busted lua5.4 lua5.4 spec/host
 fi
