@@ -78,3 +78,49 @@ describe("telua.SQLite statement cache", function()
     db = assert(core.sqlite_open(":memory:")) -- for after_each
   end)
 end)
+
+describe("telua.SQLite db:atomically", function()
+  local path, a, b
+  before_each(function()
+    path = os.tmpname()
+    a = assert(core.sqlite_open(path))
+    b = assert(core.sqlite_open(path))
+    assert(a:exec("CREATE TABLE t (v INTEGER)"))
+  end)
+  after_each(function()
+    a:close()
+    b:close()
+    os.remove(path)
+    os.remove(path .. "-wal")
+    os.remove(path .. "-shm")
+  end)
+
+  it("rolls back when fn raises, and the lock is free for another connection at once", function()
+    local ok, err = pcall(a.atomically, a, function()
+      assert(a:run("INSERT INTO t VALUES (1)"))
+      error("raised inside", 0)
+    end)
+    assert.is_false(ok)
+    assert.are.equal("raised inside", err)
+    assert.are.same({}, a:query("SELECT v FROM t"))
+    -- SQLite's own answer: a write from the other connection goes through
+    -- only if no transaction of the first one is left open
+    assert.is_truthy(b:exec("BEGIN IMMEDIATE; INSERT INTO t VALUES (2); COMMIT"))
+    assert.are.same({ { v = 2 } }, a:query("SELECT v FROM t"))
+  end)
+
+  it("commits unless fn's first result is nil, and gives its results back", function()
+    local kept = { a:atomically(function() a:run("INSERT INTO t VALUES (1)") return false, "x" end) }
+    assert.are.same({ false, "x" }, kept)
+    local r = { a:atomically(function() a:run("INSERT INTO t VALUES (2)") return nil, "no", "code" end) }
+    assert.are.same({ nil, "no", "code" }, r)
+    assert.are.same({ { v = 1 } }, b:query("SELECT v FROM t"))
+  end)
+
+  it("runs fn inside an open transaction without a transaction of its own", function()
+    assert(a:exec("BEGIN IMMEDIATE"))
+    assert.are.equal(7, a:atomically(function() a:run("INSERT INTO t VALUES (3)") return 7 end))
+    assert(a:exec("ROLLBACK")) -- the outer one decides
+    assert.are.same({}, a:query("SELECT v FROM t"))
+  end)
+end)

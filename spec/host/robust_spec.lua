@@ -51,7 +51,7 @@ return { voice = { ["/voice/escapes"] = function()
     token = tostring(os.getenv("TWILIO_AUTH_TOKEN")), sid = tostring(os.getenv("TWILIO_ACCOUNT_SID")),
     home = tostring(os.getenv("HOME") ~= nil),
   }
-  r.write = tostring((select(2, pcall(io.open, "x.txt", "w"))))
+  r.write = tostring((select(2, pcall(io.open, "/dev/null", "w"))))
   r.read_outside = tostring((select(2, pcall(io.open, "/etc/passwd"))))
   r.read_proc = tostring((select(2, pcall(io.open, "../../proc/self/environ"))))
   local f = io.open("data.txt")
@@ -282,7 +282,14 @@ describe("rules code at load time", function()
     socket.sleep(0.5)
     local t0 = socket.gettime()
     os.execute("kill -TERM " .. pid)
-    assert.is_true(H.wait_for(function() return os.execute("kill -0 " .. pid .. " 2>/dev/null") ~= true end, 3))
+    local function gone() -- exited: no process, or a zombie its new parent has not reaped yet
+      local f = io.open("/proc/" .. pid .. "/stat")
+      if not f then return true end
+      local stat = f:read("a")
+      f:close()
+      return stat:match("^%d+ %b() (%a)") == "Z"
+    end
+    assert.is_true(H.wait_for(gone, 3))
     assert.is_true(socket.gettime() - t0 < 2)
     assert.matches("signal 15 while starting: exiting", h.read_file(out), 1, true)
     os.execute("rm -rf " .. dir .. " " .. out)

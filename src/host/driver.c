@@ -142,6 +142,14 @@ static const char *describe(lua_State *L, int idx)
     }
 }
 
+/* A result the host cannot send as an HTTP answer: a 500. */
+static void bad_answer(slice *s, const char *err)
+{
+    s->err = err;
+    s->action = A_FAIL;
+    s->bad_result = 1;
+}
+
 /* The answer table at the top of L: rawget only (no metamethod of the
  * rules runs here, outside their budget). */
 static void read_answer(lua_State *L, slice *s)
@@ -157,10 +165,8 @@ static void read_answer(lua_State *L, slice *s)
     if (!lua_isnil(L, t + 1)) {
         if (lua_type(L, t + 1) == LUA_TNUMBER) status = lua_tointegerx(L, t + 1, &isint);
         if (!isint || status < 100 || status > 599) {
-            s->err = lua_pushfstring(L, "the answer's status is %s (want an integer from 100 to 599)",
-                                     describe(L, t + 1));
-            s->action = A_FAIL;
-            s->bad_result = 1;
+            bad_answer(s, lua_pushfstring(L, "the answer's status is %s (want an integer from 100 to 599)",
+                                          describe(L, t + 1)));
             return;
         }
     }
@@ -170,17 +176,14 @@ static void read_answer(lua_State *L, slice *s)
         for (i = 0; ct && i < n; i++)
             if ((unsigned char)ct[i] < 0x20 || ct[i] == 0x7f) ct = NULL; /* no header injection */
         if (!ct || n > 200) {
-            s->err = lua_pushfstring(L, "the answer's content_type is %s (want a header value)", describe(L, t + 2));
-            s->action = A_FAIL;
-            s->bad_result = 1;
+            bad_answer(s, lua_pushfstring(L, "the answer's content_type is %s (want a header value)",
+                                          describe(L, t + 2)));
             return;
         }
         s->ctype = ct;
     }
     if (!lua_isnil(L, t + 3) && lua_type(L, t + 3) != LUA_TSTRING) {
-        s->err = lua_pushfstring(L, "the answer's body is a %s (want a string)", luaL_typename(L, t + 3));
-        s->action = A_FAIL;
-        s->bad_result = 1;
+        bad_answer(s, lua_pushfstring(L, "the answer's body is a %s (want a string)", luaL_typename(L, t + 3)));
         return;
     }
     s->status = (unsigned)status;
@@ -279,9 +282,7 @@ static int slice_cf(lua_State *L)
         read_answer(L, s);
     } else if (rc == LUA_OK) {
         lua_settop(co, 0);
-        s->err = lua_pushliteral(L, "the handler returned no answer table");
-        s->action = A_FAIL;
-        s->bad_result = 1;
+        bad_answer(s, lua_pushliteral(L, "the handler returned no answer table"));
     } else {
         tl_vm_push_error(vm, L, co, rc);
         s->err = lua_tostring(L, -1);

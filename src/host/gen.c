@@ -366,6 +366,18 @@ int tl_gens_init(tl_gens *g, tl_load_error *err)
     return 0;
 }
 
+/* Whether a state of the current generation is broken (a request still
+ * finishing on an older generation's broken state asks for a rebuild the
+ * current one does not need). */
+static int current_broken(tl_gens *g)
+{
+    int i, broken = 0;
+    pthread_mutex_lock(&g->mu);
+    for (i = 0; g->current && i < g->current->nvm; i++) broken |= g->current->vm[i]->broken;
+    pthread_mutex_unlock(&g->mu);
+    return broken;
+}
+
 /* Watches the folder (and lib/) with inotify on the directories, so saves
  * by rename count; reloads once the folder has been quiet for debounce_ms.
  * Without inotify it re-hashes once a second (the hash makes that cheap
@@ -404,7 +416,7 @@ static void *watch_main(void *arg)
         if (p[0].revents) break;
         if (rc > 0 && (p[1].revents & POLLIN)) {
             while (read(g->wake_pipe[0], buf, sizeof buf) > 0) {}
-            if (atomic_exchange(&g->refresh, 0)) tl_gens_reload(g, 1);
+            if (atomic_exchange(&g->refresh, 0) && current_broken(g)) tl_gens_reload(g, 1);
             continue;
         }
         if (fd >= 0 && rc > 0 && (p[2].revents & POLLIN)) {

@@ -82,7 +82,8 @@ void tl_gen_release(tl_gen *gen);
 int tl_gens_reload(tl_gens *g, int force);
 
 /* Asks the watcher to rebuild the current files into fresh states (a
- * state panicked or stays full); safe from any thread. */
+ * state panicked or stays full); safe from any thread. The watcher
+ * rebuilds only while a state of the current generation is broken. */
 void tl_gens_refresh(tl_gens *g);
 
 /* Loads the rules into one fresh state (used by every build and by
