@@ -22,14 +22,45 @@ ifeq ($(SAN),1)
   BUILD  := build/san
 endif
 
-.PHONY: all deps test run bench check clean lint fuzz
+.PHONY: all deps oracles test run bench check clean lint fuzz install examples
 
-all: $(BUILD)/telua $(BUILD)/lua5.4/telua/core.so $(BUILD)/luajit/telua/core.so
+VERSION := 0.1.0
+SOMAJOR := 0
+all: $(BUILD)/telua $(BUILD)/libtelua.a $(BUILD)/libtelua.so $(BUILD)/telua-uninstalled.pc \
+     $(BUILD)/lua5.4/telua/core.so $(BUILD)/luajit/telua/core.so
 
-$(BUILD)/telua: $(HOST_SRC) $(CORE_SRC) $(LUA_SRC) $(HDRS)
+# libtelua: the host as a library (only telua_* exported: -fvisibility=hidden
+# and TELUA_API in telua.h); the telua executable is main.c on libtelua.a.
+LIB_SRC := $(filter-out src/host/main.c,$(HOST_SRC)) $(CORE_SRC) $(LUA_SRC)
+OBJDIR  := $(BUILD)/obj
+LIB_OBJ := $(patsubst src/%.c,$(OBJDIR)/%.o,$(LIB_SRC))
+OBJ_CFLAGS := $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden $(LUA54_CFLAGS) -Isrc/include \
+              -DTELUA_LUADIR='"$(CURDIR)/lua"'
+
+$(OBJDIR)/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ $(HOST_SRC) $(CORE_SRC) $(LUA_SRC) $(HOST_LIBS) \
-	  -DTELUA_LUADIR='"$(CURDIR)/lua"'
+	$(CC) $(OBJ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libtelua.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+$(BUILD)/libtelua.so.$(VERSION): $(LIB_OBJ)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libtelua.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $(LIB_OBJ) $(HOST_LIBS)
+
+$(BUILD)/libtelua.so: $(BUILD)/libtelua.so.$(VERSION)
+	ln -sf libtelua.so.$(VERSION) $(BUILD)/libtelua.so.$(SOMAJOR)
+	ln -sf libtelua.so.$(SOMAJOR) $@
+
+$(BUILD)/telua: $(OBJDIR)/host/main.o $(BUILD)/libtelua.a
+	$(CC) $(CFLAGS) -o $@ $(OBJDIR)/host/main.o $(BUILD)/libtelua.a $(HOST_LIBS)
+
+# pkg-config: telua.pc (installed) and telua-uninstalled.pc (this build;
+# pkg-config prefers it when PKG_CONFIG_PATH holds $(BUILD))
+$(BUILD)/telua-uninstalled.pc: tools/telua.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)|' -e 's|@INCLUDEDIR@|$(CURDIR)/src/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/telua.pc.in > $@
 
 $(BUILD)/lua5.4/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
@@ -43,7 +74,11 @@ $(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
             libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev lua-busted lua-cjson \
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
-            libnginx-mod-http-lua clang libclang-rt-14-dev iproute2
+            libnginx-mod-http-lua clang libclang-rt-14-dev iproute2 g++ \
+            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils
+# `make deps`: what building and serving need (Debian packages only, so
+# `make run` works without the npm registry); `make oracles`: the npm test
+# oracles (the official twilio library, libphonenumber), for `make test`.
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -51,6 +86,8 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+oracles:
 	@# node and npm: the machine's own when present (Debian's npm conflicts with NodeSource's)
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -59,8 +96,24 @@ deps:
 	@[ spec/oracle/node_modules/.package-lock.json -nt spec/oracle/package-lock.json ] || \
 	  (cd spec/oracle && npm ci --no-audit --no-fund --loglevel=error)
 
+# Programs built against libtelua the way an embedder builds them
+# (pkg-config on this build's telua-uninstalled.pc; rpath to this build)
+TELUA_PKG = $$(PKG_CONFIG_PATH=$(CURDIR)/$(BUILD) pkg-config --cflags --libs telua) -Wl,-rpath,$(CURDIR)/$(BUILD)
+examples: $(BUILD)/examples/game_server
+$(BUILD)/examples/game_server: examples/game/game_server.c $(BUILD)/libtelua.so $(BUILD)/telua-uninstalled.pc
+	@mkdir -p $(@D)
+	$(CC) -Wall -Wextra -Werror $(CFLAGS) -o $@ examples/game/game_server.c $(TELUA_PKG) -lpthread
+
+# the embedding API as C99 and as C++17 (spec/c/embed_api.c)
+$(BUILD)/embed_c99: spec/c/embed_api.c src/include/telua.h $(BUILD)/libtelua.so $(BUILD)/telua-uninstalled.pc
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -pedantic -Wall -Wextra -Werror $(CFLAGS) -DLANG='"C99: "' \
+	  -o $@ spec/c/embed_api.c $(TELUA_PKG) -lpthread
+$(BUILD)/embed_cxx17: spec/c/embed_api.c src/include/telua.h $(BUILD)/libtelua.so $(BUILD)/telua-uninstalled.pc
+	$(CXX) -std=c++17 -pedantic -Wall -Wextra -Werror $(CFLAGS) -DLANG='"C++17: "' -x c++ \
+	  -o $@ spec/c/embed_api.c $(TELUA_PKG) -lpthread
+
 BUSTED := /usr/bin/busted
-test: deps all $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch $(BUILD)/test_vm \
+test: deps oracles all examples $(BUILD)/embed_c99 $(BUILD)/embed_cxx17 $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch $(BUILD)/test_vm \
       $(LIBFUZZERS)
 	@sh spec/run.sh $(BUILD)
 
@@ -118,10 +171,34 @@ fuzz: $(LIBFUZZERS) $(BUILD)/fuzz/libfuzzer_e164 $(BUILD)/fuzz/libfuzzer_segment
 	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $$t.corpus || exit 1; \
 	done
 
+# make install PREFIX=/usr/local DESTDIR=...: the executable, libtelua
+# (.a, .so with its soname links), telua.h, telua.pc, the Lua modules and
+# telua.core for Lua 5.4 (where Debian's lua5.4 looks under PREFIX), and a
+# systemd unit. The installed telua finds its modules by its own prefix.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  := $(PREFIX)/lib
+LUADIR  := $(PREFIX)/share/lua/5.4
+CLUADIR := $(PREFIX)/lib/lua/5.4
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(LUADIR)/telua $(DESTDIR)$(CLUADIR)/telua $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(BUILD)/telua $(DESTDIR)$(PREFIX)/bin/telua
+	install -m 644 $(BUILD)/libtelua.a $(DESTDIR)$(LIBDIR)/libtelua.a
+	install -m 755 $(BUILD)/libtelua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtelua.so.$(VERSION)
+	ln -sf libtelua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtelua.so.$(SOMAJOR)
+	ln -sf libtelua.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libtelua.so
+	install -m 644 src/include/telua.h $(DESTDIR)$(PREFIX)/include/telua.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$${prefix}/lib|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/telua.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/telua.pc
+	install -m 644 lua/telua/*.lua $(DESTDIR)$(LUADIR)/telua/
+	install -m 755 $(BUILD)/lua5.4/telua/core.so $(DESTDIR)$(CLUADIR)/telua/core.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' tools/telua.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/telua.service
+
 run: deps all
 	@sh tools/run.sh $(BUILD)
 
-bench: deps all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/gcrabench
+bench: deps oracles all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/gcrabench
 	@sh bench/webhook.sh $(BUILD)
 	@sh bench/e164.sh $(BUILD)
 	@sh bench/segments.sh $(BUILD)

@@ -1,8 +1,15 @@
 -- telua: Twilio messaging and voice logic in Lua (telua.core in C + lua/telua).
--- luarocks make rockspec/telua-scm-1.rockspec --tree DIR                 (Lua 5.4)
--- (--deps-mode=none where lua-cjson comes from the system, e.g. Debian's lua-cjson)
--- luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.1 \
---   LUA_INCDIR=/usr/include/luajit-2.1                                    (LuaJIT / OpenResty)
+--
+--   luarocks make rockspec/telua-scm-1.rockspec --tree DIR                        (Lua 5.4)
+--   luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.3
+--   luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.1      (LuaJIT, OpenResty)
+--
+-- OpenSSL, SQLite and libcurl are found by their libraries (Debian keeps
+-- curl's header in the multiarch folder, where the compiler looks by
+-- itself). With lua-cjson from the system (Debian's lua-cjson) rather than
+-- from a rocks server, add --deps-mode=none. The 5.1 build compiles
+-- against Lua 5.1's headers (Debian's liblua5.1-0-dev), which LuaJIT loads.
+-- The `telua` executable and libtelua come from `make install`.
 rockspec_format = "3.0"
 package = "telua"
 version = "scm-1"
@@ -13,17 +20,17 @@ description = {
 telua.core: X-Twilio-Signature (HMAC-SHA1, as Twilio's helper libraries),
 form decoding, E.164 with libphonenumber's metadata, SMS segments, GCRA,
 an HTTP client on libcurl's multi interface and a small SQLite binding, in C
-for Lua 5.4 and LuaJIT. lua/telua: the Twilio REST client (Messages, Calls,
-Verify), TwiML builders, webhook validation, a router with opt-out handling,
-IVR flows, templates, an SQLite store with an outbox, and a local
+for Lua 5.4, 5.3 and LuaJIT. lua/telua: the Twilio REST client (Messages,
+Calls, Verify), TwiML builders, webhook validation, a router with opt-out
+handling, IVR flows, templates, an SQLite store with an outbox, and a local
 Twilio-compatible sandbox.]],
   license = "MIT",
 }
-dependencies = { "lua >= 5.1", "lua-cjson >= 2.1" }
+dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1" }
 external_dependencies = {
-  OPENSSL = { header = "openssl/hmac.h" },
-  SQLITE = { header = "sqlite3.h" },
-  CURL = { header = "curl/curl.h" },
+  OPENSSL = { library = "crypto" },
+  SQLITE = { library = "sqlite3" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "builtin",
@@ -33,27 +40,31 @@ build = {
                   "src/core/re.c", "src/core/e164.c", "src/core/e164_meta.c",
                   "src/core/segments.c", "src/core/segments_tables.c", "src/core/gcra.c",
                   "src/lua/telua_core.c", "src/lua/sqlite.c", "src/lua/http.c" },
-      libraries = { "crypto", "sqlite3", "curl" },
+      libraries = { "crypto", "sqlite3", "curl", "pthread" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)", "$(CURL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)", "$(CURL_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
-    ["telua"] = "lua/telua/init.lua",
+    -- every file of lua/telua (spec/rock_spec.lua checks the list)
+    ["telua.campaign"] = "lua/telua/campaign.lua",
     ["telua.client"] = "lua/telua/client.lua",
     ["telua.e164"] = "lua/telua/e164.lua",
     ["telua.flow"] = "lua/telua/flow.lua",
     ["telua.gcra"] = "lua/telua/gcra.lua",
-    ["telua.http"] = "lua/telua/http.lua",
-    ["telua.segments"] = "lua/telua/segments.lua",
     ["telua.host"] = "lua/telua/host.lua",
+    ["telua.http"] = "lua/telua/http.lua",
+    ["telua"] = "lua/telua/init.lua",
     ["telua.optout"] = "lua/telua/optout.lua",
     ["telua.router"] = "lua/telua/router.lua",
     ["telua.rules"] = "lua/telua/rules.lua",
     ["telua.sandbox"] = "lua/telua/sandbox.lua",
+    ["telua.segments"] = "lua/telua/segments.lua",
     ["telua.sender"] = "lua/telua/sender.lua",
     ["telua.store"] = "lua/telua/store.lua",
     ["telua.template"] = "lua/telua/template.lua",
+    ["telua.templates"] = "lua/telua/templates.lua",
     ["telua.twiml"] = "lua/telua/twiml.lua",
+    ["telua.verify"] = "lua/telua/verify.lua",
     ["telua.webhook"] = "lua/telua/webhook.lua",
   },
 }

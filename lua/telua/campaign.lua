@@ -103,20 +103,51 @@ function _M.parse_csv(text)
   return rows, lines
 end
 
+local USAGE = [[
+usage: telua campaign --csv FILE --template NAME (--from NUMBER | --messaging-service SID) [options]
+
+Renders the template for every row of the CSV (a 'phone' or 'to' column; the other
+columns are the template's variables), checks each row (E.164, opt-outs, segments),
+queues the messages in the store's outbox for a running `telua serve`, and follows
+their progress.
+
+  --csv FILE                the recipients, one per row, with a header row
+  --template NAME           a template of the templates folder
+  --from NUMBER             the sender (a number, short code, whatsapp:+N or alphanumeric ID)
+  --messaging-service SID   send through a Messaging Service (MG...) instead
+  --templates DIR           the templates folder (default rules/templates)
+  --store SPEC              the store the host's sender reads (default sqlite:var/telua.db)
+  --region CC               the region of numbers written without +country (e.g. US)
+  --rate MPS                schedule the rows at MPS messages a second (and estimate the time)
+  --name NAME               the campaign's name (default CSV name:template); a second run with
+                            the same name queues only the rows not yet queued
+  --price USD               price of one segment for the estimate (default 0.0083)
+  --status-callback URL     Twilio's status callbacks for the delivery figures (default
+                            $TELUA_STATUS_CALLBACK)
+  --wait-delivery SECONDS   with a status callback, how long to wait for final statuses once
+                            everything is sent (default 30)
+  --dry-run                 check and estimate; queue nothing
+  --no-wait                 queue and exit, without following the progress
+  -h, --help                this text]]
+
 local function usage()
-  return "usage: telua campaign --csv FILE --template NAME [--from NUMBER | --messaging-service SID] " ..
-         "[--rate MPS] [--dry-run] [--store sqlite:FILE] [--templates DIR] [--region CC] [--name NAME] " ..
-         "[--price USD] [--no-wait]"
+  return USAGE
 end
 
-local FLAGS = { ["dry-run"] = true, ["no-wait"] = true }
+local FLAGS = { ["dry-run"] = true, ["no-wait"] = true, help = true }
+
+local KNOWN_OPTIONS = {}
+for k in USAGE:gmatch("\n  %-%-([%w%-]+)") do KNOWN_OPTIONS[k] = true end
+KNOWN_OPTIONS.help = true
 
 local function parse_args(argv)
   local a = {}
   local i = 1
   while i <= #argv do
     local k = argv[i]:match("^%-%-([%w%-]+)$")
+    if argv[i] == "-h" then k = "help" end
     if not k then return nil, "unexpected argument " .. argv[i] end
+    if not KNOWN_OPTIONS[k] then return nil, "unknown option " .. argv[i] .. " (telua campaign --help lists them)" end
     if FLAGS[k] then
       a[k] = true
       i = i + 1
@@ -210,28 +241,31 @@ function _M.main(argv, env)
   local out = env.out or io.stdout
   local sleep = env.sleep or core.sleep
   local function say(...) out:write(format(...)) out:flush() end
+  local errout = env.err or io.stderr
+  local function usage_error(...) errout:write(format(...)) errout:flush() return 2 end
   local a, aerr = parse_args(argv)
-  if not a then say("telua campaign: %s\n%s\n", aerr, usage()) return 2 end
-  if not a.csv or not a.template then say("telua campaign: --csv and --template are required\n%s\n", usage()) return 2 end
+  if not a then return usage_error("telua campaign: %s\n", aerr) end
+  if a.help then out:write(usage(), "\n") out:flush() return 0 end
+  if not a.csv or not a.template then return usage_error("telua campaign: --csv and --template are required (telua campaign --help)\n") end
   if (a.from == nil) == (a["messaging-service"] == nil) then
-    say("telua campaign: give one of --from NUMBER or --messaging-service SID\n") return 2
+    return usage_error("telua campaign: give one of --from NUMBER or --messaging-service SID\n")
   end
   if a.rate and not (tonumber(a.rate) and tonumber(a.rate) > 0) then
-    say("telua campaign: --rate must be messages per second > 0\n") return 2
+    return usage_error("telua campaign: --rate must be messages per second > 0\n")
   end
-  if a.region and not e164.region_known(a.region) then say("telua campaign: unknown --region %s\n", a.region) return 2 end
+  if a.region and not e164.region_known(a.region) then return usage_error("telua campaign: unknown --region %s\n", a.region) end
   if a.from then
     local f = a.from:gsub("^whatsapp:", "")
     if not f:find("^%d%d%d%d%d%d?$") and not (f:find("^[%w ]+$") and f:find("%a") and #f <= 11) then
       local n = e164.normalize(f, a.region)
-      if not n then say("telua campaign: --from %s is not a valid number\n", a.from) return 2 end
+      if not n then return usage_error("telua campaign: --from %s is not a valid number\n", a.from) end
       a.from = (a.from:find("^whatsapp:") and "whatsapp:" or "") .. n
     end
   end
   a.name = a.name or (a.csv:match("([^/]+)$"):gsub("%.csv$", "") .. ":" .. a.template)
   a["status-callback"] = a["status-callback"] or os.getenv("TELUA_STATUS_CALLBACK")
   if a["status-callback"] and not a["status-callback"]:find("^https?://") then
-    say("telua campaign: --status-callback must be an http(s) URL\n") return 2
+    return usage_error("telua campaign: --status-callback must be an http(s) URL\n")
   end
   local wait_delivery = a["status-callback"] and tonumber(a["wait-delivery"] or 30) or 0
   local price = tonumber(a.price or _M.PRICE_PER_SEGMENT)

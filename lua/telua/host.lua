@@ -16,13 +16,16 @@ local _M = { _VERSION = "0.1.0" }
 -- @tparam string store_spec `sqlite:FILE` or `memory`
 -- @tparam function log function(level, message)
 -- @tparam[opt] table opts `unsafe = true`: the rules get the whole standard
---   library instead of the sandbox (`telua.rules`)
+--   library instead of the sandbox (`telua.rules`); `modules`: names of the
+--   embedder's C modules (preloaded), which the sandbox lets rules require;
+--   `on_event`: function(kind, fields) for the router's events
 -- @return function(req, ctx) -> response table, or `nil, {file, line, message}`
 function _M.load(dir, files, store_spec, log, opts)
+  opts = opts or {}
   local store, err = store_mod.open(store_spec)
   if not store then return nil, { file = store_spec, message = err } end
-  local router, lerr = rules.load(dir, files, { store = store, log = log,
-                                                sandbox = not (opts and opts.unsafe) })
+  local router, lerr = rules.load(dir, files, { store = store, log = log, sandbox = not opts.unsafe,
+                                                modules = opts.modules, on_event = opts.on_event })
   if not router then
     store:close()
     return nil, lerr
@@ -33,7 +36,8 @@ end
 --- The sender thread's body: opens its own store connection and client,
 -- then runs `telua.sender` until the host stops.
 -- @tparam table o `store` (spec), `account_sid`, `auth_token`, `base_url`,
---   `rates` (spec string), `concurrency`, `stopping` (function)
+--   `rates` (spec string), `concurrency`, `stopping` (function), `on_event`
+--   (function(kind, fields) or nil)
 function _M.sender(o)
   local core = require "telua.core"
   local sender = require "telua.sender"
@@ -47,8 +51,21 @@ function _M.sender(o)
   o.auth_token = nil
   log("info", ("sender: sending to %s as %s, %d at once"):format(client.api_base, o.account_sid, o.concurrency))
   sender.run{ store = store, client = client, rates = rates, concurrency = o.concurrency,
-              log = log, stopping = o.stopping, sleep = core.sleep }
+              log = log, stopping = o.stopping, sleep = core.sleep, on_event = o.on_event }
   store:close()
+end
+
+--- The embedding API's `telua_send`: opens its own store connection and
+-- returns the queueing function (`telua.router.queue` on it).
+-- @tparam table o `store` (spec), `region` (default region of numbers)
+-- @treturn function(params) -> outbox id, or `nil, err` (`telua.client`'s error shape)
+function _M.api(o)
+  local router = require "telua.router"
+  local log = debug.getregistry()["telua.host_log"]
+  local store = assert(store_mod.open(o.store))
+  return function(params)
+    return router.queue(store, params, { region = o.region, log = log, where = "telua_send" })
+  end
 end
 
 return _M

@@ -72,7 +72,12 @@ end
 --- Creates an empty router.
 -- @tparam[opt] table opts `store` (a `telua.store`, needed for opt-outs and
 --   flow state), `log` (function(level, message)), `settings` (defaults
---   for the rules' settings)
+--   for the rules' settings), `on_event` (function(kind, fields), called
+--   with `"inbound"` {from, to, body, message_sid} before the rules see a
+--   message, `"optout"` / `"optin"` {from, to, keyword} once the store has
+--   it, `"status"` {from, to, message_sid, status, error_code} when a
+--   status callback moved a message forward; what it raises is logged and
+--   dropped)
 -- @treturn table the router
 function _M.new(opts)
   opts = opts or {}
@@ -80,6 +85,7 @@ function _M.new(opts)
   return setmetatable({
     store = opts.store,
     log = opts.log or default_log,
+    on_event = opts.on_event,
     voice = {},      -- path -> { handler = fn | flow, source = "file:line" }
     flows = {},      -- list of { base = path, flow = flow, source = ... }
     messages = {},   -- list of entries
@@ -232,27 +238,35 @@ local function canonical(addr, region)
 end
 _M.canonical = canonical
 
--- Queues an outbound message in the store's outbox for the host's sender
--- (`telua.sender`); see `req.send` in the module notes.
-local function send(r, p)
-  if type(p) ~= "table" then error("req.send needs a table of message parameters", 2) end
-  local store, settings = r.store, r.settings
-  if not store then error("req.send needs a store", 2) end
+--- Queues an outbound message in a store's outbox for the host's sender
+-- (`telua.sender`), with the checks of `req.send` (see the module notes):
+-- `client.check_message`, the opt-out list, WhatsApp's 24-hour window.
+-- Used by `req.send` and by the embedding API (`telua_send`).
+-- @tparam table store a `telua.store`
+-- @tparam table p the message: `to`, `from` or `messaging_service_sid`,
+--   `body` or `content_sid` (+ `content_variables`), `media_url`,
+--   `status_callback`, `dedupe` (key: a second send returns the first
+--   id), `not_before` (epoch seconds)
+-- @tparam[opt] table o `region` (for numbers without +country), `log`
+--   (function(level, message)), `where` (for the log line)
+-- @treturn[1] integer the outbox id
+-- @treturn[2] nil
+-- @treturn[2] table `telua.client`'s error shape (`code`, `message`)
+function _M.queue(store, p, o)
+  o = o or {}
   local client = require "telua.client"
   local q = {}
   for k, v in pairs(p) do q[k] = v end
-  local dedupe = q.dedupe
-  q.dedupe = nil
-  if q.from == nil and q.messaging_service_sid == nil then q.from = r.to end -- answer from the number they wrote to
-  if q.status_callback == nil and settings.status_callback then
-    local cb = settings.status_callback
-    q.status_callback = cb:find("^https?://") and cb or ((r.url or ""):match("^(https?://[^/]+)") or "") .. cb
-  end
-  local m, err = client.check_message(q, r.default_region)
+  local dedupe, not_before = q.dedupe, q.not_before
+  q.dedupe, q.not_before = nil, nil
+  local m, err = client.check_message(q, o.region)
   if not m then return nil, err end
   m._segments, m._channel = nil, nil
   local sender = m.from or m.messaging_service_sid
-  local out = store:is_opted_out(sender, m.to)
+  local out, oerr = store:is_opted_out(sender, m.to)
+  if out == nil and oerr then
+    return nil, client.error{ message = "opt-out lookup failed: " .. tostring(oerr), where = "client" }
+  end
   if out then
     return nil, client.error{ code = 21610, message = "Attempt to send to unsubscribed recipient " .. m.to,
                               where = "client", status = 400, retryable = false }
@@ -264,10 +278,26 @@ local function send(r, p)
         message = "Outside the 24-hour WhatsApp window of " .. m.to .. ": send a template (content_sid)" }
     end
   end
-  local id, aerr = store:outbox_add(m, { dedupe = dedupe, not_before = p.not_before })
+  local id, aerr = store:outbox_add(m, { dedupe = dedupe, not_before = not_before })
   if not id then return nil, client.error{ message = "outbox: " .. tostring(aerr), where = "client" } end
-  r.log("info", format("outbox %d: queued to %s (%s)", id, m.to, tostring(r.path)))
+  if o.log then o.log("info", format("outbox %d: queued to %s (%s)", id, m.to, tostring(o.where))) end
   return id
+end
+local queue = _M.queue
+
+-- req.send: see the module notes.
+local function send(r, p)
+  if type(p) ~= "table" then error("req.send needs a table of message parameters", 2) end
+  local store, settings = r.store, r.settings
+  if not store then error("req.send needs a store", 2) end
+  local q = {}
+  for k, v in pairs(p) do q[k] = v end
+  if q.from == nil and q.messaging_service_sid == nil then q.from = r.to end -- answer from the number they wrote to
+  if q.status_callback == nil and settings.status_callback then
+    local cb = settings.status_callback
+    q.status_callback = cb:find("^https?://") and cb or ((r.url or ""):match("^(https?://[^/]+)") or "") .. cb
+  end
+  return queue(store, q, { region = r.default_region, log = r.log, where = r.path })
 end
 
 -- req.from_number / req.to_number: the parse of From / To, made on first
@@ -319,6 +349,14 @@ local function store_failed(log, what, err)
 end
 _M.store_failed = store_failed
 
+-- Tells opts.on_event; an error there is the embedder's, logged and dropped.
+function Router:_emit(kind, fields)
+  local fn = self.on_event
+  if not fn then return end
+  local ok, err = pcall(fn, kind, fields)
+  if not ok then self.log("error", format("event handler (%s): %s", kind, tostring(err))) end
+end
+
 function Router:_message(r, ctx)
   local store, settings, log = self.store, self.settings, self.log
   local sender, recipient = r.to, r.from
@@ -333,11 +371,13 @@ function Router:_message(r, ctx)
       local ok, werr = store:optout_add(sender, recipient, word)
       if not ok then return store_failed(log, format("opt-out of %s (%s)", recipient, word), werr) end
       log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
+      self:_emit("optout", { from = recipient, to = sender, keyword = word })
       return reply(replies and (settings.stop_reply or optout.REPLIES.STOP))
     elseif kind == "START" then
       local ok, werr = store:optout_remove(sender, recipient)
       if not ok then return store_failed(log, format("opt-in of %s (%s)", recipient, word), werr) end
       log("info", format("opt-in: %s sent %s to %s", recipient, word, sender))
+      self:_emit("optin", { from = recipient, to = sender, keyword = word })
       return reply(replies and (settings.start_reply or optout.REPLIES.START))
     else -- HELP: Twilio sends no help reply to an opted-out number
       return reply(replies and not out and (settings.help_reply or optout.REPLIES.HELP))
@@ -351,6 +391,9 @@ function Router:_message(r, ctx)
       local ok, werr = store:window_touch(sender, recipient)
       if not ok then return store_failed(log, "WhatsApp window update", werr) end
     end
+  end
+  if recipient then
+    self:_emit("inbound", { from = recipient, to = sender, body = r.text, message_sid = r.message_sid })
   end
   local text = r.text or ""
   local first = upper(text:match("^%s*(%S*)") or "")
@@ -493,7 +536,14 @@ function Router:_handle(req, ctx)
           to = r.to, from = r.from, error_code = tonumber(p.ErrorCode) })
         if changed == nil then return store_failed(self.log, "message log update of " .. p.MessageSid, now) end
         r.status_changed, r.message_status = changed, now
-        if changed then self:_resend(p.MessageSid, status, tonumber(p.ErrorCode)) end
+        if changed then
+          if self.on_event then
+            local e = self.store.outbox_get and self.store:outbox_get(p.MessageSid)
+            self:_emit("status", { from = r.from, to = r.to, message_sid = p.MessageSid, status = now,
+                                   error_code = tonumber(p.ErrorCode), outbox_id = e and e.id })
+          end
+          self:_resend(p.MessageSid, status, tonumber(p.ErrorCode))
+        end
       end
     elseif p.CallSid then
       self.log("info", format("status %s %s%s", p.CallSid, tostring(p.CallStatus),

@@ -231,8 +231,10 @@ end
 -- @tparam[opt] table files file names in it to load, in order (default:
 --   every `*.lua`, sorted)
 -- @tparam[opt] table opts passed to `router.new` (`store`, `log`,
---   `settings`), and `sandbox` (true: the rules see the allowlisted
---   globals described above, not `_G`)
+--   `settings`, `on_event`), `sandbox` (true: the rules see the allowlisted
+--   globals described above, not `_G`) and `modules` (names the sandbox
+--   lets rules require besides its own list: an embedding program's C
+--   modules, already in `package.preload`)
 -- @return the router, or `nil, err` where `err` is
 --   `{ file = s, line = n|nil, message = s, detail = s }`
 -- @raise when dir is not a string or the folder cannot be read
@@ -248,9 +250,12 @@ function _M.load(dir, files, opts)
   -- (in the sandbox: only the public modules, as read-only views).
   local libs, views = {}, {}
   local globals, env_of, telua_view
+  local embedded = {}
+  for _, name in ipairs(opts.modules or {}) do embedded[name] = true end
   local function public_require(name)
     if not opts.sandbox then return require(name) end
     if name == "telua" then return telua_view end
+    if embedded[name] then return require(name) end -- the host program's own C modules
     if not PUBLIC[name] then
       error(("module '%s' is not available to rules (the sandbox offers lib.*, cjson and telua's public " ..
              "modules; --unsafe-rules lifts it)"):format(tostring(name)), 3)

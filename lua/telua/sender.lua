@@ -86,7 +86,10 @@ Sender.__index = Sender
 --   `client` (a `telua.client`), `rates` (see `RATES`), `concurrency`
 --   (requests at once, default 8), `max_attempts` (default 5),
 --   `retry_base` (seconds, default 30), `retry_cap` (default 3600),
---   `log` (function(level, message))
+--   `log` (function(level, message)), `on_event` (function(kind, fields):
+--   `"status"` {outbox_id, from, to, message_sid, status, error_code} when
+--   Twilio took a message or it failed for good, `"optout"` {from, to,
+--   keyword = "21610"} when Twilio said the recipient had opted out)
 function _M.new(opts)
   local self = setmetatable({
     store = assert(opts.store, "sender needs a store"),
@@ -97,6 +100,7 @@ function _M.new(opts)
     retry_base = opts.retry_base or 30,
     retry_cap = opts.retry_cap or 3600,
     log = opts.log or function() end,
+    on_event = opts.on_event,
     limiters = {},
     campaign_limiters = {},
     recent = {},      -- campaign -> ring of its last rate + 1 send times (epoch seconds)
@@ -232,20 +236,31 @@ end
 
 local function bare(addr) return (addr:gsub("^%a+:", "")) end
 
+-- Tells opts.on_event; an error there is the embedder's, logged and dropped.
+function Sender:emit(kind, fields)
+  if not self.on_event then return end
+  local ok, err = pcall(self.on_event, kind, fields)
+  if not ok then self.log("error", ("event handler (%s): %s"):format(kind, tostring(err))) end
+end
+
 -- Files one answer.
 function Sender:file(entry, msg, err, now)
   local store, p = self.store, entry.params
+  local from = p.from or p.messaging_service_sid
   if msg then
     self.sent = self.sent + 1
     store:outbox_set(entry.id, "sent", { sid = msg.sid })
     store:message_status(msg.sid, msg.status or "queued", {
       to = p.to, from = p.from, segments = tonumber(msg.num_segments) })
+    self:emit("status", { outbox_id = entry.id, from = from, to = p.to, message_sid = msg.sid,
+                          status = msg.status or "queued" })
     return
   end
   local code = err.code
   if code == 21610 then -- Twilio says they opted out: remember it here too
-    store:optout_add(p.from or p.messaging_service_sid, p.to, "21610")
+    store:optout_add(from, p.to, "21610")
     self.log("info", ("outbox %d: %s has opted out (21610); recorded"):format(entry.id, p.to))
+    self:emit("optout", { from = p.to, to = from, keyword = "21610" })
   end
   if err.where == "transport" and err.transport == "timeout" then
     self.failed = self.failed + 1
@@ -262,6 +277,7 @@ function Sender:file(entry, msg, err, now)
   self.failed = self.failed + 1
   store:outbox_set(entry.id, "failed", { error_code = code, error = err.message })
   self.log("warn", ("outbox %d failed: %s"):format(entry.id, tostring(err)))
+  self:emit("status", { outbox_id = entry.id, from = from, to = p.to, status = "failed", error_code = code })
 end
 
 --- One round: claim what is due, send it, file the answers.
@@ -401,8 +417,13 @@ function Sender:refresh_statuses(older_than, now)
   for _, r in ipairs(rows) do
     local m = self.client.messages.fetch(r.sid)
     if m and m.status and store_mod.STATUS_RANK[m.status] then
-      local changed = store:message_status(m.sid, m.status, { error_code = m.error_code })
-      if changed then n = n + 1 end
+      local changed, now_status = store:message_status(m.sid, m.status, { error_code = m.error_code })
+      if changed then
+        n = n + 1
+        local e = self.on_event and store:outbox_get(m.sid)
+        self:emit("status", { outbox_id = e and e.id, from = m.from, to = m.to, message_sid = m.sid,
+                              status = now_status, error_code = tonumber(m.error_code) })
+      end
     end
   end
   if n > 0 then self.log("info", ("outbox: %d message statuses fetched from Twilio"):format(n)) end

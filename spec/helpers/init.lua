@@ -72,6 +72,12 @@ function _M.canonical_xml(xml)
 end
 
 -- A fresh temporary directory path (created).
+function _M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
 function _M.tmpdir()
   local p = os.tmpname()
   os.remove(p)

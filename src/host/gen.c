@@ -2,6 +2,7 @@
  * gen.c - rules generations and hot reload (see gen.h).
  */
 #include "gen.h"
+#include "embed.h"
 #include "log.h"
 #include "clock.h"
 
@@ -173,6 +174,7 @@ static int set_env(lua_State *L)
     lua_setfield(L, LUA_REGISTRYINDEX, "telua.env");
     lua_pushboolean(L, 1); /* a worker state: telua.http must never block it */
     lua_setfield(L, LUA_REGISTRYINDEX, "telua.worker");
+    tl_preload_modules(L, g->modules, g->nmodules);
     return 0;
 }
 
@@ -214,9 +216,13 @@ tl_vm *tl_load_rules(const tl_gens *g, char **files, int nfiles, tl_load_error *
     }
     lua_pushstring(L, store);
     lua_getfield(L, LUA_REGISTRYINDEX, "telua.host_log");
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 3);
     lua_pushboolean(L, unsafe);
     lua_setfield(L, -2, "unsafe");
+    tl_push_module_names(L, g->modules, g->nmodules);
+    lua_setfield(L, -2, "modules");
+    tl_push_event_fn(L, g->on_event, g->event_ud);
+    lua_setfield(L, -2, "on_event");
     if (tl_vm_pcall(vm, 5, 2, load_ms) != LUA_OK || !lua_isfunction(L, -2)) {
         if (vm->budget_hit) budget_error(vm, load_ms, rules_dir, err);
         else take_error(L, -1, err, rules_dir);

@@ -12,6 +12,7 @@
 #ifndef TELUA_GEN_H
 #define TELUA_GEN_H
 
+#include "telua.h"
 #include "vm.h"
 
 #include <pthread.h>
@@ -44,6 +45,10 @@ typedef struct tl_gens {
     unsigned cpu_ms, load_ms, debounce_ms;
     int unsafe;                  /* rules get the whole standard library */
     const char *account_sid, *auth_token, *twilio_base_url; /* for the rules' telua.client (may be NULL) */
+    const telua_module *modules; /* the embedder's C modules, preloaded in every state */
+    size_t nmodules;
+    telua_event_fn on_event;     /* NULL: no events */
+    void *event_ud;
 
     pthread_mutex_t mu;          /* guards current, last_error, next_id */
     pthread_rwlock_t cur_lock;   /* also taken (write, inside mu) to swap current, so

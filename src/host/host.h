@@ -12,6 +12,7 @@
  *              checks the answer; every step inside a protected call
  *   status.c   GET /-/status
  *   sender.c   the sender thread (lua/telua/sender.lua)
+ *   embed.c    the embedding API: events, C modules, telua_send
  *
  * Threads: one MHD daemon thread per worker (worker i only ever runs
  * lua_State i of a generation), one I/O thread per worker (io.h), the
@@ -61,6 +62,9 @@ typedef struct tl_conns {
 struct telua_host {
     telua_config cfg;
     tl_vm *sender;            /* the sender thread's state (NULL: no sender) */
+    pthread_mutex_t api_mu;   /* guards api: telua_send's state (embed.c), made at the first call */
+    tl_vm *api;
+    int api_ref;
     pthread_t sender_thread;
     atomic_int stopping;
     worker *w;

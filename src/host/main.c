@@ -8,6 +8,7 @@
  * it is never printed or logged.
  */
 #include "telua.h"
+#include "cli.h"
 #include "log.h"
 
 #include "../lua/telua_core.h"
@@ -24,50 +25,74 @@
 #include "vm.h"
 #include <lauxlib.h>
 
-#ifndef TELUA_LUADIR
-#define TELUA_LUADIR "/usr/local/share/lua/5.4"
-#endif
 
 int tl_sandbox_main(const char *lua_dir, int argc, char **argv); /* sandbox.c */
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage:\n"
-        "  telua serve --rules DIR --public-url URL [options]\n"
-        "  telua sandbox [--listen ADDR] [--mps N]   (Twilio's REST API on loopback)\n"
-        "  telua sandbox inbound|call --to URL --from NUMBER ...\n"
-        "  telua campaign --csv FILE --template NAME [--from N | --messaging-service SID] [--rate MPS] [--dry-run]\n"
-        "  telua check [--load-ms MS] [--unsafe-rules] DIR\n"
-        "  telua version\n"
-        "\n"
-        "serve options:\n"
-        "  --rules DIR             rules folder (hot-reloaded)\n"
-        "  --listen ADDR           HOST:PORT or [V6]:PORT (default 127.0.0.1:8080; port 0 picks one)\n"
-        "  --public-url URL        scheme://host[:port] that Twilio calls (signatures are checked against it)\n"
-        "  --store SPEC            sqlite:FILE or memory (default memory)\n"
-        "  --workers N             worker threads, each with its own Lua state (default 2)\n"
-        "  --max-body BYTES        larger request bodies get 413 (default 65536)\n"
-        "  --timeout SECONDS       idle connection timeout (default 10)\n"
-        "  --read-timeout SECONDS  a request's headers and body must arrive within this (default 10)\n"
-        "  --per-ip-limit N        connections one client address may hold per worker (default 64; 0: none)\n"
-        "  --max-connections N     connections per worker (default: what the open-file limit allows)\n"
-        "  --cpu-ms MS             CPU budget of one request's rules (default 200)\n"
-        "  --load-ms MS            CPU budget of loading the rules (default 2000)\n"
-        "  --request-timeout SECONDS  wall-clock limit of a request's rules, I/O included (default 14)\n"
-        "  --mem-mb MB             memory cap of each Lua state (default 64)\n"
-        "  --debounce-ms MS        quiet time of the rules folder before a reload (default 150)\n"
-        "  --unsafe-rules          give rules the whole standard library (no sandbox)\n"
-        "  --fallback-voice FILE   TwiML answered when a voice rule fails\n"
-        "  --fallback-messaging FILE  TwiML answered when a messaging rule fails\n"
-        "  --auth-token-file FILE  read the auth token from FILE instead of TWILIO_AUTH_TOKEN\n"
-        "  --lua-dir DIR           where the telua Lua modules live\n"
-        "  --send-rates SPEC       pacing in segments/s, e.g. long_code=1,toll_free=3,short_code=100,\n"
-        "                          whatsapp=10,account=2000 (0 = unpaced)\n"
-        "  --send-concurrency N    REST requests in flight (default 8)\n"
-        "outbound: with TWILIO_ACCOUNT_SID set and a sqlite store, rules' req.send goes out through\n"
-        "  the outbox; TELUA_TWILIO_BASE_URL points it elsewhere than api.twilio.com (the sandbox)\n");
-}
+static const char MAIN_USAGE[] =
+    "usage: telua COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve     answer Twilio webhooks with the rules in a folder (hot-reloaded)\n"
+    "  check     load a rules folder once and report its first error\n"
+    "  campaign  send a template to every row of a CSV through the outbox\n"
+    "  sandbox   Twilio's REST API on loopback, and signed inbound messages and calls\n"
+    "  version   print the version\n"
+    "  help      this text, or `telua help COMMAND` for one command's options\n"
+    "\n"
+    "`telua COMMAND --help` prints the options of COMMAND.\n";
+
+static const char SERVE_USAGE[] =
+    "usage: telua serve --rules DIR --public-url URL [options]\n"
+    "\n"
+    "  --rules DIR             rules folder (hot-reloaded)\n"
+    "  --public-url URL        scheme://host[:port] that Twilio calls (signatures are checked against it)\n"
+    "  --listen ADDR           HOST:PORT or [V6]:PORT (default 127.0.0.1:8080; port 0 picks one)\n"
+    "  --store SPEC            sqlite:FILE or memory (default memory)\n"
+    "  --workers N             worker threads, each with its own Lua state (default 2)\n"
+    "  --max-body BYTES        larger request bodies get 413 (default 65536)\n"
+    "  --timeout SECONDS       idle connection timeout (default 10)\n"
+    "  --read-timeout SECONDS  a request's headers and body must arrive within this (default 10)\n"
+    "  --per-ip-limit N        connections one client address may hold per worker (default 64; 0: none)\n"
+    "  --max-connections N     connections per worker (default: what the open-file limit allows)\n"
+    "  --cpu-ms MS             CPU budget of one request's rules (default 200)\n"
+    "  --load-ms MS            CPU budget of loading the rules (default 2000)\n"
+    "  --request-timeout SECONDS  wall-clock limit of a request's rules, I/O included (default 14)\n"
+    "  --mem-mb MB             memory cap of each Lua state (default 64)\n"
+    "  --debounce-ms MS        quiet time of the rules folder before a reload (default 150)\n"
+    "  --unsafe-rules          give rules the whole standard library (no sandbox)\n"
+    "  --fallback-voice FILE   TwiML answered when a voice rule fails\n"
+    "  --fallback-messaging FILE  TwiML answered when a messaging rule fails\n"
+    "  --auth-token-file FILE  read the auth token from FILE instead of TWILIO_AUTH_TOKEN\n"
+    "  --lua-dir DIR           where the telua Lua modules live (default: found by the install prefix)\n"
+    "  --send-rates SPEC       pacing in segments/s, e.g. long_code=1,toll_free=3,short_code=100,\n"
+    "                          whatsapp=10,account=2000 (0 = unpaced)\n"
+    "  --send-concurrency N    REST requests in flight (default 8)\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "environment: TWILIO_AUTH_TOKEN (read once, then cleared); with TWILIO_ACCOUNT_SID set and a sqlite\n"
+    "  store, rules' req.send goes out through the outbox; TELUA_TWILIO_BASE_URL points it elsewhere\n"
+    "  than api.twilio.com (the sandbox)\n";
+
+static const char CHECK_USAGE[] =
+    "usage: telua check [options] DIR\n"
+    "\n"
+    "Loads the rules in DIR once, as `telua serve` would, and prints \"ok\" or the first error\n"
+    "as file:line: message. Exits 0 when the rules load, 1 when they do not.\n"
+    "\n"
+    "  --load-ms MS            CPU budget of loading the rules (default 2000)\n"
+    "  --unsafe-rules          load them with the whole standard library (no sandbox)\n"
+    "  --lua-dir DIR           where the telua Lua modules live\n"
+    "  -h, --help              this text\n";
+
+static const char VERSION_USAGE[] =
+    "usage: telua version\n"
+    "\n"
+    "Prints \"telua VERSION\".\n";
+
+void tl_sandbox_usage(FILE *f); /* sandbox.c */
+
+/* The help of one command on f; -1 when there is no such command. */
+static int command_help(const char *lua_dir, const char *cmd, FILE *f);
 
 /* The signal thread: a stop signal before the host has started (the rules
  * still loading) ends the process at once; after, it is handed to the main
@@ -110,6 +135,48 @@ static char *slurp(const char *path, size_t max)
     return buf;
 }
 
+enum {
+    O_RULES = 256, O_LISTEN, O_PUBLIC_URL, O_STORE, O_WORKERS, O_MAX_BODY, O_TIMEOUT, O_READ_TIMEOUT,
+    O_PER_IP, O_MAX_CONN, O_CPU_MS, O_LOAD_MS, O_REQ_TIMEOUT, O_MEM_MB, O_DEBOUNCE, O_UNSAFE,
+    O_FB_VOICE, O_FB_MSG, O_TOKEN_FILE, O_LUA_DIR, O_SEND_RATES, O_SEND_CONC
+};
+
+static const struct option SERVE_OPTS[] = {
+    { "rules", required_argument, NULL, O_RULES },
+    { "listen", required_argument, NULL, O_LISTEN },
+    { "public-url", required_argument, NULL, O_PUBLIC_URL },
+    { "store", required_argument, NULL, O_STORE },
+    { "workers", required_argument, NULL, O_WORKERS },
+    { "max-body", required_argument, NULL, O_MAX_BODY },
+    { "timeout", required_argument, NULL, O_TIMEOUT },
+    { "read-timeout", required_argument, NULL, O_READ_TIMEOUT },
+    { "per-ip-limit", required_argument, NULL, O_PER_IP },
+    { "max-connections", required_argument, NULL, O_MAX_CONN },
+    { "cpu-ms", required_argument, NULL, O_CPU_MS },
+    { "load-ms", required_argument, NULL, O_LOAD_MS },
+    { "request-timeout", required_argument, NULL, O_REQ_TIMEOUT },
+    { "mem-mb", required_argument, NULL, O_MEM_MB },
+    { "debounce-ms", required_argument, NULL, O_DEBOUNCE },
+    { "unsafe-rules", no_argument, NULL, O_UNSAFE },
+    { "fallback-voice", required_argument, NULL, O_FB_VOICE },
+    { "fallback-messaging", required_argument, NULL, O_FB_MSG },
+    { "auth-token-file", required_argument, NULL, O_TOKEN_FILE },
+    { "lua-dir", required_argument, NULL, O_LUA_DIR },
+    { "send-rates", required_argument, NULL, O_SEND_RATES },
+    { "send-concurrency", required_argument, NULL, O_SEND_CONC },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* A number option of serve into *out (unsigned or int); -1 after the
+ * one-line error. */
+#define NUM_OPT(field, min, max)                                                                   \
+    do {                                                                                           \
+        long n_;                                                                                   \
+        if (tl_cli_long("serve", SERVE_OPTS[idx].name, optarg, (min), (max), &n_) != 0) goto bad;  \
+        (field) = n_;                                                                              \
+    } while (0)
+
 static int serve(int argc, char **argv)
 {
     telua_config c;
@@ -118,63 +185,71 @@ static int serve(int argc, char **argv)
     const char *token_file = NULL;
     sigset_t set;
     pthread_t sig_thread;
-    int i, sig = 0;
+    int opt, idx, sig = 0;
+    long mem_mb = 64;
     telua_config_defaults(&c);
-    for (i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", SERVE_OPTS, &idx)) != -1) {
+        if (opt == 'h') {
+            free(fb_voice);
+            free(fb_msg);
+            fputs(SERVE_USAGE, stdout);
             return 0;
         }
-        if (!strcmp(a, "--unsafe-rules")) {
-            c.unsafe_rules = 1;
-            continue;
+        if (opt == '?' || opt == ':') {
+            tl_cli_refused("serve", argv, opt);
+            goto bad;
         }
-        if (!v) {
-            fprintf(stderr, "telua: %s needs a value\n", a);
-            return 2;
+        for (idx = 0; SERVE_OPTS[idx].val != opt; idx++) {}
+        switch (opt) {
+        case O_RULES: c.rules_dir = optarg; break;
+        case O_LISTEN: c.listen = optarg; break;
+        case O_PUBLIC_URL: c.public_url = optarg; break;
+        case O_STORE: c.store = optarg; break;
+        case O_WORKERS: NUM_OPT(c.workers, 1, 256); break;
+        case O_MAX_BODY: NUM_OPT(c.max_body, 1, 1L << 30); break;
+        case O_TIMEOUT: NUM_OPT(c.timeout_s, 1, 86400); break;
+        case O_READ_TIMEOUT: NUM_OPT(c.read_timeout_s, 1, 86400); break;
+        case O_PER_IP: NUM_OPT(c.per_ip_limit, 0, 1000000); break;
+        case O_MAX_CONN: NUM_OPT(c.max_connections, 1, 1000000); break;
+        case O_CPU_MS: NUM_OPT(c.cpu_ms, 1, 600000); break;
+        case O_LOAD_MS: NUM_OPT(c.load_ms, 1, 600000); break;
+        case O_REQ_TIMEOUT: NUM_OPT(c.request_timeout_s, 1, 86400); break;
+        case O_MEM_MB: NUM_OPT(mem_mb, 1, 1L << 20); c.mem_limit = (size_t)mem_mb * 1024 * 1024; break;
+        case O_DEBOUNCE: NUM_OPT(c.debounce_ms, 0, 600000); break;
+        case O_UNSAFE: c.unsafe_rules = 1; break;
+        case O_TOKEN_FILE: token_file = optarg; break;
+        case O_LUA_DIR: c.lua_dir = optarg; break;
+        case O_SEND_RATES: c.send_rates = optarg; break;
+        case O_SEND_CONC: NUM_OPT(c.send_concurrency, 1, 1024); break;
+        case O_FB_VOICE:
+        case O_FB_MSG: {
+            char **dst = opt == O_FB_VOICE ? &fb_voice : &fb_msg;
+            free(*dst);
+            if (!(*dst = slurp(optarg, 65536))) {
+                fprintf(stderr, "telua serve: cannot read %s: %s\n", optarg, strerror(errno));
+                goto bad;
+            }
+            if (opt == O_FB_VOICE) c.fallback_voice = fb_voice;
+            else c.fallback_messaging = fb_msg;
+            break;
         }
-        if (!strcmp(a, "--rules")) c.rules_dir = v;
-        else if (!strcmp(a, "--listen")) c.listen = v;
-        else if (!strcmp(a, "--public-url")) c.public_url = v;
-        else if (!strcmp(a, "--store")) c.store = v;
-        else if (!strcmp(a, "--workers")) c.workers = atoi(v);
-        else if (!strcmp(a, "--max-body")) c.max_body = strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--timeout")) c.timeout_s = (unsigned)atoi(v);
-        else if (!strcmp(a, "--read-timeout")) c.read_timeout_s = (unsigned)atoi(v);
-        else if (!strcmp(a, "--per-ip-limit")) c.per_ip_limit = (unsigned)atoi(v);
-        else if (!strcmp(a, "--max-connections")) c.max_connections = (unsigned)atoi(v);
-        else if (!strcmp(a, "--load-ms")) c.load_ms = (unsigned)atoi(v);
-        else if (!strcmp(a, "--request-timeout")) c.request_timeout_s = (unsigned)atoi(v);
-        else if (!strcmp(a, "--debounce-ms")) c.debounce_ms = (unsigned)atoi(v);
-        else if (!strcmp(a, "--cpu-ms")) c.cpu_ms = (unsigned)atoi(v);
-        else if (!strcmp(a, "--mem-mb")) c.mem_limit = strtoul(v, NULL, 10) * 1024 * 1024;
-        else if (!strcmp(a, "--auth-token-file")) token_file = v;
-        else if (!strcmp(a, "--lua-dir")) c.lua_dir = v;
-        else if (!strcmp(a, "--send-rates")) c.send_rates = v;
-        else if (!strcmp(a, "--send-concurrency")) c.send_concurrency = atoi(v);
-        else if (!strcmp(a, "--fallback-voice")) {
-            if (!(fb_voice = slurp(v, 65536))) { fprintf(stderr, "telua: cannot read %s\n", v); return 2; }
-            c.fallback_voice = fb_voice;
-        } else if (!strcmp(a, "--fallback-messaging")) {
-            if (!(fb_msg = slurp(v, 65536))) { fprintf(stderr, "telua: cannot read %s\n", v); return 2; }
-            c.fallback_messaging = fb_msg;
-        } else {
-            fprintf(stderr, "telua: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
         }
-        i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "telua serve: unexpected argument %s (telua serve --help)\n", argv[optind]);
+        goto bad;
     }
     if (!c.rules_dir || !c.public_url) {
-        fprintf(stderr, "telua: serve needs --rules and --public-url\n");
-        return 2;
+        fprintf(stderr, "telua serve: --rules and --public-url are required (telua serve --help)\n");
+        goto bad;
     }
     if (token_file) {
         token = slurp(token_file, 4096);
         if (!token) {
-            fprintf(stderr, "telua: cannot read the auth token file: %s\n", strerror(errno));
-            return 2;
+            fprintf(stderr, "telua serve: cannot read the auth token file: %s\n", strerror(errno));
+            goto bad;
         }
     } else if (getenv("TWILIO_AUTH_TOKEN")) {
         token = strdup(getenv("TWILIO_AUTH_TOKEN"));
@@ -186,9 +261,9 @@ static int serve(int argc, char **argv)
         unsetenv("TWILIO_AUTH_TOKEN");
     }
     if (!token || !token[0]) {
-        fprintf(stderr, "telua: no auth token (set TWILIO_AUTH_TOKEN or --auth-token-file)\n");
+        fprintf(stderr, "telua serve: no auth token (set TWILIO_AUTH_TOKEN or --auth-token-file)\n");
         free(token);
-        return 2;
+        goto bad;
     }
     c.auth_token = token;
     c.account_sid = getenv("TWILIO_ACCOUNT_SID") && getenv("TWILIO_ACCOUNT_SID")[0] ? getenv("TWILIO_ACCOUNT_SID") : NULL;
@@ -216,8 +291,9 @@ static int serve(int argc, char **argv)
     atomic_store(&started, 1);
     memset(token, 0, strlen(token));
     free(token);
-    tl_log("info", "telua %s listening on %s (port %u), %d workers, public URL %s, store %s",
-           TELUA_VERSION, c.listen, telua_host_port(h), c.workers, c.public_url, c.store);
+    tl_log("info", "telua %s listening on %s (port %u), %d workers, public URL %s, store %s, modules in %s",
+           TELUA_VERSION, c.listen, telua_host_port(h), c.workers, c.public_url, c.store,
+           c.lua_dir ? c.lua_dir : tl_default_lua_dir());
     printf("listening on port %u\n", telua_host_port(h));
     fflush(stdout);
     if (read(sig_pipe[0], &sig, sizeof sig) != (ssize_t)sizeof sig) sig = 0;
@@ -226,6 +302,10 @@ static int serve(int argc, char **argv)
     free(fb_voice);
     free(fb_msg);
     return 0;
+bad:
+    free(fb_voice);
+    free(fb_msg);
+    return 2;
 }
 
 /* `telua campaign ...`: lua/telua/campaign.lua's main, on a plain state. */
@@ -258,51 +338,88 @@ static int campaign(const char *lua_dir, int argc, char **argv)
     return rc;
 }
 
+static const struct option CHECK_OPTS[] = {
+    { "load-ms", required_argument, NULL, O_LOAD_MS },
+    { "unsafe-rules", no_argument, NULL, O_UNSAFE },
+    { "lua-dir", required_argument, NULL, O_LUA_DIR },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static int check(int argc, char **argv)
+{
+    telua_config c;
+    int opt;
+    long n;
+    telua_config_defaults(&c);
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", CHECK_OPTS, NULL)) != -1) {
+        switch (opt) {
+        case 'h': fputs(CHECK_USAGE, stdout); return 0;
+        case O_UNSAFE: c.unsafe_rules = 1; break;
+        case O_LUA_DIR: c.lua_dir = optarg; break;
+        case O_LOAD_MS:
+            if (tl_cli_long("check", "load-ms", optarg, 1, 600000, &n) != 0) return 2;
+            c.load_ms = (unsigned)n;
+            break;
+        default: return tl_cli_refused("check", argv, opt);
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "telua check: %s (telua check --help)\n",
+                optind >= argc ? "give the rules folder" : "give one rules folder");
+        return 2;
+    }
+    c.rules_dir = argv[optind];
+    signal(SIGXFSZ, SIG_IGN);
+    return telua_check(&c, stdout);
+}
+
+static int command_help(const char *lua_dir, const char *cmd, FILE *f)
+{
+    if (!strcmp(cmd, "serve")) fputs(SERVE_USAGE, f);
+    else if (!strcmp(cmd, "check")) fputs(CHECK_USAGE, f);
+    else if (!strcmp(cmd, "sandbox")) tl_sandbox_usage(f);
+    else if (!strcmp(cmd, "version")) fputs(VERSION_USAGE, f);
+    else if (!strcmp(cmd, "help")) fputs(MAIN_USAGE, f);
+    else if (!strcmp(cmd, "campaign")) {
+        char *args[] = { "--help", NULL };
+        fflush(f);
+        return campaign(lua_dir, 1, args) == 0 ? 0 : -1;
+    } else return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "serve")) return serve(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "campaign")) {
-        const char *dir = getenv("TELUA_LUA_DIR") ? getenv("TELUA_LUA_DIR") : TELUA_LUADIR;
-        return campaign(dir, argc - 2, argv + 2);
+    const char *cmd = argc >= 2 ? argv[1] : NULL;
+    const char *lua_dir = tl_default_lua_dir();
+    if (!cmd) {
+        fputs(MAIN_USAGE, stderr);
+        return 2;
     }
-    if (argc >= 2 && !strcmp(argv[1], "sandbox")) {
-        const char *dir = getenv("TELUA_LUA_DIR") ? getenv("TELUA_LUA_DIR") : TELUA_LUADIR;
-        return tl_sandbox_main(dir, argc - 2, argv + 2);
-    }
-    if (argc >= 2 && !strcmp(argv[1], "check")) {
-        telua_config c;
-        int i;
-        telua_config_defaults(&c);
-        for (i = 2; i < argc; i++) {
-            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-                usage(stdout);
-                return 0;
-            } else if (!strcmp(argv[i], "--unsafe-rules")) {
-                c.unsafe_rules = 1;
-            } else if (!strcmp(argv[i], "--load-ms") && i + 1 < argc) {
-                c.load_ms = (unsigned)atoi(argv[++i]);
-            } else if (argv[i][0] != '-' && !c.rules_dir) {
-                c.rules_dir = argv[i];
-            } else {
-                fprintf(stderr, "telua: check: unexpected %s\n", argv[i]);
-                return 2;
-            }
+    if (!strcmp(cmd, "serve")) return serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "campaign")) return campaign(lua_dir, argc - 2, argv + 2);
+    if (!strcmp(cmd, "sandbox")) return tl_sandbox_main(lua_dir, argc - 2, argv + 2);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            fputs(VERSION_USAGE, stdout);
+            return 0;
         }
-        if (!c.rules_dir) {
-            usage(stderr);
-            return 2;
-        }
-        signal(SIGXFSZ, SIG_IGN);
-        return telua_check(&c, stdout);
-    }
-    if (argc == 2 && (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))) {
         printf("telua %s\n", TELUA_VERSION);
         return 0;
     }
-    if (argc == 2 && (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))) {
-        usage(stdout);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2) {
+            if (command_help(lua_dir, argv[2], stdout) == 0) return 0;
+            fprintf(stderr, "telua help: no command '%s' (telua --help lists them)\n", argv[2]);
+            return 2;
+        }
+        fputs(MAIN_USAGE, stdout);
         return 0;
     }
-    usage(stderr);
+    fprintf(stderr, "telua: unknown command '%s' (telua --help lists them)\n", cmd);
     return 2;
 }

@@ -18,6 +18,7 @@
  */
 #include "telua.h"
 #include "body.h"
+#include "cli.h"
 #include "clock.h"
 #include "listen.h"
 #include "log.h"
@@ -338,22 +339,76 @@ static char *read_token(const char *file)
     return getenv("TWILIO_AUTH_TOKEN") ? strdup(getenv("TWILIO_AUTH_TOKEN")) : NULL;
 }
 
-static void usage(void)
+static const char SANDBOX_USAGE[] =
+    "usage: telua sandbox [options]           Twilio's REST API on loopback\n"
+    "       telua sandbox inbound --to URL --from NUMBER --body TEXT [--number N] [--media URL]\n"
+    "       telua sandbox call --to URL --from NUMBER [--number N] [--digits D]\n"
+    "\n"
+    "sandbox options:\n"
+    "  --listen ADDR           HOST:PORT or [V6]:PORT (default 127.0.0.1:8090; port 0 picks one)\n"
+    "  --public                allow a --listen address other than loopback (the sandbox's control\n"
+    "                          endpoints list verification codes: never expose it unless you mean to)\n"
+    "  --mps N                 messages a second each sender delivers (default 10)\n"
+    "  --delivery-ms MS        time from queued to delivered (default 200)\n"
+    "  --verify-ttl SECONDS    lifetime of a Verify code (default 600)\n"
+    "  --auth-token-file FILE  read the auth token from FILE instead of TWILIO_AUTH_TOKEN\n"
+    "inbound and call: a webhook signed as Twilio signs it, posted to --to\n"
+    "  --to URL                the webhook URL (the host's public URL and path)\n"
+    "  --from NUMBER           the sender (the user's phone)\n"
+    "  --body TEXT             the message text (inbound)\n"
+    "  --number N              the business's number they wrote to or called (default +15005550006)\n"
+    "  --media URL             one media URL (inbound)\n"
+    "  --digits D              keys pressed: the call follows each <Gather>'s action with them (call)\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "credentials: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (API keys: TWILIO_API_KEY, TWILIO_API_SECRET)\n";
+
+void tl_sandbox_usage(FILE *f)
 {
-    fprintf(stderr,
-        "usage:\n"
-        "  telua sandbox [--listen ADDR] [--mps N] [--delivery-ms MS] [--verify-ttl S] [--auth-token-file F]\n"
-        "  telua sandbox inbound --to URL --from NUMBER --body TEXT [--number N] [--media URL]\n"
-        "  telua sandbox call --to URL --from NUMBER [--number N] [--digits D]\n"
-        "credentials: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (API keys: TWILIO_API_KEY, TWILIO_API_SECRET)\n");
+    fputs(SANDBOX_USAGE, f);
 }
 
 /* `sandbox inbound` / `sandbox call`: lua/telua/sandbox.lua's cli_post. */
+static const struct option POST_OPTS[] = {
+    { "to", required_argument, NULL, 't' },
+    { "from", required_argument, NULL, 'f' },
+    { "body", required_argument, NULL, 'b' },
+    { "number", required_argument, NULL, 'n' },
+    { "media", required_argument, NULL, 'm' },
+    { "digits", required_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static const struct option SANDBOX_OPTS[] = {
+    { "listen", required_argument, NULL, 'l' },
+    { "public", no_argument, NULL, 'p' },
+    { "mps", required_argument, NULL, 'r' },
+    { "delivery-ms", required_argument, NULL, 'D' },
+    { "verify-ttl", required_argument, NULL, 'v' },
+    { "auth-token-file", required_argument, NULL, 'a' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* A listen address on loopback: 127.0.0.0/8 or ::1. */
+static int is_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 static int post_inbound(const char *lua_dir, int voice, int argc, char **argv)
 {
     tl_vm *vm = tl_vm_new(0, 0, lua_dir);
     lua_State *L;
-    int i, rc;
+    int opt, idx = 0, rc;
     char *token = read_token(NULL);
     if (!vm) return 1;
     L = vm->L;
@@ -367,14 +422,26 @@ static int post_inbound(const char *lua_dir, int voice, int argc, char **argv)
     }
     lua_getfield(L, -1, "cli_post");
     lua_createtable(L, 0, 8);
-    for (i = 0; i + 1 < argc; i += 2) {
-        if (strncmp(argv[i], "--", 2) != 0) break;
-        lua_pushstring(L, argv[i + 1]);
-        lua_setfield(L, -2, argv[i] + 2);
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":h", POST_OPTS, &idx)) != -1) {
+        if (opt == 'h' || opt == '?' || opt == ':' || (voice ? opt == 'b' || opt == 'm' : opt == 'd')) {
+            if (opt == 'h') fputs(SANDBOX_USAGE, stdout);
+            else if (opt == '?' || opt == ':') tl_cli_refused(voice ? "sandbox call" : "sandbox inbound", argv, opt);
+            else fprintf(stderr, "telua sandbox %s: --%s is for %s\n", voice ? "call" : "inbound",
+                         POST_OPTS[idx].name, voice ? "inbound" : "call");
+            tl_vm_free(vm);
+            if (token) memset(token, 0, strlen(token));
+            free(token);
+            return opt == 'h' ? 0 : 2;
+        }
+        lua_pushstring(L, optarg);
+        lua_setfield(L, -2, POST_OPTS[idx].name);
     }
-    if (i < argc) {
-        fprintf(stderr, "telua: sandbox %s: %s needs a value\n", voice ? "call" : "inbound", argv[i]);
+    if (optind < argc) {
+        fprintf(stderr, "telua sandbox %s: unexpected argument %s\n", voice ? "call" : "inbound", argv[optind]);
         tl_vm_free(vm);
+        if (token) memset(token, 0, strlen(token));
         free(token);
         return 2;
     }
@@ -414,37 +481,49 @@ int tl_sandbox_main(const char *lua_dir, int argc, char **argv)
     const union MHD_DaemonInfo *info;
     unsigned port;
     sigset_t set;
-    int i, sig;
+    int opt, sig, public = 0;
     lua_State *L;
 
-    if (argc >= 1 && strcmp(argv[0], "inbound") == 0) return post_inbound(lua_dir, 0, argc - 1, argv + 1);
-    if (argc >= 1 && strcmp(argv[0], "call") == 0) return post_inbound(lua_dir, 1, argc - 1, argv + 1);
-    for (i = 0; i < argc; i += 2) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) { usage(); return 2; }
-        if (!strcmp(a, "--listen")) listen = v;
-        else if (!strcmp(a, "--mps")) mps = atof(v);
-        else if (!strcmp(a, "--delivery-ms")) delivery_ms = atof(v);
-        else if (!strcmp(a, "--verify-ttl")) verify_ttl = atof(v);
-        else if (!strcmp(a, "--auth-token-file")) token_file = v;
-        else { fprintf(stderr, "telua: unknown sandbox option %s\n", a); usage(); return 2; }
+    if (argc >= 1 && strcmp(argv[0], "inbound") == 0) return post_inbound(lua_dir, 0, argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "call") == 0) return post_inbound(lua_dir, 1, argc, argv);
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc + 1, argv - 1, ":h", SANDBOX_OPTS, NULL)) != -1) {
+        switch (opt) {
+        case 'h': fputs(SANDBOX_USAGE, stdout); return 0;
+        case 'l': listen = optarg; break;
+        case 'p': public = 1; break;
+        case 'r': if (tl_cli_double("sandbox", "mps", optarg, 0.001, &mps) != 0) return 2; break;
+        case 'D': if (tl_cli_double("sandbox", "delivery-ms", optarg, 0, &delivery_ms) != 0) return 2; break;
+        case 'v': if (tl_cli_double("sandbox", "verify-ttl", optarg, 1, &verify_ttl) != 0) return 2; break;
+        case 'a': token_file = optarg; break;
+        default: return tl_cli_refused("sandbox", argv - 1, opt);
+        }
+    }
+    if (optind < argc + 1) {
+        fprintf(stderr, "telua sandbox: unexpected argument %s (telua sandbox --help)\n", argv[optind - 1]);
+        return 2;
     }
     if (!(mps > 0) || delivery_ms < 0 || !(verify_ttl > 0)) {
         fprintf(stderr, "telua: --mps and --verify-ttl must be positive, --delivery-ms not negative\n");
         return 2;
     }
+    if (tl_parse_listen(listen, &sa, &salen, &v6) != 0 || tl_listen_host(listen, host, sizeof host) != 0) {
+        fprintf(stderr, "telua sandbox: bad --listen %s (want HOST:PORT or [V6]:PORT)\n", listen);
+        return 2;
+    }
+    if (!public && !is_loopback(&sa)) {
+        fprintf(stderr, "telua sandbox: --listen %s is not a loopback address; the sandbox lists verification "
+                        "codes to anyone who asks, so add --public if you mean it\n", listen);
+        return 2;
+    }
+
     token = read_token(token_file);
     if (!sid || !token || !token[0]) {
         fprintf(stderr, "telua: the sandbox needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or --auth-token-file)\n");
         free(token);
         return 2;
     }
-    if (tl_parse_listen(listen, &sa, &salen, &v6) != 0 || tl_listen_host(listen, host, sizeof host) != 0) {
-        fprintf(stderr, "telua: bad --listen %s (want HOST:PORT or [V6]:PORT)\n", listen);
-        free(token);
-        return 2;
-    }
-
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
     s.api = tl_vm_new(0, 0, lua_dir);

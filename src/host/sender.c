@@ -3,6 +3,7 @@
  * own, sending what rules queued in the outbox.
  */
 #include "host.h"
+#include "embed.h"
 #include "log.h"
 
 #include <lauxlib.h>
@@ -58,6 +59,8 @@ static int prepare(lua_State *L)
     lua_pushlightuserdata(L, h);
     lua_pushcclosure(L, sender_stopping, 1);
     lua_setfield(L, -2, "stopping");
+    tl_push_event_fn(L, cfg->on_event, cfg->event_ud);
+    lua_setfield(L, -2, "on_event");
     return 2;
 }
 

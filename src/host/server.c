@@ -7,6 +7,8 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
@@ -41,14 +43,49 @@ void telua_config_defaults(telua_config *c)
     c->send_concurrency = 8;
 }
 
-static const char *lua_dir_of(const telua_config *c)
+/* The folder holding the telua modules next to this code's install prefix:
+ * BIN/../share/lua/5.4 for the executable, LIB/../share/lua/5.4 (or one
+ * more level up for a multiarch LIB) for libtelua.so. NULL when none of
+ * them has telua/router.lua. */
+static char found_lua_dir[4096];
+static pthread_once_t found_once = PTHREAD_ONCE_INIT;
+
+static int lua_dir_at(const char *file, const char *up)
+{
+    char real[4096], cand[4096 + 64];
+    char *slash;
+    if (!file || file[0] != '/' || !realpath(file, real)) return 0;
+    if (!(slash = strrchr(real, '/'))) return 0;
+    *slash = 0;
+    snprintf(cand, sizeof cand, "%s/%sshare/lua/5.4/telua/router.lua", real, up);
+    if (access(cand, R_OK) != 0) return 0;
+    cand[strlen(cand) - strlen("/telua/router.lua")] = 0;
+    if (!realpath(cand, found_lua_dir)) return 0;
+    return 1;
+}
+
+static void find_lua_dir(void)
+{
+    Dl_info info;
+    const char *self = dladdr((void *)tl_default_lua_dir, &info) ? info.dli_fname : NULL;
+    if (lua_dir_at("/proc/self/exe", "../") || lua_dir_at(self, "../") || lua_dir_at(self, "../../")) return;
+    found_lua_dir[0] = 0;
+}
+
+const char *tl_default_lua_dir(void)
 {
 #ifndef TELUA_LUADIR
 #define TELUA_LUADIR "/usr/local/share/lua/5.4"
 #endif
-    if (c->lua_dir) return c->lua_dir;
-    if (getenv("TELUA_LUA_DIR")) return getenv("TELUA_LUA_DIR");
-    return TELUA_LUADIR;
+    const char *env = getenv("TELUA_LUA_DIR");
+    if (env && env[0]) return env;
+    pthread_once(&found_once, find_lua_dir);
+    return found_lua_dir[0] ? found_lua_dir : TELUA_LUADIR;
+}
+
+static const char *lua_dir_of(const telua_config *c)
+{
+    return c->lua_dir ? c->lua_dir : tl_default_lua_dir();
 }
 
 /* Connections one worker may hold: what the open-file limit allows (raised
@@ -151,6 +188,8 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     }
     h->cfg = *cfg;
     pthread_mutex_init(&h->reject_mu, NULL);
+    pthread_mutex_init(&h->api_mu, NULL);
+    tl_log_set(cfg->log, cfg->log_ud);
     if (h->cfg.workers < 1) h->cfg.workers = 1;
     if (!h->cfg.max_connections) h->cfg.max_connections = connection_limit(h->cfg.workers);
     h->key = tl_sig_key_new(cfg->auth_token, strlen(cfg->auth_token));
@@ -183,6 +222,10 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     h->gens.debounce_ms = cfg->debounce_ms;
     h->gens.account_sid = cfg->account_sid;
     h->gens.twilio_base_url = cfg->twilio_base_url;
+    h->gens.modules = cfg->modules;
+    h->gens.nmodules = cfg->modules ? cfg->nmodules : 0;
+    h->gens.on_event = cfg->on_event;
+    h->gens.event_ud = cfg->event_ud;
     h->gens.auth_token = h->token = strdup(cfg->auth_token);
     if (!h->token) {
         host_free(h);
@@ -242,9 +285,14 @@ void telua_host_stop(telua_host *h)
     if (!h) return;
     stop_daemons(h); /* joins the workers: in-flight requests finish */
     tl_sender_stop(h);
+    pthread_mutex_lock(&h->api_mu); /* a telua_send still running finishes first */
+    if (h->api) tl_vm_free(h->api);
+    h->api = NULL;
+    pthread_mutex_unlock(&h->api_mu);
     tl_conns_close(&h->conns);
     tl_gens_close(&h->gens);
     host_free(h);
+    tl_log_set(NULL, NULL);
 }
 
 int telua_check(const telua_config *c, FILE *out)
@@ -266,6 +314,9 @@ int telua_check(const telua_config *c, FILE *out)
     settings.cpu_ms = c->cpu_ms;
     settings.load_ms = c->load_ms;
     settings.unsafe = c->unsafe_rules;
+    settings.modules = c->modules;
+    settings.nmodules = c->modules ? c->nmodules : 0;
+    if (c->log) tl_log_set(c->log, c->log_ud);
     vm = n == 0 ? NULL : tl_load_rules(&settings, files, n, &err);
     if (n == 0) tl_empty_rules_error(c->rules_dir, &err);
     if (!vm) {

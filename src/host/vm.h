@@ -35,6 +35,12 @@ typedef struct tl_vm {
     jmp_buf *panic_jmp;      /* where a panic jumps to (NULL: log and abort) */
 } tl_vm;
 
+/* Where telua's Lua modules are: $TELUA_LUA_DIR, else share/lua/5.4 under
+ * the install prefix of the running executable or of libtelua.so (when it
+ * holds telua/router.lua), else the folder compiled in (the checkout for a
+ * build that is not installed). Never NULL. */
+const char *tl_default_lua_dir(void);
+
 /* A new state with the standard libraries, the bounded pattern functions,
  * telua.core preloaded and package.path pointing at lua_dir. NULL when out
  * of memory. In the registry: "telua.host_log" (level, message) and

@@ -1,10 +1,12 @@
 /*
- * telua.h - embedding API of the telua host.
+ * telua.h - embedding API of the telua host (libtelua, `pkg-config telua`).
  *
- * A C or C++ program (a game server, say) starts the webhook server on its
- * own address with its own rules folder, and stops it; everything else
- * (workers, rules generations, hot reload) runs inside. The auth token is
- * copied and never logged.
+ * A C or C++ program (a game server, say) runs the webhook host on its own
+ * address with its own rules folder: workers, rules generations and hot
+ * reload run inside, on the host's own threads. The program may give the
+ * rules its own C modules, queue messages through the outbox, hear about
+ * inbound messages, opt-outs and delivery statuses, and take telua's log
+ * lines into its own logger. The auth token is copied and never logged.
  *
  *   telua_config c;
  *   telua_config_defaults(&c);
@@ -15,6 +17,12 @@
  *   if (telua_host_start(&c, &h, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); }
  *   ...
  *   telua_host_stop(h);
+ *
+ * Threads: telua_host_start, telua_host_stop and telua_check are called by
+ * the program's own thread (not from a callback); telua_send and
+ * telua_host_port from any thread, telua_send also from the callbacks.
+ * Every string the API is given is copied before the call returns.
+ * Compiles as C99 and as C++ (spec/c/embed_cxx.cpp checks C++17).
  */
 #ifndef TELUA_H
 #define TELUA_H
@@ -25,6 +33,61 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define TELUA_API __attribute__((visibility("default")))
+#else
+#define TELUA_API
+#endif
+
+struct lua_State;
+
+/* A C module the rules can `require` (lua.h's lua_CFunction: pushes the
+ * module, returns 1). It is opened in every worker state of every rules
+ * generation, so it must keep no per-state data in C globals; what it
+ * reads of the program's own state it reads under the program's own
+ * locks (worker threads call it while a request runs). The rules'
+ * sandbox lets them require these names as they are. */
+typedef struct telua_module {
+    const char *name;                       /* "game": `require "game"` */
+    int (*open)(struct lua_State *L);       /* luaopen_game */
+} telua_module;
+
+/* What happened, for telua_config.on_event. */
+typedef enum telua_event_kind {
+    TELUA_EVENT_INBOUND = 1,  /* a message came in (after opt-out handling, before the rule runs) */
+    TELUA_EVENT_OPTOUT,       /* someone opted out (STOP, or Twilio's 21610 at send time) */
+    TELUA_EVENT_OPTIN,        /* someone opted back in (START) */
+    TELUA_EVENT_STATUS        /* a message's status moved forward (Twilio's status callback, or the
+                                 sender: "sent" once Twilio accepted it, "failed" when it never will) */
+} telua_event_kind;
+
+/* An event. Strings are valid during the callback only; absent ones NULL. */
+typedef struct telua_event {
+    telua_event_kind kind;
+    const char *from;         /* INBOUND, OPTOUT, OPTIN: the user (E.164, or whatsapp:+E.164);
+                                 STATUS: our sender */
+    const char *to;           /* INBOUND, OPTOUT, OPTIN: our number or service; STATUS: the user */
+    const char *body;         /* INBOUND: the text */
+    const char *keyword;      /* OPTOUT, OPTIN: the word they sent ("STOP"), or "21610" */
+    const char *message_sid;  /* INBOUND, STATUS: SM... (STATUS of a failed send: NULL) */
+    const char *status;       /* STATUS: queued, sent, delivered, undelivered, failed, read, ... */
+    int error_code;           /* STATUS: Twilio's error code (30003, 21211, ...); 0: none */
+    long long outbox_id;      /* STATUS from the sender: the id telua_send returned; 0 otherwise */
+} telua_event;
+
+/* Called on the thread that saw the event: a worker thread (INBOUND,
+ * OPTOUT, OPTIN, STATUS from a status callback) or the sender thread
+ * (STATUS from a send). That thread does nothing else meanwhile, so keep
+ * it short (hand work to the program's own queue); it may call
+ * telua_send, and must not call telua_host_stop. */
+typedef void (*telua_event_fn)(const telua_event *e, void *ud);
+
+/* Receives every log line (level: "debug", "info", "warn", "error"; the
+ * message without timestamp or newline) instead of stderr. Called from
+ * any of the host's threads, possibly at once: the function must be
+ * thread-safe. Lines never hold the auth token or a message body. */
+typedef void (*telua_log_fn)(const char *level, const char *message, void *ud);
 
 typedef struct telua_config {
     const char *rules_dir;          /* folder of rules files (required) */
@@ -57,27 +120,72 @@ typedef struct telua_config {
     const char *twilio_base_url;    /* NULL: https://api.twilio.com (e.g. the sandbox's URL) */
     const char *send_rates;         /* "long_code=1,toll_free=3,..." over the defaults; NULL: defaults */
     int send_concurrency;           /* REST requests at once (default 8) */
+    /* embedding */
+    const telua_module *modules;    /* C modules the rules can require (NULL: none) */
+    size_t nmodules;
+    telua_event_fn on_event;        /* NULL: no events */
+    void *event_ud;
+    telua_log_fn log;               /* NULL: lines go to stderr. Process-wide: set by telua_host_start
+                                       (and telua_check) for every host of the process, until
+                                       telua_host_stop */
+    void *log_ud;
+    const char *default_region;     /* telua_send: region of numbers written without +country ("US");
+                                       NULL: numbers must be in E.164 */
 } telua_config;
+
+/* An outbound message for telua_send: the parameters of Twilio's Messages
+ * resource (https://www.twilio.com/docs/messaging/api/message-resource). */
+typedef struct telua_message {
+    const char *to;                     /* required: E.164, or whatsapp:+E.164 */
+    const char *from;                   /* a number, short code, alphanumeric ID or whatsapp:+N ... */
+    const char *messaging_service_sid;  /* ... or MG...: one of the two */
+    const char *body;                   /* the text (up to 1600 characters) ... */
+    const char *content_sid;            /* ... or a content template HX... (needed outside WhatsApp's
+                                           24-hour window) */
+    const char *content_variables;      /* with content_sid: a JSON object, {"1":"Ana"} */
+    const char *const *media_urls;      /* NULL or nmedia http(s) URLs (at most 10) */
+    size_t nmedia;
+    const char *status_callback;        /* URL Twilio posts the statuses to; NULL: none */
+    const char *dedupe;                 /* NULL, or a key: a second send with it returns the first id */
+} telua_message;
+
+/* Why telua_send refused. */
+typedef struct telua_send_error {
+    int code;             /* Twilio's error code: 21211 invalid To, 21212 invalid From, 21602 body
+                             required, 21610 opted out, 21617 body too long, 63016 outside the
+                             WhatsApp window, ...; 0: not Twilio's (no store, out of memory) */
+    char message[256];
+} telua_send_error;
 
 typedef struct telua_host telua_host;
 
 /* Fills every field with its default (rules_dir, public_url, auth_token NULL). */
-void telua_config_defaults(telua_config *c);
+TELUA_API void telua_config_defaults(telua_config *c);
 
 /* Loads the rules (the first generation must load whole), starts the
  * workers, the HTTP server and the reload watcher. Returns 0, or -1 with a
  * message in err. */
-int telua_host_start(const telua_config *c, telua_host **out, char *err, size_t errlen);
+TELUA_API int telua_host_start(const telua_config *c, telua_host **out, char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
-unsigned telua_host_port(const telua_host *h);
+TELUA_API unsigned telua_host_port(const telua_host *h);
 
 /* Stops accepting, lets in-flight requests finish, frees everything. */
-void telua_host_stop(telua_host *h);
+TELUA_API void telua_host_stop(telua_host *h);
 
 /* Loads a rules folder once and writes its first error (file:line:
  * message) or "ok" to out. Returns 0 when the rules load. */
-int telua_check(const telua_config *c, FILE *out);
+TELUA_API int telua_check(const telua_config *c, FILE *out);
+
+/* Queues one outbound message in the outbox, for the host's sender, with
+ * the checks req.send makes: the numbers (E.164 with c.default_region),
+ * the body or template (segments, length), media, the opt-out list and
+ * WhatsApp's 24-hour window. Needs a sqlite store (the sender and the
+ * program share it); it is sent when the host runs a sender (an account
+ * SID). Returns the outbox id (> 0; events of the message carry it), or
+ * -1 with err filled (err may be NULL). Thread-safe: calls are taken one
+ * at a time; each is a SQLite transaction (about a millisecond). */
+TELUA_API long long telua_send(telua_host *h, const telua_message *m, telua_send_error *err);
 
 #ifdef __cplusplus
 }
