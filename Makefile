@@ -212,7 +212,7 @@ check: all
 	$(BUILD)/telua check rules
 
 lint:
-	luacheck lua rules spec
+	luacheck --no-color -q lua rules spec examples bench tools
 
 clean:
 	rm -rf build

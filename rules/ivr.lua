@@ -54,7 +54,7 @@ local menu = flow.new{
       return r
     end,
 
-    recorded = function(call)
+    recorded = function()
       local r = twiml.voice()
       r:say("Thank you for your message. Goodbye.")
       r:hangup()

@@ -58,6 +58,13 @@ for fz in "$BUILD"/fuzz/fuzz_*; do # libFuzzer targets: a fixed-seed run of each
   rm -rf "$tmp"
 done
 
+echo "== luacheck (.luacheckrc)"
+if luacheck --no-color -q lua rules spec examples bench tools > "$out" 2>&1; then
+  passed=$((passed + 1)); echo "ok - luacheck: no warnings"
+else
+  failed=$((failed + 1)); echo "not ok - luacheck"; sed -n '1,40p' "$out"
+fi
+
 UNIT=$(ls spec/*_spec.lua)
 # a sanitizer build (make SAN=1): the interpreters are not instrumented, so
 # the ASan and UBSan runtimes must be loaded before telua.core is

@@ -332,7 +332,7 @@ function _M.main(argv, env)
   local total = #p.messages
   local tty = env.tty
   local last_print, samples, sent_done_at = -1, {}, nil
-  local t0 = core.monotonic()
+  local started = core.monotonic()
   while true do
     local pr = store:campaign_progress(a.name)
     local now = core.monotonic()
@@ -350,7 +350,7 @@ function _M.main(argv, env)
     if tty then
       say("\r[%s] %3d%% %s\027[K", bar(total > 0 and done / total or 1, 30), total > 0 and floor(100 * done / total) or 100, line)
     elseif now - last_print >= 2 then
-      say("%s %s\n", hms(now - t0), line)
+      say("%s %s\n", hms(now - started), line)
       last_print = now
     end
     -- done when nothing is left to send and (with receipts) every sent
@@ -364,7 +364,7 @@ function _M.main(argv, env)
   end
   local pr = store:campaign_progress(a.name)
   if tty then say("\n") else
-    say("%s sent %d/%d  delivered %d  failed %d\n", hms(core.monotonic() - t0), pr.sent, total, pr.delivered,
+    say("%s sent %d/%d  delivered %d  failed %d\n", hms(core.monotonic() - started), pr.sent, total, pr.delivered,
         pr.failed + pr.undelivered + pr.msg_failed)
   end
   local span = (pr.first_sent and pr.last_sent and pr.last_sent > pr.first_sent) and (pr.last_sent - pr.first_sent) or nil

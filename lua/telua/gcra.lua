@@ -50,7 +50,7 @@ function _M.new(opts)
   local count, period_ns
   if opts.rate ~= nil then
     local r = opts.rate
-    if type(r) ~= "number" or not (r > 0) or r > 1e9 then
+    if type(r) ~= "number" or not (r > 0) or r > 1e9 then -- luacheck: ignore 581 (not (r > 0) is also true for NaN)
       error("gcra: rate must be a number of events per second > 0", 2)
     end
     if r == floor(r) then
@@ -61,12 +61,14 @@ function _M.new(opts)
   else
     count = whole(opts.count, "count")
     local p = opts.period
-    if type(p) ~= "number" or not (p > 0) or p > 1e7 then error("gcra: period must be seconds > 0", 2) end
+    if type(p) ~= "number" or not (p > 0) or p > 1e7 then -- luacheck: ignore 581 (NaN too)
+      error("gcra: period must be seconds > 0", 2)
+    end
     period_ns = floor(p * 1e9 + 0.5)
   end
   local burst = opts.burst == nil and 1 or whole(opts.burst, "burst")
   local queue = opts.queue == nil and 0 or opts.queue
-  if type(queue) ~= "number" or not (queue >= 0) or queue > 1e7 then
+  if type(queue) ~= "number" or not (queue >= 0) or queue > 1e7 then -- luacheck: ignore 581 (NaN too)
     error("gcra: queue must be seconds >= 0", 2)
   end
   if count < 1 or burst < 1 then error("gcra: rate and burst must be positive", 2) end

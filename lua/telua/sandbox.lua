@@ -1038,8 +1038,57 @@ function _M.inbound_request(o)
            signature = core.signature(o.auth_token, o.url, params) }
 end
 
+-- XML text and attribute values back to what they say.
+local XML_ENT = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
+local function xml_unescape(v)
+  return (v:gsub("&(#?x?)(%w+);", function(kind, name)
+    if kind == "" then return XML_ENT[name] end
+    local n = tonumber(name, kind == "#x" and 16 or 10)
+    return n and n < 128 and string.char(n) or nil -- URLs: ASCII
+  end))
+end
+
+local function xml_attr(attrs, name)
+  local v = attrs:match("%f[%w]" .. name .. '%s*=%s*"([^"]*)"') or attrs:match("%f[%w]" .. name .. "%s*=%s*'([^']*)'")
+  return v and xml_unescape(v)
+end
+
+-- An action or Redirect URL against the URL of the TwiML that gave it.
+local function resolve(base, ref)
+  if ref:find("^https?://") then return ref end
+  local origin, path = base:match("^(https?://[^/?#]+)([^?#]*)")
+  if ref:sub(1, 1) == "/" then return origin .. ref end
+  return origin .. (path:match("^(.*/)") or "/") .. ref
+end
+
+-- What Twilio does next with one voice answer: the first <Gather> (with
+-- the next keys, its action or else the same URL) or <Redirect>; nil when
+-- the call would end there (a <Hangup>, the end of the document, or a
+-- <Gather> with no keys left to press: the caller hung up).
+local function next_hop(url, twiml, keys)
+  for tag, attrs, rest in twiml:gmatch("<(%a+)([^>]*)>([^<]*)") do
+    if tag == "Gather" then
+      if #keys == 0 then return nil end
+      return resolve(url, xml_attr(attrs, "action") or url), (xml_attr(attrs, "method") or "POST"):upper(),
+             table.remove(keys, 1)
+    elseif tag == "Redirect" then
+      local target = xml_unescape(rest):match("^%s*(.-)%s*$")
+      if target == "" then return nil end
+      return resolve(url, target), (xml_attr(attrs, "method") or "POST"):upper(), nil
+    elseif tag == "Hangup" or tag == "Reject" then
+      return nil
+    end
+  end
+  return nil
+end
+
 --- `telua sandbox inbound` and `telua sandbox call`: posts a signed
 -- inbound webhook to a URL the way Twilio does and returns the answer.
+-- A call goes on as Twilio's would: each `<Gather>` gets the next keys of
+-- `digits` (a comma-separated list, "1" or "2,1") and its answer is posted
+-- to the Gather's action, a `<Redirect>` is followed, up to 20 requests,
+-- until the TwiML ends the call or no keys are left for a `<Gather>`; the
+-- answer is then every TwiML document of the call, one a line.
 -- @tparam table a `to` (the webhook URL), `from` (the sender's number),
 --   `body`, `number` (the Twilio number written, default +15005550006),
 --   `media`, `digits`, `voice`, `auth_token`, `account_sid`
@@ -1049,23 +1098,51 @@ function _M.cli_post(a)
   if not a.from then return nil, "--from NUMBER is required" end
   if not a.voice and not a.body then return nil, "--body TEXT is required" end
   if not a.auth_token or a.auth_token == "" then return nil, "TWILIO_AUTH_TOKEN is not set" end
-  local req = _M.inbound_request{
-    url = a.to, auth_token = a.auth_token,
-    account_sid = a.account_sid or ("AC" .. ("0"):rep(32)),
-    from = a.from, to = a.number or "+15005550006", body = a.body, voice = a.voice,
-    digits = a.digits, media_url = a.media and { a.media } or nil,
-  }
   local http = require "telua.http"
-  local res, err = http.request{
-    url = a.to, method = "POST", body = req.body, timeout = 15, connect_timeout = 5,
-    headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = req.signature,
-                ["I-Twilio-Idempotency-Token"] = core.random_hex(16), ["User-Agent"] = "TwilioProxy/1.1" },
-  }
-  if not res then return nil, err end
-  if res.status < 200 or res.status >= 300 then
-    return nil, ("the webhook answered HTTP %d: %s"):format(res.status, res.body)
+  local function post(url, method, o)
+    local req = _M.inbound_request(o)
+    local target, body = url, req.body
+    if method == "GET" then -- the parameters in the query; signed as the whole URL (twilio.md §a)
+      target = url .. (url:find("?", 1, true) and "&" or "?") .. req.body
+      body = nil
+      req.signature = core.signature(o.auth_token, target, {})
+    end
+    local res, err = http.request{
+      url = target, method = method, body = body, timeout = 15, connect_timeout = 5,
+      headers = { ["Content-Type"] = body and "application/x-www-form-urlencoded" or nil,
+                  ["X-Twilio-Signature"] = req.signature,
+                  ["I-Twilio-Idempotency-Token"] = core.random_hex(16), ["User-Agent"] = "TwilioProxy/1.1" },
+    }
+    if not res then return nil, err end
+    if res.status < 200 or res.status >= 300 then
+      return nil, ("the webhook %s answered HTTP %d: %s"):format(url, res.status, res.body)
+    end
+    return res.body
   end
-  return res.body .. (res.body:sub(-1) == "\n" and "" or "\n")
+  local o = {
+    url = a.to, auth_token = a.auth_token, account_sid = a.account_sid or ("AC" .. ("0"):rep(32)),
+    from = a.from, to = a.number or "+15005550006", body = a.body, voice = a.voice,
+    media_url = a.media and { a.media } or nil,
+  }
+  if not a.voice then
+    local body, err = post(a.to, "POST", o)
+    if not body then return nil, err end
+    return body .. (body:sub(-1) == "\n" and "" or "\n")
+  end
+  local keys = {}
+  for k in (a.digits or ""):gmatch("[^,%s]+") do keys[#keys + 1] = k end
+  o.call_sid = "CA" .. core.random_hex(16)
+  local out, url, method = {}, a.to, "POST"
+  for hop = 1, 20 do
+    o.url, o.call_status = url, hop == 1 and "ringing" or "in-progress"
+    local body, err = post(url, method, o)
+    if not body then return nil, err end
+    out[#out + 1] = (body:gsub("\n+$", ""))
+    local nurl, nmethod, pressed = next_hop(url, body, keys)
+    if not nurl then break end
+    url, method, o.digits = nurl, nmethod, pressed
+  end
+  return concat(out, "\n") .. "\n"
 end
 
 return _M

@@ -96,21 +96,26 @@ return { voice = {
     same_xml(DECL .. '<Response><Say>Connecting you to sales.</Say><Dial action="/voice/incoming/after_dial" timeout="20">+14155550101</Dial></Response>', body)
 
     code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "2" } }))
+    assert.are.equal(200, code)
     same_xml(DECL .. '<Response><Say>Connecting you to support.</Say><Dial action="/voice/incoming/after_dial" timeout="20">+14155550102</Dial></Response>', body)
 
     code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "3" } }))
+    assert.are.equal(200, code)
     same_xml(DECL .. '<Response><Say>Please leave a message after the beep. Press the pound key when you are done.</Say>'
              .. '<Record action="/voice/incoming/recorded" finishOnKey="#" maxLength="120" playBeep="true" transcribe="true" transcribeCallback="/voice/transcription"/></Response>', body)
 
     code, body = host:twilio("/voice/incoming/choice", with(CALL, { { "Digits", "7" } }))
+    assert.are.equal(200, code)
     same_xml(DECL .. '<Response><Say>Sorry, that is not a valid choice.</Say><Redirect method="POST">/voice/incoming/menu</Redirect></Response>', body)
 
     -- silence: the Gather timed out and Twilio followed the Redirect
     code, body = host:twilio("/voice/incoming/menu", CALL)
+    assert.are.equal(200, code)
     same_xml(menu, body)
 
     code, body = host:twilio("/voice/incoming/recorded", with(CALL, { { "RecordingUrl", "https://api.twilio.com/rec/RE1" },
                                                                      { "RecordingDuration", "7" }, { "Digits", "#" } }))
+    assert.are.equal(200, code)
     same_xml(DECL .. "<Response><Say>Thank you for your message. Goodbye.</Say><Hangup/></Response>", body)
 
     code = host:twilio("/voice/transcription", with(CALL, { { "TranscriptionText", "call me back" }, { "TranscriptionStatus", "completed" } }))
@@ -193,6 +198,7 @@ return { voice = {
     assert.is_true(socket.gettime() - t0 < 3)
     assert.matches("CPU budget", host:logs(), 1, true)
     code, body = host:twilio("/voice/hog", CALL)
+    assert.are.equal(200, code)
     same_xml(fallback, body)
     -- both workers still answer
     for _ = 1, 4 do
@@ -207,11 +213,14 @@ return { voice = {
     same_xml(DECL .. '<Response><Message>Hi +14155550199, thanks for your message "hello". Reply HOURS for opening hours, ORDER and your order number for its status, HELP for help, STOP to opt out.</Message></Response>', body)
 
     code, body = host:twilio("/sms/incoming", sms("  stop "))
+    assert.are.equal(200, code)
     same_xml(DECL .. "<Response><Message>You have successfully been unsubscribed. You will not receive any more messages from this number. Reply START to resubscribe.</Message></Response>", body)
     code, body = host:twilio("/sms/incoming", sms("hello"))
+    assert.are.equal(200, code)
     same_xml(DECL .. "<Response/>", body)
     -- HELP gets no reply while opted out (Twilio's behaviour)
     code, body = host:twilio("/sms/incoming", sms("HELP"))
+    assert.are.equal(200, code)
     same_xml(DECL .. "<Response/>", body)
 
     host:stop()
@@ -221,11 +230,14 @@ return { voice = {
     same_xml(DECL .. "<Response/>", body)
 
     code, body = host:twilio("/sms/incoming", sms("Start"))
+    assert.are.equal(200, code)
     same_xml(DECL .. "<Response><Message>You have successfully been re-subscribed to messages from this number. Reply HELP for help. Reply STOP to unsubscribe. Msg&amp;Data Rates May Apply.</Message></Response>", body)
     code, body = host:twilio("/sms/incoming", sms("hours"))
+    assert.are.equal(200, code)
     same_xml(DECL .. "<Response><Message>We are open Monday to Friday, 9am to 5pm Pacific.</Message></Response>", body)
     -- another number was never opted out; "STOP PLEASE" is not a keyword
     code, body = host:twilio("/sms/incoming", sms("STOP PLEASE", "+14155550142"))
+    assert.are.equal(200, code)
     assert.matches("STOP PLEASE", body, 1, true)
   end)
 

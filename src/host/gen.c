@@ -305,7 +305,12 @@ int tl_gens_reload(tl_gens *g, int force)
     pthread_mutex_lock(&g->mu);
     same = !force && ((g->current && strcmp(g->current->hash, hash) == 0) ||
                       (g->has_error && strcmp(g->last_error.hash, hash) == 0));
-    if (same && g->current && strcmp(g->current->hash, hash) == 0) g->has_error = 0;
+    if (same && g->has_error && g->current && strcmp(g->current->hash, hash) == 0) {
+        /* the broken edit was undone: the files are the ones being served */
+        g->has_error = 0;
+        tl_log("info", "rules are back to generation %d's files (sha256 %.12s): still serving it, "
+                       "last reload error cleared", g->current->id, hash);
+    }
     pthread_mutex_unlock(&g->mu);
     if (same) {
         tl_free_list(files, n);
