@@ -4,11 +4,15 @@
 # starts `telua sandbox` on 127.0.0.1:8090 with development credentials and
 # points the host's sender at it, so the rules' outbound messages and their
 # status callbacks work on a fresh machine (see README, "Five-minute tour").
+# TELUA_LISTEN, TELUA_PUBLIC_URL, TELUA_SANDBOX_LISTEN, TELUA_RULES and
+# TELUA_STORE override the address, rules folder and store.
 set -eu
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p var
 LISTEN=${TELUA_LISTEN:-127.0.0.1:8080}
+RULES=${TELUA_RULES:-rules}
+STORE=${TELUA_STORE:-sqlite:var/telua.db}
 PUBLIC=${TELUA_PUBLIC_URL:-http://$LISTEN}
 SANDBOX_PID=
 if [ -z "${TWILIO_ACCOUNT_SID:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
@@ -25,6 +29,6 @@ if [ -z "${TWILIO_ACCOUNT_SID:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
        "development token: $TWILIO_AUTH_TOKEN)"
   echo "telua: try  TWILIO_AUTH_TOKEN=$TWILIO_AUTH_TOKEN $BUILD/telua sandbox inbound --to $PUBLIC/sms/incoming --from +14155550111 --body 'ORDER 1234'"
 fi
-echo "telua: serving rules/ on $LISTEN (public URL $PUBLIC); Ctrl-C stops"
-"$BUILD/telua" serve --rules rules --listen "$LISTEN" --public-url "$PUBLIC" \
-  --store "sqlite:var/telua.db" --workers 2
+echo "telua: serving $RULES on $LISTEN (public URL $PUBLIC); Ctrl-C stops"
+"$BUILD/telua" serve --rules "$RULES" --listen "$LISTEN" --public-url "$PUBLIC" \
+  --store "$STORE" --workers 2
