@@ -98,4 +98,27 @@ describe("the README's five-minute tour", function()
     assert.matches("rules are back to generation 2's files", log, 1, true)
     assert.is_nil(log:find("dev-token-not-secret", 1, true))
   end)
+
+  it("the campaign dry run of the README prints what it says (examples/customers.csv)", function()
+    local readme = h.read_file(ROOT .. "/README.md")
+    local block = assert(readme:match("```sh\n(build/telua campaign %-%-csv examples/customers%.csv.-)```"))
+    local cmd, expected = {}, {}
+    for line in block:gmatch("([^\n]*)\n") do
+      if line:sub(1, 2) == "# " then expected[#expected + 1] = line:sub(3) else cmd[#cmd + 1] = line end
+    end
+    local dir = h.tmpdir()
+    assert(os.execute("cd " .. q(dir) .. " && ln -s " .. q(ROOT .. "/examples") .. " examples && ln -s " ..
+                      q(ROOT .. "/rules") .. " rules && ln -s " .. q(BUILD) .. " build && mkdir var"))
+    local out = sh("cd " .. q(dir) .. " && " .. table.concat(cmd, "\n") .. " 2>&1")
+    os.execute("rm -rf " .. q(dir))
+    local got = {}
+    for line in (out .. "\n"):gmatch("([^\n]*)\n") do if line ~= "" then got[#got + 1] = line end end
+    assert.equal(#expected, #got, out)
+    -- the encoding and warning lines come in the order of a hash table: any order
+    for _, e in ipairs(expected) do
+      local found = false
+      for _, g in ipairs(got) do if g:find(pattern(e)) then found = true break end end
+      assert(found, "the README prints\n  " .. e .. "\nwhich the command did not:\n" .. out)
+    end
+  end)
 end)
