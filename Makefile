@@ -59,7 +59,7 @@ $(BUILD)/telua: $(OBJDIR)/host/main.o $(BUILD)/libtelua.a
 # pkg-config prefers it when PKG_CONFIG_PATH holds $(BUILD))
 $(BUILD)/telua-uninstalled.pc: tools/telua.pc.in Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)|' -e 's|@INCLUDEDIR@|$(CURDIR)/src/include|' \
+	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$(abspath $(BUILD))|' -e 's|@INCLUDEDIR@|$(CURDIR)/src/include|' \
 	    -e 's|@VERSION@|$(VERSION)|' tools/telua.pc.in > $@
 
 $(BUILD)/lua5.4/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
@@ -98,7 +98,7 @@ oracles:
 
 # Programs built against libtelua the way an embedder builds them
 # (pkg-config on this build's telua-uninstalled.pc; rpath to this build)
-TELUA_PKG = $$(PKG_CONFIG_PATH=$(CURDIR)/$(BUILD) pkg-config --cflags --libs telua) -Wl,-rpath,$(CURDIR)/$(BUILD)
+TELUA_PKG = $$(PKG_CONFIG_PATH=$(abspath $(BUILD)) pkg-config --cflags --libs telua) -Wl,-rpath,$(abspath $(BUILD))
 examples: $(BUILD)/examples/game_server
 $(BUILD)/examples/game_server: examples/game/game_server.c $(BUILD)/libtelua.so $(BUILD)/telua-uninstalled.pc
 	@mkdir -p $(@D)
