@@ -48,9 +48,9 @@ describe("make install", function()
     end
     assert.is_true(n >= 6)
     assert.matches("ExecStart=/usr/local/bin/telua serve", h.read_file(dest .. "/usr/local/lib/systemd/system/telua.service"))
-    local pc = sh("PKG_CONFIG_SYSROOT_DIR= pkg-config --define-prefix --cflags --libs " ..
-                  q(dest .. "/usr/local/lib/pkgconfig/telua.pc"))
-    assert.matches("%-I" .. dest:gsub("%p", "%%%0") .. "/usr/local/include", pc)
+    local pc = sh("pkg-config --cflags --libs " .. q(dest .. "/usr/local/lib/pkgconfig/telua.pc"))
+    assert.matches("%-I/usr/local/include", pc)
+    assert.matches("%-I/usr/include/lua5%.4", pc)
     assert.matches("%-ltelua", pc)
     assert.matches("%-llua5%.4", pc)
   end)
@@ -62,6 +62,14 @@ describe("make install", function()
     local work = h.tmpdir()
     assert(os.execute("cp -r " .. q(ROOT .. "/rules") .. " " .. q(work .. "/rules")))
     local bin = dest .. "/usr/local/bin/telua"
+    -- a program built against the installed library, as an embedder builds it
+    -- (its telua.pc with the prefix moved to the DESTDIR, as a relocated install would have it)
+    os.execute("mkdir -p " .. q(work .. "/pc") .. " && sed 's|^prefix=.*|prefix=" .. dest .. "/usr/local|' " ..
+               q(dest .. "/usr/local/lib/pkgconfig/telua.pc") .. " > " .. q(work .. "/pc/telua.pc"))
+    local pc = "PKG_CONFIG_PATH=" .. q(work .. "/pc") .. " pkg-config"
+    local rc0, cc_out = run("cc -std=c99 -D_POSIX_C_SOURCE=200809L -DLANG='\"installed: \"' -o " .. q(work .. "/embed") ..
+                            " " .. q(ROOT .. "/spec/c/embed_api.c") .. " $(" .. pc .. " --cflags --libs telua) -lpthread")
+    assert(rc0 == 0, cc_out)
     local script = work .. "/run.sh"
     local f = assert(io.open(script, "wb"))
     f:write(([[
@@ -80,15 +88,28 @@ curl -s -o /dev/null -w '%%{http_code}\n' http://127.0.0.1:$port/-/health
 curl -s http://127.0.0.1:$port/-/status
 kill $pid
 wait $pid || true
-]]):format(q(ROOT), q(ROOT), q(work), q(bin), q(bin), q(work)))
+LD_LIBRARY_PATH=%s ./embed
+]]):format(q(ROOT), q(ROOT), q(work), q(bin), q(bin), q(work), q(dest .. "/usr/local/lib")))
     f:close()
     local rc, out = run("unshare -m sh " .. q(script))
     assert.equal(0, rc, out)
     assert.matches("rules in rules are ok", out)
     assert.matches("\n200\n", out)
     assert.matches('"generation":1', out)
-    assert.matches("/usr/local/share/lua/5%.4", h.read_file(work .. "/serve.log") .. out)
+    assert.matches("modules in " .. dest:gsub("%p", "%%%0") .. "/usr/local/share/lua/5%.4", h.read_file(work .. "/serve.log"))
+    -- the library found the installed modules by its own place too
+    assert.matches("ok %d+ %- installed: a good message is queued", out)
+    assert.is_nil(out:find("not ok", 1, true), out)
     os.execute("rm -rf " .. q(work))
+  end)
+end)
+
+describe("make run", function()
+  it("needs no npm: the oracles are for make test only", function()
+    local rc, out = run("make -C " .. q(ROOT) .. " --no-print-directory -n run BUILD=" .. q(BUILD))
+    assert.equal(0, rc, out)
+    assert.is_nil(out:find("npm", 1, true), out)
+    assert.matches("tools/run%.sh", out)
   end)
 end)
 
