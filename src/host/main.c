@@ -1,5 +1,8 @@
 /*
- * main.c - the `telua` executable: serve, check, version.
+ * main.c - the `telua` executable: serve, check, campaign, sandbox, version,
+ * help. Options are parsed with getopt_long; `telua COMMAND --help` and
+ * `telua help COMMAND` print a command's usage on stdout and exit 0; a bad
+ * option exits 2 with one line on stderr.
  *
  *   telua serve --rules DIR --listen ADDR --public-url URL --store sqlite:FILE
  *   telua check DIR

@@ -368,7 +368,8 @@ void tl_sandbox_usage(FILE *f)
     fputs(SANDBOX_USAGE, f);
 }
 
-/* `sandbox inbound` / `sandbox call`: lua/telua/sandbox.lua's cli_post. */
+/* the options of `sandbox inbound` and `sandbox call` (one table: each
+ * refuses the other's own), and of the sandbox itself */
 static const struct option POST_OPTS[] = {
     { "to", required_argument, NULL, 't' },
     { "from", required_argument, NULL, 'f' },
@@ -404,6 +405,7 @@ static int is_loopback(const struct sockaddr_storage *sa)
     return 0;
 }
 
+/* `sandbox inbound` / `sandbox call`: lua/telua/sandbox.lua's cli_post. */
 static int post_inbound(const char *lua_dir, int voice, int argc, char **argv)
 {
     tl_vm *vm = tl_vm_new(0, 0, lua_dir);

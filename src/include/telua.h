@@ -43,11 +43,13 @@ extern "C" {
 struct lua_State;
 
 /* A C module the rules can `require` (lua.h's lua_CFunction: pushes the
- * module, returns 1). It is opened in every worker state of every rules
- * generation, so it must keep no per-state data in C globals; what it
- * reads of the program's own state it reads under the program's own
- * locks (worker threads call it while a request runs). The rules'
- * sandbox lets them require these names as they are. */
+ * module, returns 1). It is put in package.preload of every worker state
+ * of every rules generation, and opened when the rules require it: by the
+ * thread that builds the generation (telua_host_start's caller, or the
+ * reload watcher), while its functions run on the worker threads during
+ * requests, under the request's CPU budget. So it keeps no per-state data
+ * in C globals, and reads the program's own state under the program's own
+ * locks. The rules' sandbox lets them require these names as they are. */
 typedef struct telua_module {
     const char *name;                       /* "game": `require "game"` */
     int (*open)(struct lua_State *L);       /* luaopen_game */
@@ -77,16 +79,18 @@ typedef struct telua_event {
 } telua_event;
 
 /* Called on the thread that saw the event: a worker thread (INBOUND,
- * OPTOUT, OPTIN, STATUS from a status callback) or the sender thread
- * (STATUS from a send). That thread does nothing else meanwhile, so keep
- * it short (hand work to the program's own queue); it may call
- * telua_send, and must not call telua_host_stop. */
+ * OPTOUT, OPTIN, STATUS from a status callback; the time counts against
+ * that request's CPU budget) or the sender thread (STATUS from a send).
+ * That thread does nothing else meanwhile, so keep it short (hand work to
+ * the program's own queue); it may call telua_send, and must not call
+ * telua_host_stop. */
 typedef void (*telua_event_fn)(const telua_event *e, void *ud);
 
 /* Receives every log line (level: "debug", "info", "warn", "error"; the
  * message without timestamp or newline) instead of stderr. Called from
  * any of the host's threads, possibly at once: the function must be
- * thread-safe. Lines never hold the auth token or a message body. */
+ * thread-safe. telua's own lines never hold the auth token or a message
+ * body (a rule's req.log lines hold what the rule writes). */
 typedef void (*telua_log_fn)(const char *level, const char *message, void *ud);
 
 typedef struct telua_config {
@@ -95,7 +99,9 @@ typedef struct telua_config {
     const char *public_url;         /* scheme://host[:port] Twilio uses; no trailing slash needed */
     const char *store;              /* "sqlite:FILE" or "memory" */
     const char *auth_token;         /* Twilio auth token (required for serve) */
-    const char *lua_dir;            /* where lua/telua lives; NULL: built-in default */
+    const char *lua_dir;            /* the folder holding the telua modules; NULL: $TELUA_LUA_DIR, else
+                                       share/lua/5.4 under libtelua's (or the program's) install
+                                       prefix, else the build's checkout */
     int workers;                    /* worker threads, each with its own lua_State (default 2) */
     size_t max_body;                /* bytes; larger bodies get 413 (default 64 KiB) */
     unsigned timeout_s;             /* idle connection timeout, seconds (default 10) */
