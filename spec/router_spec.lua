@@ -53,7 +53,7 @@ describe("telua.store", function()
   end)
 
   it("claims slot holders first, then single messages, then campaign entries", function()
-    local s = assert(store_mod.open("memory"))
+    local s = assert(store_mod.open("sqlite::memory:"))
     local now = os.time()
     local bulk = {}
     for i = 1, 4 do
@@ -81,7 +81,7 @@ describe("telua.store", function()
   end)
 
   it("keeps key/values with expiry", function()
-    local s = assert(store_mod.open("memory"))
+    local s = assert(store_mod.open("sqlite::memory:"))
     assert.is_true(s:kv_set("ns", "k", "v"))
     assert.are.equal("v", s:kv_get("ns", "k"))
     assert.is_true(s:kv_set("ns", "k", "w", -1)) -- already expired
@@ -91,7 +91,7 @@ describe("telua.store", function()
   end)
 
   it("deletes expired values as it goes, every thousandth set", function()
-    local s = assert(store_mod.open("memory"))
+    local s = assert(store_mod.open("sqlite::memory:"))
     for i = 1, 999 do assert(s:kv_set("ns", "k" .. i, "v", -1)) end -- all expired at once
     assert.are.same({ { n = 999 } }, s.db:query("SELECT count(*) AS n FROM kv"))
     assert(s:kv_set("ns", "last", "v", 60))
@@ -102,7 +102,7 @@ describe("telua.store", function()
   -- status order: Twilio's "Outbound Message Status in Status Callbacks"
   -- (queued -> sending -> sent -> delivered | undelivered | failed; read after)
   it("moves a message's status only forward, whatever order callbacks come in", function()
-    local s = assert(store_mod.open("memory"))
+    local s = assert(store_mod.open("sqlite::memory:"))
     assert.are.same({ true, "queued" }, { s:message_status("SM1", "queued", { to = "+1A", segments = 2 }) })
     assert.are.same({ true, "delivered" }, { s:message_status("SM1", "delivered") })
     assert.are.same({ false, "delivered" }, { s:message_status("SM1", "sent") })      -- late
@@ -116,7 +116,7 @@ describe("telua.store", function()
   end)
 
   it("opens the WhatsApp window for 24 hours after the user's last message", function()
-    local s = assert(store_mod.open("memory"))
+    local s = assert(store_mod.open("sqlite::memory:"))
     local us, them = "whatsapp:+14155550100", "whatsapp:+447400123456"
     assert.are.same({ false }, { s:window_open(us, them, 1000) })
     assert(s:window_touch(us, them, 1000))
@@ -128,7 +128,7 @@ describe("telua.store", function()
   end)
 
   it("counts attempts per window: three verifications per number per ten minutes", function()
-    local s = assert(store_mod.open("memory"))
+    local s = assert(store_mod.open("sqlite::memory:"))
     assert.are.same({ true, 1, 600 }, { s:counter_hit("verify", "+1A", 3, 600, 0) })
     assert.are.same({ true, 2, 590 }, { s:counter_hit("verify", "+1A", 3, 600, 10) })
     assert.are.same({ true, 3, 580 }, { s:counter_hit("verify", "+1A", 3, 600, 20) })
@@ -139,7 +139,7 @@ describe("telua.store", function()
   end)
 
   it("reports what it cannot open", function()
-    assert.are.same({ nil, "unsupported store 'redis://x' (use sqlite:PATH)", "store" }, { store_mod.open("redis://x") })
+    assert.are.same({ nil, "unsupported store 'redis://x' (use sqlite:PATH or memory)", "store" }, { store_mod.open("redis://x") })
     local s, err, code = store_mod.open("sqlite:/nonexistent-dir/x.db")
     assert.is_nil(s)
     assert.matches("^sqlite: unable to open", err)
@@ -159,7 +159,7 @@ end)
 describe("telua.router", function()
   local store, r
   before_each(function()
-    store = assert(store_mod.open("memory"))
+    store = assert(store_mod.open("sqlite::memory:"))
     r = router.new{ store = store, log = quiet }
   end)
   after_each(function() store:close() end)
@@ -343,7 +343,7 @@ end)
 
 describe("telua.flow", function()
   it("serves steps under its path and builds step URLs with state", function()
-    local store = assert(store_mod.open("memory"))
+    local store = assert(store_mod.open("sqlite::memory:"))
     local r = router.new{ store = store, log = quiet }
     local f = flow.new{ start = "menu", steps = {
       menu = function(call)
@@ -378,7 +378,7 @@ end)
 
 describe("telua.rules", function()
   it("loads the example rules", function()
-    local store = assert(store_mod.open("memory"))
+    local store = assert(store_mod.open("sqlite::memory:"))
     local r = assert(rules.load(h.root .. "/rules", { "ivr.lua", "sms.lua" }, { store = store, log = quiet }))
     assert.are.equal(200, r:handle(sms("hi")).status)
     store:close()

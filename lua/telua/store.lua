@@ -100,31 +100,82 @@ _M.STATUS_RANK = RANK
 --- WhatsApp's customer service window: 24 hours after the user's last message.
 _M.WINDOW_SECONDS = 24 * 3600
 
---- Opens (creating if needed) a store.
--- @tparam string spec `"sqlite:PATH"`, or `"memory"` for a private in-memory database
--- @return a store, or `nil, message, "store"`
+-- The process's shared in-memory database: SQLite's memdb VFS shares a
+-- database whose name starts with "/" among every connection of the
+-- process (every worker state of every rules generation, the sender), and
+-- keeps it while one of them is open (the host holds one for its life).
+_M.MEMORY_URI = "file:/telua-memory?vfs=memdb"
+
+-- Schema versions (PRAGMA user_version) and how to reach each from the one
+-- before. A database made before versions were kept reads 0 and goes
+-- through 1, whose steps are all "if not there yet".
+local MIGRATIONS = {
+  -- 1: the tables of SCHEMA; outbox tables of the first releases lack the campaign columns
+  function(db)
+    local cols = db:query("PRAGMA table_info(outbox)") or {}
+    if #cols > 0 then
+      local have = {}
+      for _, c in ipairs(cols) do have[c.name] = true end
+      for _, add in ipairs{ "campaign TEXT", "rate REAL", "reserved INTEGER NOT NULL DEFAULT 0", "segments INTEGER" } do
+        if not have[add:match("^(%w+)")] then
+          local ok, err = db:exec("ALTER TABLE outbox ADD COLUMN " .. add)
+          if not ok then return nil, err end
+        end
+      end
+    end
+    return db:exec(SCHEMA)
+  end,
+}
+_M.SCHEMA_VERSION = #MIGRATIONS
+
+local function user_version(db)
+  local rows, err = db:query("PRAGMA user_version")
+  if not rows then return nil, err end
+  return rows[1] and rows[1].user_version or 0
+end
+
+-- Brings db to SCHEMA_VERSION, each step in its own write transaction with
+-- the version it reaches (so a step is never half done, and two processes
+-- opening the same new file migrate it once).
+local function migrate(db)
+  for v = 1, #MIGRATIONS do
+    local ok, err = db:atomically(function()
+      local have, qerr = user_version(db)
+      if not have then return nil, qerr end
+      if have >= v then return true end
+      local done, merr = MIGRATIONS[v](db)
+      if not done then return nil, merr end
+      return db:exec("PRAGMA user_version = " .. v)
+    end)
+    if not ok then return nil, ("schema migration to version %d: %s"):format(v, tostring(err)) end
+  end
+  local have = user_version(db) or 0
+  if have > #MIGRATIONS then
+    return nil, ("the database is at schema version %d, newer than this telua's %d"):format(have, #MIGRATIONS)
+  end
+  return true
+end
+
+--- Opens (creating if needed) a store, at the current schema version.
+-- @tparam string spec `"sqlite:PATH"` (a file; `sqlite::memory:` is a
+--   private in-memory database of this connection), or `"memory"`: the
+--   process's shared in-memory database (every connection of the process
+--   opened with `"memory"` sees the same data; gone with the process)
+-- @return a store, or `nil, message, "store"` (cannot open, or a database
+--   of a newer schema version than this code knows)
 -- @raise when spec is not a string
 function _M.open(spec)
   if type(spec) ~= "string" then error("store spec must be a string", 2) end
   local path
-  if spec == "memory" then path = ":memory:"
+  if spec == "memory" then path = _M.MEMORY_URI
   else path = spec:match("^sqlite:(.+)$") end
-  if not path then return nil, "unsupported store '" .. spec .. "' (use sqlite:PATH)", "store" end
+  if not path then return nil, "unsupported store '" .. spec .. "' (use sqlite:PATH or memory)", "store" end
   local db, err = core.sqlite_open(path)
   if not db then return nil, err, "store" end
-  -- outbox tables made by an earlier version lack the campaign columns
-  local cols = db:query("PRAGMA table_info(outbox)") or {}
-  if #cols > 0 then
-    local have = {}
-    for _, c in ipairs(cols) do have[c.name] = true end
-    for _, add in ipairs{ "campaign TEXT", "rate REAL", "reserved INTEGER NOT NULL DEFAULT 0", "segments INTEGER" } do
-      if not have[add:match("^(%w+)")] then db:exec("ALTER TABLE outbox ADD COLUMN " .. add) end
-    end
-  end
-  local ok, serr = db:exec(SCHEMA)
+  local ok, merr = migrate(db)
   if not ok then
     db:close()
-    return nil, serr, "store"
+    return nil, merr, "store"
   end
   return setmetatable({ db = db, path = path }, Store)
 end

@@ -112,6 +112,7 @@ int main(void)
     c.store = "memory";
     c.workers = 1;
     ok(telua_host_start(&c, &h, err, sizeof err) == 0, "a host starts (memory store)");
+    id = 0;
     if (!h) {
         printf("# %s\n", err);
         return 1;
@@ -121,8 +122,8 @@ int main(void)
     m.to = "+14155550111";
     m.from = "+15005550006";
     m.body = "hello";
-    ok(telua_send(h, &m, &e) == -1 && e.code == 0 && strstr(e.message, "sqlite") != NULL,
-       "telua_send on a memory store says it needs sqlite");
+    id = telua_send(h, &m, &e);
+    ok(id > 0, "telua_send queues on the memory store too (one store for the process)");
     telua_host_stop(h);
     h = NULL;
 

@@ -54,14 +54,15 @@ local Host = {}
 Host.__index = Host
 
 --- Starts a host. opts: `rules` (dir), `store` (spec, default a file in
--- the rules dir), `args` (more options), `env` (prefix of VAR=value ...),
+-- the rules dir; false: no --store, the host's default), `args` (more options), `env` (prefix of VAR=value ...),
 -- `prefix` (a shell command put before, e.g. "ulimit -f 64;"), `workers`,
 -- `cpu_ms`. Returns the host, or nil and the log when it did not start.
 function _M.start(opts)
   local log = os.tmpname()
   local cmd = (opts.prefix or "") .. "echo $$; exec env TWILIO_AUTH_TOKEN=" .. _M.TOKEN .. " " .. (opts.env or "") ..
     " " .. _M.BUILD .. "/telua serve --rules " .. opts.rules .. " --listen 127.0.0.1:0" ..
-    " --public-url " .. _M.PUBLIC .. " --store " .. (opts.store or ("sqlite:" .. opts.rules .. "/state.db")) ..
+    " --public-url " .. _M.PUBLIC ..
+    (opts.store == false and "" or (" --store " .. (opts.store or ("sqlite:" .. opts.rules .. "/state.db")))) ..
     " --workers " .. (opts.workers or 2) .. " --cpu-ms " .. (opts.cpu_ms or 100) * _M.CPU_FACTOR .. " " .. (opts.args or "") ..
     " 2>>" .. log
   local p = assert(io.popen("sh -c " .. q(cmd)))

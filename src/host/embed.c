@@ -174,9 +174,9 @@ long long telua_send(telua_host *h, const telua_message *m, telua_send_error *er
         set_err(err, 0, "telua_send needs a host and a message");
         return -1;
     }
-    if (strncmp(h->cfg.store, "sqlite:", 7) != 0) {
-        set_err(err, 0, "telua_send needs a sqlite store (telua_config.store = \"sqlite:FILE\"), which the "
-                        "sender reads");
+    if (strncmp(h->cfg.store, "sqlite:", 7) != 0 && strcmp(h->cfg.store, "memory") != 0) {
+        set_err(err, 0, "telua_send needs a store the sender shares (telua_config.store = \"sqlite:FILE\" or "
+                        "\"memory\")");
         return -1;
     }
     pthread_mutex_lock(&h->api_mu);

@@ -50,7 +50,8 @@ static const char SERVE_USAGE[] =
     "  --rules DIR             rules folder (hot-reloaded)\n"
     "  --public-url URL        scheme://host[:port] that Twilio calls (signatures are checked against it)\n"
     "  --listen ADDR           HOST:PORT or [V6]:PORT (default 127.0.0.1:8080; port 0 picks one)\n"
-    "  --store SPEC            sqlite:FILE or memory (default memory)\n"
+    "  --store SPEC            sqlite:FILE (default sqlite:var/telua.db; the folder is made), or memory:\n"
+    "                          one in-memory store for the process, lost when it stops (tests)\n"
     "  --workers N             worker threads, each with its own Lua state (default 2)\n"
     "  --max-body BYTES        larger request bodies get 413 (default 65536)\n"
     "  --timeout SECONDS       idle connection timeout (default 10)\n"
@@ -72,9 +73,9 @@ static const char SERVE_USAGE[] =
     "  --send-concurrency N    REST requests in flight (default 8)\n"
     "  -h, --help              this text\n"
     "\n"
-    "environment: TWILIO_AUTH_TOKEN (read once, then cleared); with TWILIO_ACCOUNT_SID set and a sqlite\n"
-    "  store, rules' req.send goes out through the outbox; TELUA_TWILIO_BASE_URL points it elsewhere\n"
-    "  than api.twilio.com (the sandbox)\n";
+    "environment: TWILIO_AUTH_TOKEN (read once, then cleared); with TWILIO_ACCOUNT_SID set, rules'\n"
+    "  req.send goes out through the outbox; TELUA_TWILIO_BASE_URL points it elsewhere than\n"
+    "  api.twilio.com (the sandbox)\n";
 
 static const char CHECK_USAGE[] =
     "usage: telua check [options] DIR\n"

@@ -71,8 +71,9 @@ int tl_sender_start(telua_host *h, char *err, size_t errlen)
     const telua_config *cfg = &h->cfg;
     lua_State *L;
     if (!cfg->account_sid) return 0;
-    if (strncmp(cfg->store, "sqlite:", 7) != 0) {
-        tl_log("warn", "outbound sending needs --store sqlite:FILE (the workers and the sender share it); no sender");
+    if (strncmp(cfg->store, "sqlite:", 7) != 0 && strcmp(cfg->store, "memory") != 0) {
+        tl_log("warn", "outbound sending needs a store the workers and the sender share (sqlite:FILE or memory); "
+                       "no sender");
         return 0;
     }
     h->sender = tl_vm_new(0, 0, h->gens.lua_dir);

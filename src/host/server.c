@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +31,7 @@ void telua_config_defaults(telua_config *c)
 {
     memset(c, 0, sizeof *c);
     c->listen = "127.0.0.1:8080";
-    c->store = "memory";
+    c->store = "sqlite:var/telua.db";
     c->workers = 2;
     c->max_body = 64 * 1024;
     c->timeout_s = 10;
@@ -142,8 +144,33 @@ static void stop_daemons(telua_host *h)
     }
 }
 
+#define MEMORY_URI "file:/telua-memory?vfs=memdb" /* lua/telua/store.lua's MEMORY_URI */
+
+/* The store's folder, made if missing (mkdir -p of FILE's parent for
+ * sqlite:FILE). 0, or -1 with err. */
+static int store_folder(const char *spec, char *err, size_t errlen)
+{
+    char path[4096], *p;
+    if (strncmp(spec, "sqlite:", 7) != 0 || spec[7] == ':' || !strncmp(spec + 7, "file:", 5)) return 0;
+    snprintf(path, sizeof path, "%s", spec + 7);
+    if (!(p = strrchr(path, '/')) || p == path) return 0;
+    *p = 0;
+    for (p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0750) != 0 && errno != EEXIST) break;
+        *p = '/';
+    }
+    if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the store's folder %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static void host_free(telua_host *h)
 {
+    if (h->mem_db) sqlite3_close_v2(h->mem_db);
     if (h->token) {
         memset(h->token, 0, strlen(h->token));
         free(h->token);
@@ -203,6 +230,19 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
     h->cfg.auth_token = NULL; /* the caller's copy; the host keeps its own for the rules' states */
+    if (store_folder(cfg->store, err, errlen) != 0) {
+        host_free(h);
+        return -1;
+    }
+    /* "memory": one database for the whole process, kept while the host runs
+     * (SQLite frees a memdb database with its last connection) */
+    if (!strcmp(cfg->store, "memory") &&
+        sqlite3_open_v2(MEMORY_URI, &h->mem_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open the memory store: %s", h->mem_db ? sqlite3_errmsg(h->mem_db) : "no memory");
+        host_free(h);
+        return -1;
+    }
     h->public_len = strlen(h->public_url);
     while (h->public_len > 0 && h->public_url[h->public_len - 1] == '/') h->public_url[--h->public_len] = 0;
 

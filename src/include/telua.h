@@ -97,7 +97,10 @@ typedef struct telua_config {
     const char *rules_dir;          /* folder of rules files (required) */
     const char *listen;             /* "127.0.0.1:8080", "[::1]:8080"; port 0 picks one */
     const char *public_url;         /* scheme://host[:port] Twilio uses; no trailing slash needed */
-    const char *store;              /* "sqlite:FILE" or "memory" */
+    const char *store;              /* "sqlite:FILE" (default "sqlite:var/telua.db", relative to the
+                                       working directory; the folder is made if missing), or "memory":
+                                       one in-memory database for the whole process, shared by every
+                                       worker, generation and the sender, gone when the host stops */
     const char *auth_token;         /* Twilio auth token (required for serve) */
     const char *lua_dir;            /* the folder holding the telua modules; NULL: $TELUA_LUA_DIR, else
                                        share/lua/5.4 under libtelua's (or the program's) install
@@ -120,7 +123,7 @@ typedef struct telua_config {
     unsigned debounce_ms;           /* rules folder quiet time before a reload (default 150) */
     const char *fallback_voice;     /* TwiML answered when a voice rule fails */
     const char *fallback_messaging; /* TwiML answered when a messaging rule fails */
-    /* outbound: with an account SID and a sqlite store, a sender thread
+    /* outbound: with an account SID (and a sqlite or memory store), a sender thread
      * sends what rules queue with req.send (see lua/telua/sender.lua) */
     const char *account_sid;        /* AC...; NULL: no sender */
     const char *twilio_base_url;    /* NULL: https://api.twilio.com (e.g. the sandbox's URL) */
@@ -186,9 +189,8 @@ TELUA_API int telua_check(const telua_config *c, FILE *out);
 /* Queues one outbound message in the outbox, for the host's sender, with
  * the checks req.send makes: the numbers (E.164 with c.default_region),
  * the body or template (segments, length), media, the opt-out list and
- * WhatsApp's 24-hour window. Needs a sqlite store (the sender and the
- * program share it); it is sent when the host runs a sender (an account
- * SID). Returns the outbox id (> 0; events of the message carry it), or
+ * WhatsApp's 24-hour window. Needs a store the sender shares (sqlite:FILE
+ * or memory); it is sent when the host runs a sender (an account SID). Returns the outbox id (> 0; events of the message carry it), or
  * -1 with err filled (err may be NULL). Thread-safe: calls are taken one
  * at a time; each is a SQLite transaction (about a millisecond). */
 TELUA_API long long telua_send(telua_host *h, const telua_message *m, telua_send_error *err);

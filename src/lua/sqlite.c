@@ -105,8 +105,11 @@ static int l_open(lua_State *L)
     int rc;
     memset(d, 0, sizeof *d);
     luaL_setmetatable(L, SQLITE_MT);
+    /* "file:..." is a URI (the store's shared memory database: file:/name?vfs=memdb) */
     rc = sqlite3_open_v2(path, &d->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                             (strncmp(path, "file:", 5) == 0 ? SQLITE_OPEN_URI : 0),
+                         NULL);
     if (rc != SQLITE_OK) {
         int n = push_error(L, d->db);
         sqlite3_close_v2(d->db);
