@@ -42,7 +42,8 @@ describe("telua.store", function()
     assert.is_true(s:optout_add("+1A", "+1B", "STOP"))
     assert.is_true(s:optout_add("+1A", "+1B", "QUIT")) -- twice is fine
     assert.is_true(s:is_opted_out("+1A", "+1B"))
-    assert.is_false(s:is_opted_out("+1C", "+1B"))
+    assert.is_false(s:is_opted_out("+1C", "+1B", { scope = "number" }))
+    assert.is_true(s:is_opted_out("+1C", "+1B")) -- the account scope, the default: any of our numbers
     s:close()
     s = assert(store_mod.open("sqlite:" .. dir .. "/s.db"))
     assert.is_true(s:is_opted_out("+1A", "+1B"))

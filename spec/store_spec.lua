@@ -60,6 +60,9 @@ describe("telua.store", function()
     local s = assert(store_mod.open("sqlite:" .. path))
     assert.are.equal(store_mod.SCHEMA_VERSION, s.db:query("PRAGMA user_version")[1].user_version)
     assert.is_true(s:is_opted_out(US, THEM))
+    -- the opt-outs of before reach as far as their scope says: account (the default), and number
+    assert.is_true(s:is_opted_out("+14155550101", THEM))
+    assert.is_false(s:is_opted_out("+14155550101", THEM, { scope = "number" }))
     local cols = {}
     for _, c in ipairs(s.db:query("PRAGMA table_info(outbox)")) do cols[c.name] = true end
     for _, want in ipairs{ "campaign", "rate", "reserved", "segments" } do assert.is_true(cols[want], want) end
@@ -107,5 +110,127 @@ describe("telua.store", function()
     a:close()
     b:close()
     os.execute("rm -rf " .. dir)
+  end)
+end)
+
+-- The same person reached three ways: our number A, our number B, and the
+-- Messaging Service MG that A belongs to. Each scope answers as
+-- telua.store.OPTOUT_SCOPES documents.
+describe("opt-out scopes", function()
+  local A, B, MG, MG2 = "+14155550100", "+14155550101", "MG" .. ("a"):rep(32), "MG" .. ("b"):rep(32)
+  local s
+  before_each(function() s = assert(store_mod.open("sqlite::memory:")) end)
+  after_each(function() s:close() end)
+
+  it("account (the default): a STOP to one number stops every number and service", function()
+    assert(s:optout_add(A, THEM, "STOP", { service = MG }))
+    for _, from in ipairs{ A, B, MG, MG2 } do
+      assert.is_true(s:is_opted_out(from, THEM), from)
+      assert.is_true(s:is_opted_out(from, THEM, { scope = "account" }), from)
+    end
+    assert.is_false(s:is_opted_out(A, "+14155550142")) -- someone else
+    assert(s:optout_remove(B, THEM)) -- START to any of them opts back in everywhere
+    assert.is_false(s:is_opted_out(A, THEM))
+  end)
+
+  it("service: a STOP through a Messaging Service stops its sends and its numbers, not another service's", function()
+    local scope = { scope = "service" }
+    assert(s:optout_add(A, THEM, "STOP", { service = MG }))
+    assert.is_true(s:is_opted_out(MG, THEM, scope)) -- sending through the service
+    assert.is_true(s:is_opted_out(A, THEM, scope)) -- the number it came to
+    assert.is_true(s:is_opted_out(B, THEM, { scope = "service", service = MG })) -- another number of MG
+    assert.is_false(s:is_opted_out(B, THEM, scope)) -- a number outside the service
+    assert.is_false(s:is_opted_out(MG2, THEM, scope)) -- another service
+    -- a 21610 on a send through MG2 is recorded for MG2
+    assert(s:optout_add(MG2, THEM, "21610"))
+    assert.is_true(s:is_opted_out(MG2, THEM, scope))
+    assert(s:optout_remove(A, THEM, { scope = "service", service = MG }))
+    assert.is_false(s:is_opted_out(MG, THEM, scope))
+    assert.is_true(s:is_opted_out(MG2, THEM, scope)) -- START through MG leaves MG2's opt-out
+  end)
+
+  it("number: a STOP covers the one number or service it was sent to", function()
+    local scope = { scope = "number" }
+    assert(s:optout_add(A, THEM, "STOP", { service = MG }))
+    assert.is_true(s:is_opted_out(A, THEM, scope))
+    assert.is_false(s:is_opted_out(B, THEM, scope))
+    assert.is_false(s:is_opted_out(MG, THEM, scope))
+    assert(s:optout_remove(B, THEM, scope)) -- START to B changes nothing for A
+    assert.is_true(s:is_opted_out(A, THEM, scope))
+  end)
+
+  it("an unknown scope is an error, not a silent default", function()
+    assert.has_error(function() s:is_opted_out(A, THEM, { scope = "global" }) end,
+                     "opt-out scope must be account, service or number, got global")
+  end)
+end)
+
+-- The scopes through the router: a STOP as a webhook (with the
+-- MessagingServiceSid Twilio adds when the number belongs to a service),
+-- then a reply on another number and req.send through the service.
+describe("opt-out scopes in the router", function()
+  local router = require "telua.router"
+  local twiml = require "telua.twiml"
+  local A, B, MG = "+14155550100", "+14155550101", "MG" .. ("c"):rep(32)
+  local EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+  local function sms(body, to, service)
+    local form = { { "From", THEM }, { "To", to }, { "Body", body } }
+    if service then form[#form + 1] = { "MessagingServiceSid", service } end
+    return { method = "POST", path = "/sms/incoming", query = "", url = "https://x.example.com/sms/incoming", form = form }
+  end
+
+  local function setup_router(scope)
+    local store = assert(store_mod.open("sqlite::memory:"))
+    local r = router.new{ store = store, log = function() end }
+    local sent = {}
+    assert(r:add("a.lua", {
+      settings = { optout_scope = scope },
+      messages = { { handler = function(req)
+        sent[#sent + 1] = { req.send{ to = req.from, messaging_service_sid = MG, body = "news" } }
+        local m = twiml.messaging()
+        m:message("hi")
+        return m
+      end } },
+    }))
+    assert.matches("unsubscribed", r:handle(sms("STOP", A, MG)).body)
+    return r, sent, store
+  end
+
+  it("account: B's reply is suppressed and the send through the service refused (21610)", function()
+    local r, sent = setup_router(nil)
+    assert.are.equal(EMPTY, r:handle(sms("hello", B)).body)
+    assert.is_nil(sent[1][1])
+    assert.are.equal(21610, sent[1][2].code)
+  end)
+
+  it("service: B outside the service still gets replies; sends through the service are refused", function()
+    local r, sent = setup_router("service")
+    assert.matches("<Message>hi</Message>", r:handle(sms("hello", B)).body)
+    assert.are.equal(21610, sent[1][2].code)
+    -- B inside the service (the webhook says so): suppressed
+    assert.are.equal(EMPTY, r:handle(sms("hello", B, MG)).body)
+  end)
+
+  it("number: only A is stopped; B replies and the service may send", function()
+    local r, sent, store = setup_router("number")
+    assert.matches("<Message>hi</Message>", r:handle(sms("hello", B)).body)
+    assert.is_number(sent[1][1])
+    assert.are.equal("number", store.db:query("SELECT optout_scope FROM outbox WHERE id = ?", sent[1][1])[1].optout_scope)
+    assert.are.equal(EMPTY, r:handle(sms("hello", A)).body)
+    -- the sender gets the entry's scope with it, and checks again in it at send time
+    local claimed = assert(store:outbox_claim(10))
+    assert.are.equal(2, #claimed) -- the rules ran for A's message too (only the reply is dropped)
+    assert.are.equal("number", claimed[1].optout_scope)
+    assert.are.equal("number", claimed[2].optout_scope)
+    assert.is_false(store:is_opted_out(MG, THEM, { scope = claimed[1].optout_scope }))
+    assert.is_true(store:is_opted_out(MG, THEM)) -- as an account-scope entry it would be skipped
+  end)
+
+  it("a rules file with an unknown scope fails to load", function()
+    local r = router.new{ store = assert(store_mod.open("sqlite::memory:")), log = function() end }
+    local ok, err = r:add("a.lua", { settings = { optout_scope = "everything" } })
+    assert.is_nil(ok)
+    assert.matches('settings.optout_scope must be "account", "service" or "number", got everything', err, 1, true)
   end)
 end)

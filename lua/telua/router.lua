@@ -28,6 +28,12 @@
 -- updated and Twilio's standard reply sent. While a number is opted out,
 -- rules still see its messages (`req.opted_out` is true) but any reply they
 -- return is dropped: the answer is an empty `<Response/>`.
+-- `settings.optout_scope` says how far a STOP reaches: `"account"` (the
+-- default: every send to that person from any of the business's numbers
+-- or services), `"service"` (the Messaging Service it came through, from
+-- the webhook's `MessagingServiceSid`) or `"number"` (the one number), as
+-- `telua.store.OPTOUT_SCOPES` describes; the same scope is used for
+-- replies, at `req.send` and again at send time.
 --
 -- A message status callback updates the store's message log (a status
 -- only moves forward; the handler sees `req.status_changed` and
@@ -182,6 +188,11 @@ function Router:add(file, rules)
     return nil, format("%s: settings.default_region must be a region code libphonenumber knows (e.g. \"US\"), got %s",
                        file, tostring(region))
   end
+  local scope = rules.settings and rules.settings.optout_scope
+  if scope ~= nil and not store_mod.OPTOUT_SCOPES[scope] then
+    return nil, format("%s: settings.optout_scope must be \"account\", \"service\" or \"number\", got %s",
+                       file, tostring(scope))
+  end
 
   -- all checks passed: register
   for path, h in pairs(voice) do
@@ -248,7 +259,11 @@ _M.canonical = canonical
 --   `status_callback`, `dedupe` (key: a second send returns the first
 --   id), `not_before` (epoch seconds)
 -- @tparam[opt] table o `region` (for numbers without +country), `log`
---   (function(level, message)), `where` (for the log line)
+--   (function(level, message)), `where` (for the log line), `optout_scope`
+--   (`"account"`, the default, `"service"` or `"number"`: see
+--   `telua.store.OPTOUT_SCOPES`; kept with the entry, so the sender checks
+--   it again in the same scope), `service` (the Messaging Service of the
+--   sending number, when known)
 -- @treturn[1] integer the outbox id
 -- @treturn[2] nil
 -- @treturn[2] table `telua.client`'s error shape (`code`, `message`)
@@ -263,7 +278,8 @@ function _M.queue(store, p, o)
   if not m then return nil, err end
   m._segments, m._channel = nil, nil
   local sender = m.from or m.messaging_service_sid
-  local out, oerr = store:is_opted_out(sender, m.to)
+  local scope = { scope = o.optout_scope, service = m.messaging_service_sid or o.service }
+  local out, oerr = store:is_opted_out(sender, m.to, scope)
   if out == nil and oerr then
     return nil, client.error{ message = "opt-out lookup failed: " .. tostring(oerr), where = "client" }
   end
@@ -278,7 +294,7 @@ function _M.queue(store, p, o)
         message = "Outside the 24-hour WhatsApp window of " .. m.to .. ": send a template (content_sid)" }
     end
   end
-  local id, aerr = store:outbox_add(m, { dedupe = dedupe, not_before = not_before })
+  local id, aerr = store:outbox_add(m, { dedupe = dedupe, not_before = not_before, optout_scope = o.optout_scope })
   if not id then return nil, client.error{ message = "outbox: " .. tostring(aerr), where = "client" } end
   if o.log then o.log("info", format("outbox %d: queued to %s (%s)", id, m.to, tostring(o.where))) end
   return id
@@ -297,7 +313,8 @@ local function send(r, p)
     local cb = settings.status_callback
     q.status_callback = cb:find("^https?://") and cb or ((r.url or ""):match("^(https?://[^/]+)") or "") .. cb
   end
-  return queue(store, q, { region = r.default_region, log = r.log, where = r.path })
+  return queue(store, q, { region = r.default_region, log = r.log, where = r.path,
+                           optout_scope = settings.optout_scope, service = r.params.MessagingServiceSid })
 end
 
 -- req.from_number / req.to_number: the parse of From / To, made on first
@@ -362,19 +379,22 @@ function Router:_message(r, ctx)
   local sender, recipient = r.to, r.from
   local kind, word = optout.classify(r.text)
   local replies = settings.optout_replies ~= false
+  -- the scope of the opt-out list (telua.store.OPTOUT_SCOPES) and the
+  -- Messaging Service the message came through, if any
+  local scope = { scope = settings.optout_scope, service = r.params.MessagingServiceSid }
   ctx.kind = "messaging"
   if kind and sender and recipient then
     if not store then error("opt-out keywords need a store (router.new{store = ...})", 0) end
-    local out, err = store:is_opted_out(sender, recipient)
+    local out, err = store:is_opted_out(sender, recipient, scope)
     if out == nil then return store_failed(log, "opt-out lookup", err) end
     if kind == "STOP" then
-      local ok, werr = store:optout_add(sender, recipient, word)
+      local ok, werr = store:optout_add(sender, recipient, word, scope)
       if not ok then return store_failed(log, format("opt-out of %s (%s)", recipient, word), werr) end
       log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
       self:_emit("optout", { from = recipient, to = sender, keyword = word })
       return reply(replies and (settings.stop_reply or optout.REPLIES.STOP))
     elseif kind == "START" then
-      local ok, werr = store:optout_remove(sender, recipient)
+      local ok, werr = store:optout_remove(sender, recipient, scope)
       if not ok then return store_failed(log, format("opt-in of %s (%s)", recipient, word), werr) end
       log("info", format("opt-in: %s sent %s to %s", recipient, word, sender))
       self:_emit("optin", { from = recipient, to = sender, keyword = word })
@@ -384,7 +404,7 @@ function Router:_message(r, ctx)
     end
   end
   if store and sender and recipient then
-    local out, err = store:is_opted_out(sender, recipient)
+    local out, err = store:is_opted_out(sender, recipient, scope)
     if out == nil then return store_failed(log, "opt-out lookup", err) end
     r.opted_out = out
     if recipient:sub(1, 9) == "whatsapp:" then -- their message opens the 24-hour window

@@ -258,7 +258,7 @@ function Sender:file(entry, msg, err, now)
   end
   local code = err.code
   if code == 21610 then -- Twilio says they opted out: remember it here too
-    store:optout_add(from, p.to, "21610")
+    store:optout_add(from, p.to, "21610", { service = p.messaging_service_sid })
     self.log("info", ("outbox %d: %s has opted out (21610); recorded"):format(entry.id, p.to))
     self:emit("optout", { from = p.to, to = from, keyword = "21610" })
   end
@@ -296,8 +296,9 @@ function Sender:step(now)
   for _, e in ipairs(claimed) do
     local p = e.params
     local from = p.from or p.messaging_service_sid
-    local out = store:is_opted_out(from, p.to)
-    if not out and p.to:find(":", 1, true) then out = store:is_opted_out(from, bare(p.to)) end
+    local scope = { scope = e.optout_scope, service = p.messaging_service_sid }
+    local out = store:is_opted_out(from, p.to, scope)
+    if not out and p.to:find(":", 1, true) then out = store:is_opted_out(from, bare(p.to), scope) end
     if out then
       skipped[#skipped + 1] = e
     else

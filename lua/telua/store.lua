@@ -13,6 +13,7 @@
 local core = require "telua.core"
 
 local type, error, tostring, setmetatable, ipairs, os_time = type, error, tostring, setmetatable, ipairs, os.time
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
 
 local _M = { _VERSION = "0.1.0" }
 local Store = {}
@@ -125,6 +126,15 @@ local MIGRATIONS = {
     end
     return db:exec(SCHEMA)
   end,
+  -- 2: opt-out scopes: the Messaging Service a STOP came through, a lookup by
+  -- recipient alone (account scope), and the scope an outbox entry is checked in
+  function(db)
+    return db:exec([[
+      ALTER TABLE optouts ADD COLUMN service TEXT;
+      CREATE INDEX optouts_recipient ON optouts (recipient);
+      ALTER TABLE outbox ADD COLUMN optout_scope TEXT;
+    ]])
+  end,
 }
 _M.SCHEMA_VERSION = #MIGRATIONS
 
@@ -203,40 +213,89 @@ local function check_number(v, name)
   if type(v) ~= "string" or v == "" then error(name .. " must be a non-empty string", 3) end
 end
 
+--- Opt-out scopes: how far a STOP reaches (`settings.optout_scope`).
+-- `account` (the default): every send to that person, from any of the
+-- business's numbers or services (the FCC's 2024 consent-revocation rule
+-- treats a revocation as applying to the sender, not to one number);
+-- `service`: the Messaging Service it came through (as Twilio does for a
+-- service), and the number it was sent to; `number`: the one sender
+-- number or service (as Twilio does for a standalone number).
+_M.OPTOUT_SCOPES = { account = true, service = true, number = true }
+_M.DEFAULT_OPTOUT_SCOPE = "account"
+
+local function scope_of(opts)
+  local scope = opts and opts.scope or _M.DEFAULT_OPTOUT_SCOPE
+  if not _M.OPTOUT_SCOPES[scope] then
+    error("opt-out scope must be account, service or number, got " .. tostring(scope), 3)
+  end
+  return scope
+end
+
 --- Records that `recipient` opted out of messages from `sender`.
--- @tparam string sender our number (E.164 or a channel address such as `whatsapp:+1...`)
+-- @tparam string sender our number (E.164 or a channel address such as
+--   `whatsapp:+1...`), or the Messaging Service SID (`MG...`) it was sent from
 -- @tparam string recipient their number
--- @tparam[opt="STOP"] string keyword the word they sent
+-- @tparam[opt="STOP"] string keyword the word they sent (or "21610")
+-- @tparam[opt] table opts `service`: the Messaging Service the message came
+--   through (the inbound webhook's `MessagingServiceSid`)
 -- @return `true`, or `nil, message, "sqlite"`
-function Store:optout_add(sender, recipient, keyword)
+function Store:optout_add(sender, recipient, keyword, opts)
   check_number(sender, "sender")
   check_number(recipient, "recipient")
+  local service = opts and opts.service
+  if service == sender then service = nil end
   local n, err, code = self.db:run(
-    "INSERT INTO optouts (sender, recipient, keyword, created_at) VALUES (?, ?, ?, ?) " ..
-    "ON CONFLICT (sender, recipient) DO UPDATE SET keyword = excluded.keyword",
-    sender, recipient, keyword or "STOP", os_time())
+    "INSERT INTO optouts (sender, recipient, keyword, created_at, service) VALUES (?, ?, ?, ?, ?) " ..
+    "ON CONFLICT (sender, recipient) DO UPDATE SET keyword = excluded.keyword, " ..
+    "service = coalesce(excluded.service, optouts.service)",
+    sender, recipient, keyword or "STOP", os_time(), service)
   if not n then return nil, err, code end
   return true
 end
 
---- Removes an opt-out (after START, YES or UNSTOP).
+-- The WHERE clause and its arguments that find the opt-outs reaching a send
+-- from sender (and, if known, its Messaging Service) to recipient.
+local function scope_where(scope, sender, recipient, service)
+  if scope == "account" then return "recipient = ?", { recipient } end
+  if scope == "number" then return "recipient = ? AND sender = ?", { recipient, sender } end
+  -- service: the pair itself, or the same Messaging Service either way round
+  if service and service ~= sender then
+    return "recipient = ? AND (sender = ? OR sender = ? OR service = ? OR service = ?)",
+           { recipient, sender, service, sender, service }
+  end
+  return "recipient = ? AND (sender = ? OR service = ?)", { recipient, sender, sender }
+end
+
+--- Removes the opt-outs of `recipient` that a send from `sender` would
+-- meet in the scope (after START, YES or UNSTOP): in the account scope all
+-- of them, in the service scope those of the service, in the number scope
+-- the one pair.
+-- @tparam[opt] table opts `scope` (default `"account"`), `service`
 -- @return `true` (also when there was none), or `nil, message, "sqlite"`
-function Store:optout_remove(sender, recipient)
+-- @raise on an unknown scope
+function Store:optout_remove(sender, recipient, opts)
   check_number(sender, "sender")
   check_number(recipient, "recipient")
-  local n, err, code = self.db:run("DELETE FROM optouts WHERE sender = ? AND recipient = ?",
-                                   sender, recipient)
+  local where, args = scope_where(scope_of(opts), sender, recipient, opts and opts.service)
+  local n, err, code = self.db:run("DELETE FROM optouts WHERE " .. where, unpack(args))
   if not n then return nil, err, code end
   return true
 end
 
---- Whether `recipient` has opted out of messages from `sender`.
+--- Whether `recipient` has opted out of messages from `sender`, in the
+-- scope (see `OPTOUT_SCOPES`).
+-- @tparam string sender our number, or the Messaging Service SID sent from
+-- @tparam string recipient their number
+-- @tparam[opt] table opts `scope` (default `"account"`), `service` (the
+--   Messaging Service of a send from a number, when known)
 -- @return boolean, or `nil, message, "sqlite"`
-function Store:is_opted_out(sender, recipient)
+-- @raise on an unknown scope
+function Store:is_opted_out(sender, recipient, opts)
   check_number(sender, "sender")
   check_number(recipient, "recipient")
-  local rows, err, code = self.db:query(
-    "SELECT 1 AS x FROM optouts WHERE sender = ? AND recipient = ?", sender, recipient)
+  local where, args = scope_where(scope_of(opts), sender, recipient, opts and opts.service)
+  local rows, err, code = self.db:query("SELECT 1 AS x FROM optouts WHERE " .. where .. " LIMIT 1",
+                                        unpack(args))
   if not rows then return nil, err, code end
   return rows[1] ~= nil
 end
@@ -421,9 +480,10 @@ function Store:outbox_add(params, opts)
     end
     local rows, err, code = db:query(
       "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, resend_of, dedupe, created_at, " ..
-      "updated_at, campaign, rate, segments) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+      "updated_at, campaign, rate, segments, optout_scope) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " ..
+      "RETURNING id",
       json, sender, to, opts.attempts or 0, opts.not_before or now, opts.resend_of, opts.dedupe, now, now,
-      opts.campaign, opts.rate, opts.segments)
+      opts.campaign, opts.rate, opts.segments, opts.optout_scope)
     if not rows then return nil, err, code end
     return rows[1].id, true
   end)
@@ -495,7 +555,8 @@ end
 local CLAIM = "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN " ..
   "(SELECT id FROM outbox %s WHERE state = 'queued' AND reserved = %d AND not_before <= ? %s " ..
   "ORDER BY not_before, id LIMIT ?) " ..
-  "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments"
+  "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments, " ..
+  "optout_scope"
 -- entries holding a pacing slot (their time is now); single messages (a
 -- verification code must not wait behind a campaign's backlog); campaign
 -- entries. Each through an index of its own.
