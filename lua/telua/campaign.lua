@@ -308,7 +308,7 @@ function _M.main(argv, env)
   -- schedule (the segments before it / rate): the sender takes rows as
   -- their time comes instead of sweeping the backlog, and two campaigns at
   -- once take turns by their own schedules.
-  store.db:exec("PRAGMA synchronous = FULL")
+  store:durable_commits(true)
   local added, batch, ahead, t0 = 0, {}, 0, core.time()
   for i, m in ipairs(p.messages) do
     if rate and rate > 0 then
@@ -324,7 +324,7 @@ function _M.main(argv, env)
       if i < #p.messages then sleep(0.002) end
     end
   end
-  store.db:exec("PRAGMA synchronous = NORMAL")
+  store:durable_commits(false)
   say("queued %d new messages (%d were queued by an earlier run)\n", added, #p.messages - added)
   if a["no-wait"] then store:close() return 0 end
 

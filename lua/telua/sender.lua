@@ -369,11 +369,10 @@ function Sender:reconcile(now)
     store:outbox_recover()
     self.recovered = true
   end
-  local rows = store.db:query("SELECT id FROM outbox WHERE state = 'unknown' AND sid IS NULL " ..
-                              "AND error = 'in flight when the host stopped'")
+  local rows = store:outbox_unreconciled()
   local found, requeued = 0, 0
-  for _, r in ipairs(rows or {}) do
-    local e = store:outbox_get(r.id)
+  for _, id in ipairs(rows or {}) do
+    local e = store:outbox_get(id)
     local p = e.params
     local list = self.client.messages.list{ to = p.to, limit = 50 }
     local hit
@@ -390,8 +389,7 @@ function Sender:reconcile(now)
       store:message_status(hit.sid, hit.status or "queued", { to = p.to, from = p.from })
       found = found + 1
     elseif list and now - e.updated_at >= _M.RECONCILE_GRACE then
-      store.db:run("UPDATE outbox SET state = 'queued', reserved = 0, not_before = ?, error = ?, updated_at = ? " ..
-                   "WHERE id = ?", now, "not at Twilio after a restart: queued again", now, e.id)
+      store:outbox_requeue(e.id, "not at Twilio after a restart: queued again", now)
       requeued = requeued + 1
     end
   end
@@ -410,13 +408,9 @@ end
 function Sender:refresh_statuses(older_than, now)
   local store = self.store
   now = now or require("telua.core").time()
-  local rows = store.db:query(
-    "SELECT o.sid FROM outbox o JOIN messages m ON m.sid = o.sid WHERE o.state = 'sent' AND m.rank < 4 " ..
-    "AND o.updated_at <= ? AND o.updated_at >= ? ORDER BY o.updated_at LIMIT 200",
-    now - older_than, now - 86400) or {}
   local n = 0
-  for _, r in ipairs(rows) do
-    local m = self.client.messages.fetch(r.sid)
+  for _, sid in ipairs(store:outbox_unfinal(older_than, now)) do
+    local m = self.client.messages.fetch(sid)
     if m and m.status and store_mod.STATUS_RANK[m.status] then
       local changed, now_status = store:message_status(m.sid, m.status, { error_code = m.error_code })
       if changed then

@@ -17,6 +17,10 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global u
 
 local _M = { _VERSION = "0.1.0" }
 local Store = {}
+
+-- The error an entry gets when the host stopped (or crashed) while its
+-- request was in flight: Twilio may or may not have it (outbox_recover).
+local IN_FLIGHT_AT_STOP = "in flight when the host stopped"
 Store.__index = Store
 
 local SCHEMA = [[
@@ -535,7 +539,7 @@ function Store:campaign_progress(name)
     end
   end
   local rec = db:query("SELECT count(*) AS n FROM outbox WHERE campaign = ? AND state = 'unknown' AND sid IS NULL " ..
-                       "AND error = 'in flight when the host stopped'", name)
+                       "AND error = ?", name, IN_FLIGHT_AT_STOP)
   out.reconciling = rec and rec[1] and rec[1].n or 0 -- the sender will look for these at Twilio
   rows = db:query("SELECT m.status, count(*) AS n FROM outbox o JOIN messages m ON m.sid = o.sid " ..
                   "WHERE o.campaign = ? GROUP BY m.status", name) or {}
@@ -632,8 +636,58 @@ end
 -- (Twilio may have them; they are never resent on their own).
 -- @treturn number how many
 function Store:outbox_recover()
-  return self.db:run("UPDATE outbox SET state = 'unknown', error = 'in flight when the host stopped', " ..
-                     "updated_at = ? WHERE state = 'sending'", core.time())
+  return self.db:run("UPDATE outbox SET state = 'unknown', error = ?, updated_at = ? WHERE state = 'sending'",
+                     IN_FLIGHT_AT_STOP, core.time())
+end
+
+--- The entries `outbox_recover` marked that are still unresolved (no SID
+-- yet): the sender looks for each in Twilio's list before any resend.
+-- @treturn table their ids, oldest first
+-- @return or `nil, message, code`
+function Store:outbox_unreconciled()
+  local rows, err, code = self.db:query(
+    "SELECT id FROM outbox WHERE state = 'unknown' AND sid IS NULL AND error = ? ORDER BY id", IN_FLIGHT_AT_STOP)
+  if not rows then return nil, err, code end
+  local ids = {}
+  for i, r in ipairs(rows) do ids[i] = r.id end
+  return ids
+end
+
+--- Queues an entry again at once (its pacing slot given up): one that was
+-- in flight at a stop and that Twilio does not have.
+-- @tparam number id
+-- @tparam string why kept in the entry's `error`
+-- @tparam[opt] number now epoch seconds
+function Store:outbox_requeue(id, why, now)
+  now = now or core.time()
+  return self.db:run("UPDATE outbox SET state = 'queued', reserved = 0, not_before = ?, error = ?, updated_at = ? " ..
+                     "WHERE id = ?", now, why, now, id)
+end
+
+--- The SIDs of messages sent between `older_than` seconds and a day ago
+-- whose log has no final status yet (their callbacks may have come while
+-- the host was down), oldest first.
+-- @tparam number older_than seconds since the send
+-- @tparam[opt] number now epoch seconds
+-- @tparam[opt=200] number limit
+-- @treturn table SIDs
+function Store:outbox_unfinal(older_than, now, limit)
+  now = now or core.time()
+  local rows = self.db:query(
+    "SELECT o.sid FROM outbox o JOIN messages m ON m.sid = o.sid WHERE o.state = 'sent' AND m.rank < ? " ..
+    "AND o.updated_at <= ? AND o.updated_at >= ? ORDER BY o.updated_at LIMIT ?",
+    RANK.delivered, now - older_than, now - 86400, limit or 200) or {}
+  local sids = {}
+  for i, r in ipairs(rows) do sids[i] = r.sid end
+  return sids
+end
+
+--- Makes every commit of this connection durable against power loss
+-- (`synchronous = FULL`, one fsync a commit) or back to WAL's default
+-- (`NORMAL`): a campaign's bulk enqueue must not lose rows it reported.
+-- @tparam boolean on
+function Store:durable_commits(on)
+  return self.db:exec(on and "PRAGMA synchronous = FULL" or "PRAGMA synchronous = NORMAL")
 end
 
 --- Counts entries by state.
