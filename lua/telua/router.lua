@@ -35,13 +35,14 @@
 -- `telua.store.OPTOUT_SCOPES` describes; the same scope is used for
 -- replies, at `req.send` and again at send time.
 --
--- A message status callback updates the store's message log (a status
--- only moves forward; the handler sees `req.status_changed` and
--- `req.message_status`), and an inbound WhatsApp message opens the
--- user's 24-hour window (`store:window_open`).
+-- A status callback goes to its handler; the host first keeps the message
+-- log with it (`telua.host.status`, given as `opts.on_status`: a status
+-- only moves forward, the handler sees `req.status_changed` and
+-- `req.message_status`, transient carrier errors are resent). An inbound
+-- WhatsApp message opens the user's 24-hour window (`store:window_open`).
 --
 -- `req.send{ to, body | content_sid, ... }` queues an outbound message in
--- the store's outbox for the host's sender (`telua.sender`) and returns its
+-- the store's outbox for the host's sender (`telua.host.sender`) and returns its
 -- id at once, or `nil, err` (`telua.client`'s error shape: 21211 and the
 -- other checks of `client.check_message`, 21610 when the number opted
 -- out, 63016 for free-form WhatsApp outside the 24-hour window). `from`
@@ -83,7 +84,11 @@ end
 --   message, `"optout"` / `"optin"` {from, to, keyword} once the store has
 --   it, `"status"` {from, to, message_sid, status, error_code} when a
 --   status callback moved a message forward; what it raises is logged and
---   dropped)
+--   dropped), `on_status` (function(router, req) run on a status
+--   callback before its handler: the host's message log and resends,
+--   `telua.host.status`; it sets `req.status_changed` and
+--   `req.message_status`, and may answer instead, e.g. 503 when the store
+--   failed)
 -- @treturn table the router
 function _M.new(opts)
   opts = opts or {}
@@ -92,6 +97,7 @@ function _M.new(opts)
     store = opts.store,
     log = opts.log or default_log,
     on_event = opts.on_event,
+    on_status = opts.on_status,
     voice = {},      -- path -> { handler = fn | flow, source = "file:line" }
     flows = {},      -- list of { base = path, flow = flow, source = ... }
     messages = {},   -- list of entries
@@ -250,7 +256,7 @@ end
 _M.canonical = canonical
 
 --- Queues an outbound message in a store's outbox for the host's sender
--- (`telua.sender`), with the checks of `req.send` (see the module notes):
+-- (`telua.host.sender`), with the checks of `req.send` (see the module notes):
 -- `client.check_message`, the opt-out list, WhatsApp's 24-hour window.
 -- Used by `req.send` and by the embedding API (`telua_send`).
 -- @tparam table store a `telua.store`
@@ -493,37 +499,6 @@ function Router:handle(req, ctx)
   return res
 end
 
--- An undelivered message with a transient carrier error (settings.resend_codes,
--- default 30003 unreachable handset and 30008 unknown error, twilio.md §h)
--- is queued again from the outbox after settings.resend_backoff seconds
--- (default 300), doubling each time, up to settings.resend_max resends
--- (default 3). A repeated callback cannot queue it twice (the new entry's
--- dedupe key is the SID).
-local DEFAULT_RESEND = { [30003] = true, [30008] = true }
-function Router:_resend(sid, status, code)
-  if (status ~= "undelivered" and status ~= "failed") or not code then return end
-  local settings, store = self.settings, self.store
-  local codes = settings.resend_codes or DEFAULT_RESEND
-  if not codes[code] or not store.outbox_get then return end
-  local e = store:outbox_get(sid)
-  if not e then return end
-  local n = 1
-  local prev = e
-  while prev and prev.resend_of do
-    n = n + 1
-    prev = store:outbox_get(prev.resend_of)
-  end
-  if n > (settings.resend_max or 3) then
-    self.log("info", format("%s undelivered (%d) after %d resends: giving up", sid, code, n - 1))
-    return
-  end
-  local delay = (settings.resend_backoff or 300) * 2 ^ (n - 1)
-  local id = store:outbox_add(e.params, { resend_of = e.id, dedupe = "resend:" .. sid,
-                                          not_before = require("telua.core").time() + delay })
-  self.log("info", format("%s undelivered (%d): resend %d queued as outbox %s in %.0fs", sid, code, n,
-                          tostring(id), delay))
-end
-
 -- The routing itself (handle without the idempotency replay).
 function Router:_handle(req, ctx)
   local path = req.path
@@ -546,28 +521,9 @@ function Router:_handle(req, ctx)
   local s = self.status[path]
   if s then
     ctx.kind, ctx.rule = "status", s.source
-    local p = r.params
-    if p.MessageSid then
-      local status = p.MessageStatus or p.SmsStatus
-      self.log("info", format("status %s %s%s", p.MessageSid, tostring(status),
-                              p.ErrorCode and (" error " .. p.ErrorCode) or ""))
-      if self.store and store_mod.STATUS_RANK[status] then -- the message log only moves forward
-        local changed, now = self.store:message_status(p.MessageSid, status, {
-          to = r.to, from = r.from, error_code = tonumber(p.ErrorCode) })
-        if changed == nil then return store_failed(self.log, "message log update of " .. p.MessageSid, now) end
-        r.status_changed, r.message_status = changed, now
-        if changed then
-          if self.on_event then
-            local e = self.store.outbox_get and self.store:outbox_get(p.MessageSid)
-            self:_emit("status", { from = r.from, to = r.to, message_sid = p.MessageSid, status = now,
-                                   error_code = tonumber(p.ErrorCode), outbox_id = e and e.id })
-          end
-          self:_resend(p.MessageSid, status, tonumber(p.ErrorCode))
-        end
-      end
-    elseif p.CallSid then
-      self.log("info", format("status %s %s%s", p.CallSid, tostring(p.CallStatus),
-                              p.CallDuration and (" " .. p.CallDuration .. "s") or ""))
+    if self.on_status then -- the host's bookkeeping (telua.host.status): the message log, resends
+      local res = self.on_status(self, r)
+      if res then return res end
     end
     return respond(s.handler(r), "status")
   end

@@ -34,6 +34,7 @@ describe("make install", function()
       "/usr/local/bin/telua", "/usr/local/lib/libtelua.a", "/usr/local/lib/libtelua.so",
       "/usr/local/lib/libtelua.so.0", "/usr/local/include/telua.h", "/usr/local/lib/pkgconfig/telua.pc",
       "/usr/local/share/lua/5.4/telua/router.lua", "/usr/local/share/lua/5.4/telua/init.lua",
+      "/usr/local/share/lua/5.4/telua/host/init.lua", "/usr/local/share/lua/5.4/telua/host/sender.lua",
       "/usr/local/lib/lua/5.4/telua/core.so", "/usr/local/lib/systemd/system/telua.service",
     }
     for _, f in ipairs(want) do assert(h.exists(dest .. f), f .. " was not installed") end
@@ -128,7 +129,7 @@ describe("the rock", function()
   end)
   teardown(function() os.execute("rm -rf " .. q(src)) end)
 
-  it("lists every file of lua/telua, and nothing else", function()
+  it("lists every file of lua/telua, the library, and nothing else (not the host's lua/telua/host)", function()
     local spec = h.read_file(ROOT .. "/rockspec/telua-scm-1.rockspec")
     local listed = {}
     for name, file in spec:gmatch('%["(telua[%w%.]*)"%]%s*=%s*"(lua/telua/[%w_]+%.lua)"') do

@@ -1,5 +1,5 @@
 /*
- * sender.c - the sender thread: lua/telua/sender.lua on a state of its
+ * sender.c - the sender thread: lua/telua/host/sender.lua on a state of its
  * own, sending what rules queued in the outbox.
  */
 #include "host.h"

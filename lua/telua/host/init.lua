@@ -1,11 +1,15 @@
---- Glue between the C host and the rules: loads one generation's router.
+--- Glue between the C host and the library: loads one generation's router,
+-- runs the sender thread, and gives the embedding API's telua_send.
 --
--- Called by the host once per worker state of each generation, never by
--- rules. Kept in Lua so the host stays a thin C layer.
+-- Called by the host (src/host) only, never by rules; the host's Lua
+-- lives in telua.host.* (this folder: `sender`, the outbox's sender;
+-- `status`, the status callbacks' bookkeeping), apart from the library
+-- the rock installs. Kept in Lua so the host stays a thin C layer.
 --
 -- @module telua.host
 
 local rules = require "telua.rules"
+local status = require "telua.host.status"
 local store_mod = require "telua.store"
 
 local _M = { _VERSION = "0.1.0" }
@@ -30,6 +34,7 @@ function _M.load(dir, files, store_spec, log, opts)
     store:close()
     return nil, lerr
   end
+  status.attach(router) -- the message log and resends from status callbacks
   return function(req, ctx) return router:handle(req, ctx) end
 end
 
@@ -40,7 +45,7 @@ end
 --   (function(kind, fields) or nil)
 function _M.sender(o)
   local core = require "telua.core"
-  local sender = require "telua.sender"
+  local sender = require "telua.host.sender"
   local log = debug.getregistry()["telua.host_log"]
   local store = assert(store_mod.open(o.store))
   local rates = assert(sender.parse_rates(o.rates))

@@ -31,7 +31,7 @@
 -- be asked, it stays `unknown` and is looked at again every 5 seconds.
 -- Nothing is ever resent without that check.
 --
--- @module telua.sender
+-- @module telua.host.sender
 
 local client_mod = require "telua.client"
 local core = require "telua.core"
