@@ -107,7 +107,9 @@ describe("slow clients", function()
     print(("# %d signed webhooks beside trickling connections (median %d open, from %d to %d): slowest %.1f ms, " ..
            "%d cut off by the read deadline"):format(n, median, open[1], open[#open], worst * 1000,
                                                     host:status().read_timeouts))
-    assert.is_true(worst < 0.1, ("the slowest of %d webhooks took %.0f ms"):format(n, worst * 1000))
+    -- (100 ms; twice that in a sanitizer build, whose every request runs several times slower)
+    local bound = H.CPU_FACTOR > 1 and 0.2 or 0.1
+    assert.is_true(worst < bound, ("the slowest of %d webhooks took %.0f ms"):format(n, worst * 1000))
     -- the attackers reconnect what the read deadline cuts, so the count dips for a moment each cut
     assert.is_true(median >= 4500, "a median of only " .. median .. " attacking connections open")
     assert.is_true(host:status().read_timeouts >= 4000) -- every attacker was cut off at least once
