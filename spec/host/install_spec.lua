@@ -49,6 +49,14 @@ describe("make install", function()
     end
     assert.is_true(n >= 6)
     assert.matches("ExecStart=/usr/local/bin/telua serve", h.read_file(dest .. "/usr/local/lib/systemd/system/telua.service"))
+    -- systemd reads the unit (pointed at the staged binary; systemd-analyze is in Debian's systemd)
+    if sh("command -v systemd-analyze || true") ~= "" then
+      local unit = dest .. "/telua.service"
+      os.execute("sed 's|/usr/local/bin/telua|" .. dest .. "/usr/local/bin/telua|' " ..
+                 q(dest .. "/usr/local/lib/systemd/system/telua.service") .. " > " .. q(unit))
+      local rc, out = run("systemd-analyze verify " .. q(unit))
+      assert.equal(0, rc, out)
+    end
     local pc = sh("pkg-config --cflags --libs " .. q(dest .. "/usr/local/lib/pkgconfig/telua.pc"))
     assert.matches("%-I/usr/local/include", pc)
     assert.matches("%-I/usr/include/lua5%.4", pc)
