@@ -1,5 +1,5 @@
 -- Outbox enqueue rate with durability on: N messages queued through
--- Store:outbox_add_many in transactions of BATCH, with PRAGMA synchronous =
+-- store.outbox:enqueue_many in transactions of BATCH, with PRAGMA synchronous =
 -- FULL (WAL: one fsync per commit), as `telua campaign` queues them.
 -- usage: lua bench/outbox_enqueue.lua DBFILE [N] [BATCH]
 local core = require "telua.core"
@@ -12,7 +12,7 @@ for i = 1, n do
                         body = "Your order " .. i .. " has shipped" },
                       { dedupe = "bench:" .. i, campaign = "bench", rate = 50, segments = 1 } }
   if #list == batch or i == n then
-    done = done + assert(store:outbox_add_many(list))
+    done = done + assert(store.outbox:enqueue_many(list))
     list = {}
   end
 end

@@ -61,22 +61,22 @@ describe("telua.store", function()
       bulk[i] = { { to = "+1415555010" .. i, from = "+14155550100", body = "b" },
                   { campaign = "spring", rate = 10, not_before = now - 100 + i } }
     end
-    assert.are.equal(4, s:outbox_add_many(bulk))
-    local single = assert(s:outbox_add({ to = "+14155550109", from = "+14155550100", body = "code" },
+    assert.are.equal(4, s.outbox:enqueue_many(bulk))
+    local single = assert(s.outbox:enqueue({ to = "+14155550109", from = "+14155550100", body = "code" },
                                        { not_before = now - 1 }))
     -- the campaign's backlog is older, yet the single message goes first
-    local got = assert(s:outbox_claim(1, now))
+    local got = assert(s.outbox:claim(1, now))
     assert.are.same({ single }, { got[1].id })
     -- then the backlog oldest first
-    got = assert(s:outbox_claim(2, now))
+    got = assert(s.outbox:claim(2, now))
     assert.are.same({ "+14155550101", "+14155550102" }, { got[1].to_addr, got[2].to_addr })
     -- an entry put back on a slot comes before everything else once due
-    assert.is_true(s:outbox_defer(got[2].id, now - 1, true))
-    got = assert(s:outbox_claim(1, now))
+    assert.is_true(s.outbox:defer(got[2].id, now - 1, true))
+    got = assert(s.outbox:claim(1, now))
     assert.are.same({ "+14155550102", 1 }, { got[1].to_addr, got[1].reserved })
     -- and a slot in the future is not due
-    assert.is_true(s:outbox_defer(got[1].id, now + 60, true))
-    got = assert(s:outbox_claim(5, now))
+    assert.is_true(s.outbox:defer(got[1].id, now + 60, true))
+    got = assert(s.outbox:claim(5, now))
     assert.are.same({ "+14155550103", "+14155550104" }, { got[1].to_addr, got[2].to_addr })
     s:close()
   end)

@@ -66,7 +66,7 @@ describe("telua.store", function()
     local cols = {}
     for _, c in ipairs(s.db:query("PRAGMA table_info(outbox)")) do cols[c.name] = true end
     for _, want in ipairs{ "campaign", "rate", "reserved", "segments" } do assert.is_true(cols[want], want) end
-    local e = s:outbox_get(1)
+    local e = s.outbox:get(1)
     assert.are.equal("+14155550111", e.params.to)
     assert.are.equal(0, #s.db:query("SELECT name FROM sqlite_master WHERE name = 'outbox_due'"))
     s:close()
@@ -219,7 +219,7 @@ describe("opt-out scopes in the router", function()
     assert.are.equal("number", store.db:query("SELECT optout_scope FROM outbox WHERE id = ?", sent[1][1])[1].optout_scope)
     assert.are.equal(EMPTY, r:handle(sms("hello", A)).body)
     -- the sender gets the entry's scope with it, and checks again in it at send time
-    local claimed = assert(store:outbox_claim(10))
+    local claimed = assert(store.outbox:claim(10))
     assert.are.equal(2, #claimed) -- the rules ran for A's message too (only the reply is dropped)
     assert.are.equal("number", claimed[1].optout_scope)
     assert.are.equal("number", claimed[2].optout_scope)
@@ -232,5 +232,37 @@ describe("opt-out scopes in the router", function()
     local ok, err = r:add("a.lua", { settings = { optout_scope = "everything" } })
     assert.is_nil(ok)
     assert.matches('settings.optout_scope must be "account", "service" or "number", got everything', err, 1, true)
+  end)
+end)
+
+describe("the outbox interface (store.outbox)", function()
+  it("moves claimed entries by name: complete, retry, fail, skip, lose, and reclaims what a stopped sender held", function()
+    local s = assert(store_mod.open("sqlite::memory:"))
+    local o = s.outbox
+    local ids = {}
+    for i = 1, 6 do
+      ids[i] = assert(o:enqueue({ to = "+1415555020" .. i, from = US, body = "m" .. i }, { optout_scope = "number" }))
+    end
+    local claimed = assert(o:claim(6, core.time()))
+    assert.are.equal(6, #claimed)
+    assert(o:complete(ids[1], "SM" .. ("1"):rep(32)))
+    assert(o:retry(ids[2], core.time() + 60, 20429, "Too Many Requests"))
+    assert(o:fail(ids[3], 21211, "invalid To"))
+    assert(o:skip(ids[4], "opted out"))
+    assert(o:lose(ids[5], "timed out in flight"))
+    local want = { "sent", "queued", "failed", "skipped", "unknown", "sending" }
+    for i, state in ipairs(want) do assert.are.equal(state, o:get(ids[i]).state, "entry " .. i) end
+    assert.are.equal("SM" .. ("1"):rep(32), o:get(ids[1]).sid)
+    assert.are.equal(ids[1], o:get("SM" .. ("1"):rep(32)).id) -- by MessageSid too
+    assert.are.equal(20429, o:get(ids[2]).error_code)
+    assert.are.equal("number", o:get(ids[3]).optout_scope)
+    -- the host stopped with entry 6 in flight: reclaimed as unknown, to be reconciled before any resend
+    assert(o:reclaim())
+    assert.are.equal("unknown", o:get(ids[6]).state)
+    assert.are.same({ ids[6] }, o:unreconciled()) -- entry 5 timed out in flight: not a stop, left for a person
+    assert(o:requeue(ids[6], "not at Twilio after a restart"))
+    assert.are.equal("queued", o:get(ids[6]).state)
+    assert.are.same({ queued = 2, sent = 1, failed = 1, skipped = 1, unknown = 1 }, o:counts())
+    s:close()
   end)
 end)

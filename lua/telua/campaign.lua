@@ -317,7 +317,7 @@ function _M.main(argv, env)
     end
     batch[#batch + 1] = { m[1], m[2] }
     if #batch == 500 or i == #p.messages then
-      local n, err = store:outbox_add_many(batch)
+      local n, err = store.outbox:enqueue_many(batch)
       if not n then say("telua campaign: queueing failed: %s\n", err) return 1 end
       added = added + n
       batch = {}
@@ -334,7 +334,7 @@ function _M.main(argv, env)
   local last_print, samples, sent_done_at = -1, {}, nil
   local started = core.monotonic()
   while true do
-    local pr = store:campaign_progress(a.name)
+    local pr = store.outbox:progress(a.name)
     local now = core.monotonic()
     local done = pr.sent + pr.failed + pr.skipped + pr.unknown
     samples[#samples + 1] = { now, pr.sent }
@@ -362,7 +362,7 @@ function _M.main(argv, env)
     end
     sleep(tty and 0.2 or 0.5)
   end
-  local pr = store:campaign_progress(a.name)
+  local pr = store.outbox:progress(a.name)
   if tty then say("\n") else
     say("%s sent %d/%d  delivered %d  failed %d\n", hms(core.monotonic() - started), pr.sent, total, pr.delivered,
         pr.failed + pr.undelivered + pr.msg_failed)

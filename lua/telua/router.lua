@@ -300,7 +300,7 @@ function _M.queue(store, p, o)
         message = "Outside the 24-hour WhatsApp window of " .. m.to .. ": send a template (content_sid)" }
     end
   end
-  local id, aerr = store:outbox_add(m, { dedupe = dedupe, not_before = not_before, optout_scope = o.optout_scope })
+  local id, aerr = store.outbox:enqueue(m, { dedupe = dedupe, not_before = not_before, optout_scope = o.optout_scope })
   if not id then return nil, client.error{ message = "outbox: " .. tostring(aerr), where = "client" } end
   if o.log then o.log("info", format("outbox %d: queued to %s (%s)", id, m.to, tostring(o.where))) end
   return id

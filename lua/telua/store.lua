@@ -17,11 +17,13 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global u
 
 local _M = { _VERSION = "0.1.0" }
 local Store = {}
+Store.__index = Store
+local Outbox = {} -- store.outbox: see "outbox" below
+Outbox.__index = Outbox
 
 -- The error an entry gets when the host stopped (or crashed) while its
--- request was in flight: Twilio may or may not have it (outbox_recover).
+-- request was in flight: Twilio may or may not have it (Outbox:reclaim).
 local IN_FLIGHT_AT_STOP = "in flight when the host stopped"
-Store.__index = Store
 
 local SCHEMA = [[
 CREATE TABLE IF NOT EXISTS optouts (
@@ -191,7 +193,9 @@ function _M.open(spec)
     db:close()
     return nil, merr, "store"
   end
-  return setmetatable({ db = db, path = path }, Store)
+  local store = setmetatable({ db = db, path = path }, Store)
+  store.outbox = setmetatable({ db = db, store = store }, Outbox)
+  return store
 end
 
 -- Runs fn inside one write transaction (BEGIN IMMEDIATE: a read and the
@@ -445,7 +449,12 @@ function Store:counter_hit(ns, key, limit, window, now)
 end
 
 -- ---------------------------------------------------------------------------
--- outbox: messages waiting to be sent by the host's sender
+-- outbox: messages waiting to be sent by the host's sender, its own
+-- interface (`store.outbox`) on the store's backend: enqueue,
+-- enqueue_many, claim, then for each claimed entry complete, retry,
+-- fail, skip, lose or defer; reclaim (at start: what a stopped sender
+-- had claimed), unreconciled, requeue; get, counts, next_due, progress,
+-- unfinal.
 --
 -- States: `queued` (waiting for `not_before`), `sending` (claimed by the
 -- sender, request in flight), `sent` (Twilio answered with a SID),
@@ -464,16 +473,16 @@ local cjson = require "cjson.safe"
 --   `resend_of` (id of the entry this one repeats), `attempts`
 -- @treturn number the entry's id, and whether it was new
 -- @return or `nil, message, code`
-function Store:outbox_add(params, opts)
-  if type(params) ~= "table" then error("outbox_add: params must be a table", 2) end
+function Outbox:enqueue(params, opts)
+  if type(params) ~= "table" then error("outbox:enqueue: params must be a table", 2) end
   opts = opts or {}
   local to = params.to
   local sender = params.from or params.messaging_service_sid
   if type(to) ~= "string" or type(sender) ~= "string" then
-    error("outbox_add: params need to and from (or messaging_service_sid)", 2)
+    error("outbox:enqueue: params need to and from (or messaging_service_sid)", 2)
   end
   local json, jerr = cjson.encode(params)
-  if not json then return nil, "outbox_add: " .. tostring(jerr), "json" end
+  if not json then return nil, "outbox:enqueue: " .. tostring(jerr), "json" end
   local now = core.time()
   local db = self.db
   return atomically(db, function()
@@ -496,16 +505,16 @@ end
 --- Queues many messages in one transaction (one fsync with
 -- `synchronous = FULL`): a campaign's rows. Entries whose `dedupe` key is
 -- already queued are skipped, so a rerun queues only what is missing.
--- @tparam table list of `{ params, opts }` as for `outbox_add`
+-- @tparam table list of `{ params, opts }` as for `enqueue`
 -- @treturn number how many were new
 -- @return or `nil, message, code` (nothing of the batch is queued then)
-function Store:outbox_add_many(list)
+function Outbox:enqueue_many(list)
   local db, now, added = self.db, core.time(), 0
   return atomically(db, function()
     for _, item in ipairs(list) do
       local params, opts = item[1], item[2] or {}
       local json, jerr = cjson.encode(params)
-      if not json then return nil, "outbox_add_many: " .. tostring(jerr), "json" end
+      if not json then return nil, "outbox:enqueue_many: " .. tostring(jerr), "json" end
       local n, err, code = db:run(
         "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, dedupe, created_at, " ..
         "updated_at, campaign, rate, segments) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?) " ..
@@ -524,7 +533,7 @@ end
 -- @treturn table `{ queued, sending, sent, failed, skipped, unknown,
 --   reconciling (unknown ones the sender will still look for at Twilio),
 --   delivered, undelivered, segments, first_sent, last_sent }` (times in epoch seconds)
-function Store:campaign_progress(name)
+function Outbox:progress(name)
   local db = self.db
   local out = { queued = 0, sending = 0, sent = 0, failed = 0, skipped = 0, unknown = 0,
                 delivered = 0, undelivered = 0, msg_failed = 0, segments = 0 }
@@ -575,7 +584,7 @@ local CLAIM_BULK = CLAIM:format("INDEXED BY outbox_slots", 0, "AND campaign IS N
 -- @tparam[opt] number now epoch seconds
 -- @treturn table the claimed entries `{ id, params, sender, to_addr, attempts, ... }`,
 --   slot holders first, then by id
-function Store:outbox_claim(limit, now)
+function Outbox:claim(limit, now)
   now = now or core.time()
   local db = self.db
   return atomically(db, function()
@@ -600,7 +609,7 @@ end
 -- @tparam number id
 -- @tparam string state `sent`, `failed`, `skipped`, `unknown` or `queued` (retry later)
 -- @tparam[opt] table f `sid`, `error_code`, `error`, `not_before` (with `queued`)
-function Store:outbox_set(id, state, f)
+function Outbox:set(id, state, f)
   f = f or {}
   local n, err, code = self.db:run(
     "UPDATE outbox SET state = ?, sid = coalesce(?, sid), error_code = ?, error = ?, " ..
@@ -610,11 +619,42 @@ function Store:outbox_set(id, state, f)
   return n == 1
 end
 
+--- A claimed entry went out: Twilio took it (`sent`, with its SID).
+-- @tparam number id
+-- @tparam string sid the MessageSid
+-- @tparam[opt] string note kept in the entry's `error` (e.g. "reconciled after a restart")
+function Outbox:complete(id, sid, note)
+  return self:set(id, "sent", { sid = sid, error = note })
+end
+
+--- A claimed entry failed for good (`failed`): a permanent error, or the
+-- attempts are spent.
+function Outbox:fail(id, code, message)
+  return self:set(id, "failed", { error_code = code, error = message })
+end
+
+--- A claimed entry goes back to `queued`, due at `at` (epoch seconds): a
+-- retryable error, with backoff.
+function Outbox:retry(id, at, code, message)
+  return self:set(id, "queued", { not_before = at, error_code = code, error = message })
+end
+
+--- A claimed entry is not sent (`skipped`): the recipient opted out since.
+function Outbox:skip(id, why)
+  return self:set(id, "skipped", { error = why })
+end
+
+--- A claimed entry's outcome is not known (`unknown`): its request timed
+-- out in flight, so Twilio may have the message. Never resent blind.
+function Outbox:lose(id, why)
+  return self:set(id, "unknown", { error = why })
+end
+
 --- Puts back a claimed entry whose pacing delay says "not yet", without
 -- counting it as an attempt. With `reserved`, not_before is a pacing slot
 -- the sender already took: the entry goes at that time without asking the
 -- limiters again (so a restart keeps the schedule).
-function Store:outbox_defer(id, not_before, reserved)
+function Outbox:defer(id, not_before, reserved)
   local n, err, code = self.db:run(
     "UPDATE outbox SET state = 'queued', attempts = attempts - 1, not_before = ?, reserved = ?, updated_at = ? " ..
     "WHERE id = ?", not_before, reserved and 1 or 0, core.time(), id)
@@ -623,11 +663,11 @@ function Store:outbox_defer(id, not_before, reserved)
 end
 
 --- One outbox entry by id or by MessageSid.
-function Store:outbox_get(id_or_sid)
+function Outbox:get(id_or_sid)
   local col = type(id_or_sid) == "string" and id_or_sid:find("^[SM]M") and "sid" or "id"
   local rows, err, code = self.db:query(
     "SELECT id, params, sender, to_addr, state, attempts, not_before, sid, error_code, error, resend_of, " ..
-    "created_at, updated_at FROM outbox WHERE " .. col .. " = ?", id_or_sid)
+    "created_at, updated_at, optout_scope FROM outbox WHERE " .. col .. " = ?", id_or_sid)
   if not rows then return nil, err, code end
   return outbox_row(rows[1])
 end
@@ -635,16 +675,16 @@ end
 --- After a crash or a stop: entries left `sending` become `unknown`
 -- (Twilio may have them; they are never resent on their own).
 -- @treturn number how many
-function Store:outbox_recover()
+function Outbox:reclaim()
   return self.db:run("UPDATE outbox SET state = 'unknown', error = ?, updated_at = ? WHERE state = 'sending'",
                      IN_FLIGHT_AT_STOP, core.time())
 end
 
---- The entries `outbox_recover` marked that are still unresolved (no SID
+--- The entries `reclaim` marked that are still unresolved (no SID
 -- yet): the sender looks for each in Twilio's list before any resend.
 -- @treturn table their ids, oldest first
 -- @return or `nil, message, code`
-function Store:outbox_unreconciled()
+function Outbox:unreconciled()
   local rows, err, code = self.db:query(
     "SELECT id FROM outbox WHERE state = 'unknown' AND sid IS NULL AND error = ? ORDER BY id", IN_FLIGHT_AT_STOP)
   if not rows then return nil, err, code end
@@ -658,7 +698,7 @@ end
 -- @tparam number id
 -- @tparam string why kept in the entry's `error`
 -- @tparam[opt] number now epoch seconds
-function Store:outbox_requeue(id, why, now)
+function Outbox:requeue(id, why, now)
   now = now or core.time()
   return self.db:run("UPDATE outbox SET state = 'queued', reserved = 0, not_before = ?, error = ?, updated_at = ? " ..
                      "WHERE id = ?", now, why, now, id)
@@ -671,7 +711,7 @@ end
 -- @tparam[opt] number now epoch seconds
 -- @tparam[opt=200] number limit
 -- @treturn table SIDs
-function Store:outbox_unfinal(older_than, now, limit)
+function Outbox:unfinal(older_than, now, limit)
   now = now or core.time()
   local rows = self.db:query(
     "SELECT o.sid FROM outbox o JOIN messages m ON m.sid = o.sid WHERE o.state = 'sent' AND m.rank < ? " ..
@@ -692,7 +732,7 @@ end
 
 --- Counts entries by state.
 -- @treturn table state -> count
-function Store:outbox_counts()
+function Outbox:counts()
   local rows, err, code = self.db:query("SELECT state, count(*) AS n FROM outbox GROUP BY state")
   if not rows then return nil, err, code end
   local out = {}
@@ -701,7 +741,7 @@ function Store:outbox_counts()
 end
 
 --- The earliest `not_before` of a queued entry (nil when none).
-function Store:outbox_next()
+function Outbox:next_due()
   -- one index lookup per kind of entry (a min over both would scan them all)
   local rows = self.db:query(
     "SELECT min(t) AS t FROM (SELECT min(not_before) AS t FROM outbox WHERE state = 'queued' AND reserved = 1 " ..

@@ -249,7 +249,7 @@ function Sender:file(entry, msg, err, now)
   local from = p.from or p.messaging_service_sid
   if msg then
     self.sent = self.sent + 1
-    store:outbox_set(entry.id, "sent", { sid = msg.sid })
+    store.outbox:complete(entry.id, msg.sid)
     store:message_status(msg.sid, msg.status or "queued", {
       to = p.to, from = p.from, segments = tonumber(msg.num_segments) })
     self:emit("status", { outbox_id = entry.id, from = from, to = p.to, message_sid = msg.sid,
@@ -264,18 +264,18 @@ function Sender:file(entry, msg, err, now)
   end
   if err.where == "transport" and err.transport == "timeout" then
     self.failed = self.failed + 1
-    store:outbox_set(entry.id, "unknown", { error = "timed out in flight: Twilio may have it" })
+    store.outbox:lose(entry.id, "timed out in flight: Twilio may have it")
     self.log("warn", ("outbox %d: request timed out in flight; marked unknown"):format(entry.id))
     return
   end
   if err.retryable and code ~= 21610 and entry.attempts < self.max_attempts then
     local at = now + self:backoff(entry.attempts, err)
-    store:outbox_set(entry.id, "queued", { error_code = code, error = err.message, not_before = at })
+    store.outbox:retry(entry.id, at, code, err.message)
     self.log("info", ("outbox %d: %s; retry %d at +%.1fs"):format(entry.id, tostring(err), entry.attempts, at - now))
     return
   end
   self.failed = self.failed + 1
-  store:outbox_set(entry.id, "failed", { error_code = code, error = err.message })
+  store.outbox:fail(entry.id, code, err.message)
   self.log("warn", ("outbox %d failed: %s"):format(entry.id, tostring(err)))
   self:emit("status", { outbox_id = entry.id, from = from, to = p.to, status = "failed", error_code = code })
 end
@@ -286,7 +286,7 @@ end
 function Sender:step(now)
   now = now or core.time()
   local store = self.store
-  local claimed, err = store:outbox_claim(self.concurrency, now)
+  local claimed, err = store.outbox:claim(self.concurrency, now)
   if not claimed then
     self.log("error", "outbox: " .. tostring(err))
     return 0
@@ -331,9 +331,9 @@ function Sender:step(now)
   local results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
   -- every write of the round in one transaction
   local ok, terr = store:transaction(function()
-    for _, x in ipairs(later) do store:outbox_defer(x[1], x[2], x[3]) end
+    for _, x in ipairs(later) do store.outbox:defer(x[1], x[2], x[3]) end
     for _, e in ipairs(skipped) do
-      store:outbox_set(e.id, "skipped", { error = "opted out" })
+      store.outbox:skip(e.id, "opted out")
       self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
     end
     for _, x in ipairs(invalid) do self:file(x[1], nil, x[2], now) end
@@ -366,13 +366,13 @@ function Sender:reconcile(now)
   local store = self.store
   now = now or require("telua.core").time()
   if not self.recovered then -- once, at start: what was `sending` belongs to the last run
-    store:outbox_recover()
+    store.outbox:reclaim()
     self.recovered = true
   end
-  local rows = store:outbox_unreconciled()
+  local rows = store.outbox:unreconciled()
   local found, requeued = 0, 0
   for _, id in ipairs(rows or {}) do
-    local e = store:outbox_get(id)
+    local e = store.outbox:get(id)
     local p = e.params
     local list = self.client.messages.list{ to = p.to, limit = 50 }
     local hit
@@ -385,11 +385,11 @@ function Sender:reconcile(now)
       end
     end
     if hit then
-      store:outbox_set(e.id, "sent", { sid = hit.sid, error = "reconciled after a restart" })
+      store.outbox:complete(e.id, hit.sid, "reconciled after a restart")
       store:message_status(hit.sid, hit.status or "queued", { to = p.to, from = p.from })
       found = found + 1
     elseif list and now - e.updated_at >= _M.RECONCILE_GRACE then
-      store:outbox_requeue(e.id, "not at Twilio after a restart: queued again", now)
+      store.outbox:requeue(e.id, "not at Twilio after a restart: queued again", now)
       requeued = requeued + 1
     end
   end
@@ -409,13 +409,13 @@ function Sender:refresh_statuses(older_than, now)
   local store = self.store
   now = now or require("telua.core").time()
   local n = 0
-  for _, sid in ipairs(store:outbox_unfinal(older_than, now)) do
+  for _, sid in ipairs(store.outbox:unfinal(older_than, now)) do
     local m = self.client.messages.fetch(sid)
     if m and m.status and store_mod.STATUS_RANK[m.status] then
       local changed, now_status = store:message_status(m.sid, m.status, { error_code = m.error_code })
       if changed then
         n = n + 1
-        local e = self.on_event and store:outbox_get(m.sid)
+        local e = self.on_event and store.outbox:get(m.sid)
         self:emit("status", { outbox_id = e and e.id, from = m.from, to = m.to, message_sid = m.sid,
                               status = now_status, error_code = tonumber(m.error_code) })
       end
@@ -462,7 +462,7 @@ function _M.run(opts)
     elseif n == 0 then
       -- nothing due: sleep until the next entry (exactly, so slow paces
       -- keep their schedule), at most 20 ms (new work may arrive)
-      local nxt = store:outbox_next()
+      local nxt = store.outbox:next_due()
       local now = core.time()
       local wait = not nxt and 0.02 or nxt > now and min(0.02, nxt - now) or _M.TICK
       sleep(wait)

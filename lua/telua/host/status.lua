@@ -33,20 +33,20 @@ local function resend(router, sid, status, code)
   local settings, store = router.settings, router.store
   local codes = settings.resend_codes or DEFAULT_RESEND
   if not codes[code] then return end
-  local e = store:outbox_get(sid)
+  local e = store.outbox:get(sid)
   if not e then return end
   local n = 1
   local prev = e
   while prev and prev.resend_of do
     n = n + 1
-    prev = store:outbox_get(prev.resend_of)
+    prev = store.outbox:get(prev.resend_of)
   end
   if n > (settings.resend_max or 3) then
     router.log("info", format("%s undelivered (%d) after %d resends: giving up", sid, code, n - 1))
     return
   end
   local delay = (settings.resend_backoff or 300) * 2 ^ (n - 1)
-  local id = store:outbox_add(e.params, { resend_of = e.id, dedupe = "resend:" .. sid,
+  local id = store.outbox:enqueue(e.params, { resend_of = e.id, dedupe = "resend:" .. sid,
                                           not_before = require("telua.core").time() + delay,
                                           optout_scope = e.optout_scope })
   router.log("info", format("%s undelivered (%d): resend %d queued as outbox %s in %.0fs", sid, code, n,
@@ -70,7 +70,7 @@ function _M.record(router, r)
     r.status_changed, r.message_status = changed, now
     if changed then
       if router.on_event then
-        local e = store:outbox_get(p.MessageSid)
+        local e = store.outbox:get(p.MessageSid)
         router:_emit("status", { from = r.from, to = r.to, message_sid = p.MessageSid, status = now,
                                  error_code = code, outbox_id = e and e.id })
       end
