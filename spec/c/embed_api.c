@@ -127,9 +127,17 @@ int main(void)
     telua_host_stop(h);
     h = NULL;
 
-    c.store = store;
-    c.default_region = "US";
-    ok(telua_host_start(&c, &h, err, sizeof err) == 0, "a host starts (sqlite store)");
+    {
+        /* the host copies what it is given: the caller's buffers may go */
+        static char store_buf[300], region_buf[4];
+        snprintf(store_buf, sizeof store_buf, "%s", store);
+        snprintf(region_buf, sizeof region_buf, "US");
+        c.store = store_buf;
+        c.default_region = region_buf;
+        ok(telua_host_start(&c, &h, err, sizeof err) == 0, "a host starts (sqlite store)");
+        memset(store_buf, 'x', sizeof store_buf - 1);
+        memset(region_buf, 'x', sizeof region_buf - 1);
+    }
     if (!h) {
         printf("# %s\n", err);
         return 1;

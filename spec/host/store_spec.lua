@@ -42,6 +42,7 @@ describe("the host's store", function()
     local host = H.started{ rules = dir, store = false, prefix = "cd " .. q(cwd) .. ";", workers = 2 }
     assert.is_true(h.exists(cwd .. "/var/telua.db"))
     assert.matches("store sqlite:var/telua.db", host:logs(), 1, true)
+    assert.are.equal("sqlite:var/telua.db", host:status().store)
     assert.are.equal(0, replies_after_stop(host, 12))
     host:stop()
     host = H.started{ rules = dir, store = false, prefix = "cd " .. q(cwd) .. ";", workers = 2 }

@@ -62,6 +62,9 @@ typedef struct tl_conns {
 struct telua_host {
     telua_config cfg;
     tl_vm *sender;            /* the sender thread's state (NULL: no sender) */
+    char *owned[16];          /* cfg's strings, copied (own_config in server.c) */
+    int nowned;
+    telua_module *modules;    /* cfg.modules, copied */
     struct sqlite3 *mem_db;   /* store "memory": a connection that keeps the process's database */
     pthread_mutex_t api_mu;   /* guards api: telua_send's state (embed.c), made at the first call */
     tl_vm *api;

@@ -168,8 +168,46 @@ static int store_folder(const char *spec, char *err, size_t errlen)
     return 0;
 }
 
+/* Copies every string (and the modules list) of h->cfg into the host, so
+ * the caller's may go once telua_host_start returns (telua.h). The auth
+ * token is handled apart (h->token). */
+static int own_config(telua_host *h)
+{
+    const char **fields[] = { &h->cfg.rules_dir, &h->cfg.listen, &h->cfg.public_url, &h->cfg.store,
+                              &h->cfg.lua_dir, &h->cfg.account_sid, &h->cfg.twilio_base_url,
+                              &h->cfg.send_rates, &h->cfg.default_region };
+    size_t i;
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char *copy;
+        if (!*fields[i]) continue;
+        if (!(copy = strdup(*fields[i]))) return -1;
+        h->owned[h->nowned++] = copy;
+        *fields[i] = copy;
+    }
+    h->cfg.fallback_voice = h->cfg.fallback_messaging = NULL; /* copied into h->fallback_* */
+    if (h->cfg.modules && h->cfg.nmodules) {
+        telua_module *mods = calloc(h->cfg.nmodules, sizeof *mods);
+        if (!mods) return -1;
+        h->modules = mods;
+        for (i = 0; i < h->cfg.nmodules; i++) {
+            mods[i].open = h->cfg.modules[i].open;
+            if (h->cfg.modules[i].name && !(mods[i].name = strdup(h->cfg.modules[i].name))) return -1;
+        }
+        h->cfg.modules = mods;
+    } else {
+        h->cfg.modules = NULL;
+        h->cfg.nmodules = 0;
+    }
+    return 0;
+}
+
 static void host_free(telua_host *h)
 {
+    int i;
+    size_t m;
+    for (i = 0; i < h->nowned; i++) free(h->owned[i]);
+    for (m = 0; h->modules && m < h->cfg.nmodules; m++) free((char *)h->modules[m].name);
+    free(h->modules);
     if (h->mem_db) sqlite3_close_v2(h->mem_db);
     if (h->token) {
         memset(h->token, 0, strlen(h->token));
@@ -214,6 +252,11 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
     h->cfg = *cfg;
+    if (own_config(h) != 0) {
+        host_free(h);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     pthread_mutex_init(&h->reject_mu, NULL);
     pthread_mutex_init(&h->api_mu, NULL);
     tl_log_set(cfg->log, cfg->log_ud);
@@ -230,13 +273,13 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
     h->cfg.auth_token = NULL; /* the caller's copy; the host keeps its own for the rules' states */
-    if (store_folder(cfg->store, err, errlen) != 0) {
+    if (store_folder(h->cfg.store, err, errlen) != 0) {
         host_free(h);
         return -1;
     }
     /* "memory": one database for the whole process, kept while the host runs
      * (SQLite frees a memdb database with its last connection) */
-    if (!strcmp(cfg->store, "memory") &&
+    if (!strcmp(h->cfg.store, "memory") &&
         sqlite3_open_v2(MEMORY_URI, &h->mem_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open the memory store: %s", h->mem_db ? sqlite3_errmsg(h->mem_db) : "no memory");
@@ -251,19 +294,19 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
      * before SQLite initialises, so it is a no-op for an embedder that
      * already used SQLite. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    h->gens.rules_dir = cfg->rules_dir;
-    h->gens.lua_dir = lua_dir_of(cfg);
-    h->gens.store = cfg->store;
+    h->gens.rules_dir = h->cfg.rules_dir;
+    h->gens.lua_dir = lua_dir_of(&h->cfg);
+    h->gens.store = h->cfg.store;
     h->gens.workers = h->cfg.workers;
     h->gens.mem_limit = cfg->mem_limit;
     h->gens.cpu_ms = cfg->cpu_ms;
     h->gens.load_ms = cfg->load_ms;
     h->gens.unsafe = cfg->unsafe_rules;
     h->gens.debounce_ms = cfg->debounce_ms;
-    h->gens.account_sid = cfg->account_sid;
-    h->gens.twilio_base_url = cfg->twilio_base_url;
-    h->gens.modules = cfg->modules;
-    h->gens.nmodules = cfg->modules ? cfg->nmodules : 0;
+    h->gens.account_sid = h->cfg.account_sid;
+    h->gens.twilio_base_url = h->cfg.twilio_base_url;
+    h->gens.modules = h->cfg.modules;
+    h->gens.nmodules = h->cfg.nmodules;
     h->gens.on_event = cfg->on_event;
     h->gens.event_ud = cfg->event_ud;
     h->gens.auth_token = h->token = strdup(cfg->auth_token);

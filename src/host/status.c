@@ -27,8 +27,21 @@ static void json_escape(const char *s, char *out, size_t outlen)
     out[e] = 0;
 }
 
+/* The store's spec without any user or password it holds
+ * ("redis://user:secret@host" -> "redis://host"). */
+static void store_shown(const char *spec, char *out, size_t outlen)
+{
+    const char *scheme = strstr(spec, "://"), *at;
+    char plain[1024];
+    if (scheme && (at = strchr(scheme + 3, '@')) && !memchr(scheme + 3, '/', (size_t)(at - scheme - 3)))
+        snprintf(plain, sizeof plain, "%.*s%s", (int)(scheme + 3 - spec), spec, at + 1);
+    else snprintf(plain, sizeof plain, "%s", spec);
+    json_escape(plain, out, outlen);
+}
+
 enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
 {
+    char store[2100];
     char buf[8192];
     tl_gens *g = &h->gens;
     tl_gen *cur;
@@ -38,7 +51,9 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
     cur = g->current;
     PUT("{\"version\":\"%s\",\"generation\":%d,\"sha256\":\"%s\",\"loaded_at\":%lld,\"files\":%d,", TELUA_VERSION,
         cur ? cur->id : 0, cur ? cur->hash : "", cur ? (long long)cur->loaded_at : 0LL, cur ? cur->nfiles : 0);
-    PUT("\"workers\":%d,\"reloads\":%lu,\"reload_failures\":%lu,", h->cfg.workers, g->reloads, g->failures);
+    store_shown(h->cfg.store, store, sizeof store);
+    PUT("\"store\":\"%s\",\"workers\":%d,\"reloads\":%lu,\"reload_failures\":%lu,", store, h->cfg.workers,
+        g->reloads, g->failures);
     PUT("\"requests\":%lu,\"rejected\":%lu,\"rule_errors\":%lu,\"bad_results\":%lu,\"cpu_budget_hits\":%lu,"
         "\"memory_cap_hits\":%lu,\"store_failures\":%lu,\"read_timeouts\":%lu,\"last_reload_error\":",
         (unsigned long)atomic_load(&h->requests), (unsigned long)atomic_load(&h->rejected),
