@@ -9,6 +9,17 @@ local h = require "spec.helpers"
 
 local US, THEM = "+14155550100", "+14155550199"
 
+-- A database file made by hand with sql (as an older or newer telua left
+-- it): its folder and path.
+local function db_file(name, sql)
+  local dir = h.tmpdir()
+  local path = dir .. "/" .. name
+  local db = assert(core.sqlite_open(path))
+  assert(db:exec(sql))
+  db:close()
+  return dir, path
+end
+
 describe("telua.store", function()
   it("'memory' is one database for the process: every connection sees the same data", function()
     local a = assert(store_mod.open("memory"))
@@ -39,11 +50,8 @@ describe("telua.store", function()
   end)
 
   it("migrates a file of the first releases (no version, an outbox without the campaign columns), keeping its rows", function()
-    local dir = h.tmpdir()
-    local path = dir .. "/old.db"
-    local db = assert(core.sqlite_open(path))
     -- the first release's tables, as it made them
-    assert(db:exec([[
+    local dir, path = db_file("old.db", [[
       CREATE TABLE optouts (sender TEXT NOT NULL, recipient TEXT NOT NULL, keyword TEXT NOT NULL,
                             created_at INTEGER NOT NULL, PRIMARY KEY (sender, recipient));
       CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, params TEXT NOT NULL, sender TEXT NOT NULL,
@@ -55,8 +63,7 @@ describe("telua.store", function()
       INSERT INTO outbox (params, sender, to_addr, state, not_before, created_at, updated_at)
         VALUES ('{"to":"+14155550111","from":"+14155550100","body":"hi"}', '+14155550100', '+14155550111',
                 'queued', 0, 0, 0);
-    ]]))
-    db:close()
+    ]])
     local s = assert(store_mod.open("sqlite:" .. path))
     assert.are.equal(store_mod.SCHEMA_VERSION, s.db:query("PRAGMA user_version")[1].user_version)
     assert.is_true(s:is_opted_out(US, THEM))
@@ -78,16 +85,12 @@ describe("telua.store", function()
   end)
 
   it("refuses a file of a newer schema version than it knows, and leaves it as it was", function()
-    local dir = h.tmpdir()
-    local path = dir .. "/future.db"
-    local db = assert(core.sqlite_open(path))
-    assert(db:exec("CREATE TABLE x (a); PRAGMA user_version = " .. (store_mod.SCHEMA_VERSION + 5)))
-    db:close()
+    local dir, path = db_file("future.db", "CREATE TABLE x (a); PRAGMA user_version = " .. (store_mod.SCHEMA_VERSION + 5))
     local s, err, code = store_mod.open("sqlite:" .. path)
     assert.is_nil(s)
     assert.are.equal("store", code)
     assert.matches("newer than this telua's " .. store_mod.SCHEMA_VERSION, err, 1, true)
-    db = assert(core.sqlite_open(path))
+    local db = assert(core.sqlite_open(path))
     assert.are.equal(0, #db:query("SELECT name FROM sqlite_master WHERE name = 'optouts'"))
     db:close()
     os.execute("rm -rf " .. dir)

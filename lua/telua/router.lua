@@ -104,6 +104,7 @@ function _M.new(opts)
     message_paths = {},
     status = {},     -- path -> { handler, source }
     settings = { optout_replies = true },
+    scope_plain = {},  -- { scope = settings.optout_scope }, kept by add
     canon = {},      -- rule number -> canonical form, for settings.default_region
   }, Router)
 end
@@ -216,6 +217,7 @@ function Router:add(file, rules)
     self.message_paths[path] = true
   end
   for k, v in pairs(rules.settings or {}) do self.settings[k] = v end
+  self.scope_plain = { scope = self.settings.optout_scope } -- the opt-out lookups' options, made once
   return true
 end
 
@@ -372,8 +374,10 @@ local function store_failed(log, what, err)
 end
 _M.store_failed = store_failed
 
--- Tells opts.on_event; an error there is the embedder's, logged and dropped.
-function Router:_emit(kind, fields)
+--- Tells `opts.on_event` of an event (callers build `fields` only when
+-- `router.on_event` is set); an error there is the embedder's, logged and
+-- dropped.
+function Router:emit(kind, fields)
   local fn = self.on_event
   if not fn then return end
   local ok, err = pcall(fn, kind, fields)
@@ -387,7 +391,8 @@ function Router:_message(r, ctx)
   local replies = settings.optout_replies ~= false
   -- the scope of the opt-out list (telua.store.OPTOUT_SCOPES) and the
   -- Messaging Service the message came through, if any
-  local scope = { scope = settings.optout_scope, service = r.params.MessagingServiceSid }
+  local service = r.params.MessagingServiceSid
+  local scope = service and { scope = settings.optout_scope, service = service } or self.scope_plain
   ctx.kind = "messaging"
   if kind and sender and recipient then
     if not store then error("opt-out keywords need a store (router.new{store = ...})", 0) end
@@ -397,13 +402,13 @@ function Router:_message(r, ctx)
       local ok, werr = store:optout_add(sender, recipient, word, scope)
       if not ok then return store_failed(log, format("opt-out of %s (%s)", recipient, word), werr) end
       log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
-      self:_emit("optout", { from = recipient, to = sender, keyword = word })
+      if self.on_event then self:emit("optout", { from = recipient, to = sender, keyword = word }) end
       return reply(replies and (settings.stop_reply or optout.REPLIES.STOP))
     elseif kind == "START" then
       local ok, werr = store:optout_remove(sender, recipient, scope)
       if not ok then return store_failed(log, format("opt-in of %s (%s)", recipient, word), werr) end
       log("info", format("opt-in: %s sent %s to %s", recipient, word, sender))
-      self:_emit("optin", { from = recipient, to = sender, keyword = word })
+      if self.on_event then self:emit("optin", { from = recipient, to = sender, keyword = word }) end
       return reply(replies and (settings.start_reply or optout.REPLIES.START))
     else -- HELP: Twilio sends no help reply to an opted-out number
       return reply(replies and not out and (settings.help_reply or optout.REPLIES.HELP))
@@ -418,8 +423,8 @@ function Router:_message(r, ctx)
       if not ok then return store_failed(log, "WhatsApp window update", werr) end
     end
   end
-  if recipient then
-    self:_emit("inbound", { from = recipient, to = sender, body = r.text, message_sid = r.message_sid })
+  if recipient and self.on_event then
+    self:emit("inbound", { from = recipient, to = sender, body = r.text, message_sid = r.message_sid })
   end
   local text = r.text or ""
   local first = upper(text:match("^%s*(%S*)") or "")

@@ -12,8 +12,8 @@
 
 local core = require "telua.core"
 
-local type, error, tostring, setmetatable, ipairs, os_time = type, error, tostring, setmetatable, ipairs, os.time
-local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
+local type, error, tostring, setmetatable, pairs, ipairs, os_time =
+  type, error, tostring, setmetatable, pairs, ipairs, os.time
 
 local _M = { _VERSION = "0.1.0" }
 local Store = {}
@@ -231,10 +231,11 @@ end
 _M.OPTOUT_SCOPES = { account = true, service = true, number = true }
 _M.DEFAULT_OPTOUT_SCOPE = "account"
 
+-- (called by in_scope, called by a Store method: level 4 blames its caller)
 local function scope_of(opts)
   local scope = opts and opts.scope or _M.DEFAULT_OPTOUT_SCOPE
   if not _M.OPTOUT_SCOPES[scope] then
-    error("opt-out scope must be account, service or number, got " .. tostring(scope), 3)
+    error("opt-out scope must be account, service or number, got " .. tostring(scope), 4)
   end
   return scope
 end
@@ -261,17 +262,32 @@ function Store:optout_add(sender, recipient, keyword, opts)
   return true
 end
 
--- The WHERE clause and its arguments that find the opt-outs reaching a send
--- from sender (and, if known, its Messaging Service) to recipient.
-local function scope_where(scope, sender, recipient, service)
-  if scope == "account" then return "recipient = ?", { recipient } end
-  if scope == "number" then return "recipient = ? AND sender = ?", { recipient, sender } end
-  -- service: the pair itself, or the same Messaging Service either way round
-  if service and service ~= sender then
-    return "recipient = ? AND (sender = ? OR sender = ? OR service = ? OR service = ?)",
-           { recipient, sender, service, sender, service }
+-- The opt-outs reaching a send from sender (and, if known, its Messaging
+-- Service) to recipient, by scope: the WHERE clause (one constant SQL text
+-- each, so the connection's statement cache keeps it prepared) and its
+-- arguments. In the service scope: the pair itself, or the same Messaging
+-- Service either way round.
+local SCOPE_WHERE = {
+  account = "recipient = ?1",
+  number = "recipient = ?1 AND sender = ?2",
+  service = "recipient = ?1 AND (sender = ?2 OR service = ?2)",
+  service_of = "recipient = ?1 AND (sender = ?2 OR sender = ?3 OR service = ?2 OR service = ?3)",
+}
+local LOOKUP, REMOVE = {}, {}
+for k, where in pairs(SCOPE_WHERE) do
+  LOOKUP[k] = "SELECT 1 AS x FROM optouts WHERE " .. where .. " LIMIT 1"
+  REMOVE[k] = "DELETE FROM optouts WHERE " .. where
+end
+
+-- Runs sqls[kind] (db:query or db:run, as method) with the arguments the
+-- scope's WHERE clause takes.
+local function in_scope(db, method, sqls, opts, sender, recipient)
+  local scope, service = scope_of(opts), opts and opts.service
+  if scope == "account" then return db[method](db, sqls.account, recipient) end
+  if scope == "service" and service and service ~= sender then
+    return db[method](db, sqls.service_of, recipient, sender, service)
   end
-  return "recipient = ? AND (sender = ? OR service = ?)", { recipient, sender, sender }
+  return db[method](db, sqls[scope], recipient, sender)
 end
 
 --- Removes the opt-outs of `recipient` that a send from `sender` would
@@ -284,8 +300,7 @@ end
 function Store:optout_remove(sender, recipient, opts)
   check_number(sender, "sender")
   check_number(recipient, "recipient")
-  local where, args = scope_where(scope_of(opts), sender, recipient, opts and opts.service)
-  local n, err, code = self.db:run("DELETE FROM optouts WHERE " .. where, unpack(args))
+  local n, err, code = in_scope(self.db, "run", REMOVE, opts, sender, recipient)
   if not n then return nil, err, code end
   return true
 end
@@ -301,9 +316,7 @@ end
 function Store:is_opted_out(sender, recipient, opts)
   check_number(sender, "sender")
   check_number(recipient, "recipient")
-  local where, args = scope_where(scope_of(opts), sender, recipient, opts and opts.service)
-  local rows, err, code = self.db:query("SELECT 1 AS x FROM optouts WHERE " .. where .. " LIMIT 1",
-                                        unpack(args))
+  local rows, err, code = in_scope(self.db, "query", LOOKUP, opts, sender, recipient)
   if not rows then return nil, err, code end
   return rows[1] ~= nil
 end

@@ -174,7 +174,7 @@ long long telua_send(telua_host *h, const telua_message *m, telua_send_error *er
         set_err(err, 0, "telua_send needs a host and a message");
         return -1;
     }
-    if (strncmp(h->cfg.store, "sqlite:", 7) != 0 && strcmp(h->cfg.store, "memory") != 0) {
+    if (!tl_store_shared(h->cfg.store)) {
         set_err(err, 0, "telua_send needs a store the sender shares (telua_config.store = \"sqlite:FILE\" or "
                         "\"memory\")");
         return -1;
@@ -207,7 +207,7 @@ long long telua_send(telua_host *h, const telua_message *m, telua_send_error *er
     rc = tl_vm_pcall(h->api, 2, 2, 0);
     if (rc != LUA_OK) {
         set_err(err, 0, lua_tostring(L, -1));
-    } else if (lua_isinteger(L, -2) || lua_isnumber(L, -2)) {
+    } else if (lua_isnumber(L, -2)) {
         id = (long long)lua_tonumber(L, -2);
     } else if (lua_istable(L, -1)) {
         lua_getfield(L, -1, "code");

@@ -32,6 +32,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -109,6 +110,13 @@ typedef struct req_ctx {
 } req_ctx;
 
 enum { IO_HTTP = 1, IO_BATCH, IO_SLEEP };
+
+/* A store the workers, the sender and telua_send can share: a SQLite file
+ * or the process's memory store ("sqlite::memory:" is one connection's). */
+static inline int tl_store_shared(const char *spec)
+{
+    return (strncmp(spec, "sqlite:", 7) == 0 && strcmp(spec, "sqlite::memory:") != 0) || strcmp(spec, "memory") == 0;
+}
 
 /* front.c */
 int tl_front_start(telua_host *h, int index, const struct sockaddr *sa, int v6, char *err, size_t errlen);

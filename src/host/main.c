@@ -205,7 +205,6 @@ static int serve(int argc, char **argv)
             tl_cli_refused("serve", argv, opt);
             goto bad;
         }
-        for (idx = 0; SERVE_OPTS[idx].val != opt; idx++) {}
         switch (opt) {
         case O_RULES: c.rules_dir = optarg; break;
         case O_LISTEN: c.listen = optarg; break;

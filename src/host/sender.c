@@ -71,7 +71,7 @@ int tl_sender_start(telua_host *h, char *err, size_t errlen)
     const telua_config *cfg = &h->cfg;
     lua_State *L;
     if (!cfg->account_sid) return 0;
-    if (strncmp(cfg->store, "sqlite:", 7) != 0 && strcmp(cfg->store, "memory") != 0) {
+    if (!tl_store_shared(cfg->store)) {
         tl_log("warn", "outbound sending needs a store the workers and the sender share (sqlite:FILE or memory); "
                        "no sender");
         return 0;

@@ -219,6 +219,7 @@ static void host_free(telua_host *h)
     free(h->fallback_messaging);
     free(h->w);
     pthread_mutex_destroy(&h->reject_mu);
+    pthread_mutex_destroy(&h->api_mu);
     free(h);
 }
 
@@ -252,13 +253,13 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
     h->cfg = *cfg;
+    pthread_mutex_init(&h->reject_mu, NULL);
+    pthread_mutex_init(&h->api_mu, NULL);
     if (own_config(h) != 0) {
         host_free(h);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    pthread_mutex_init(&h->reject_mu, NULL);
-    pthread_mutex_init(&h->api_mu, NULL);
     tl_log_set(cfg->log, cfg->log_ud);
     if (h->cfg.workers < 1) h->cfg.workers = 1;
     if (!h->cfg.max_connections) h->cfg.max_connections = connection_limit(h->cfg.workers);

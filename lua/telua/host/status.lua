@@ -71,7 +71,7 @@ function _M.record(router, r)
     if changed then
       if router.on_event then
         local e = store.outbox:get(p.MessageSid)
-        router:_emit("status", { from = r.from, to = r.to, message_sid = p.MessageSid, status = now,
+        router:emit("status", { from = r.from, to = r.to, message_sid = p.MessageSid, status = now,
                                  error_code = code, outbox_id = e and e.id })
       end
       resend(router, p.MessageSid, status, code)
