@@ -4,15 +4,16 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
-PKGS    := openssl sqlite3 libcurl
+PKGS    := openssl sqlite3 libcurl hiredis
 LUA54_CFLAGS  := -I/usr/include/lua5.4
 LUAJIT_CFLAGS := -I/usr/include/luajit-2.1
-HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcrypto -lsqlite3 -lcurl) -lpthread -lm -ldl
+HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -lsqlite3 -lcurl -lhiredis) -lpthread -lm -ldl
 
 CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/re.c src/core/e164.c src/core/e164_meta.c \
             src/core/segments.c src/core/segments_tables.c src/core/gcra.c
-LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c src/lua/http.c
+LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c src/lua/http.c src/lua/redis.c
 HOST_SRC := $(wildcard src/host/*.c)
+CORE_LIBS := -lssl -lcrypto -lsqlite3 -lcurl -lhiredis
 HDRS     := $(wildcard src/core/*.h src/lua/*.h src/host/*.h src/include/*.h)
 
 BUILD := build
@@ -64,17 +65,17 @@ $(BUILD)/telua-uninstalled.pc: tools/telua.pc.in Makefile
 
 $(BUILD)/lua5.4/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3 -lcurl
+	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) $(CORE_LIBS)
 
 $(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) -lcrypto -lsqlite3 -lcurl
+	$(CC) $(WARN) $(CFLAGS) -fPIC -shared $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(LUA_SRC) $(CORE_LIBS)
 
 # Debian packages a fresh Debian 12 machine lacks, and the npm oracle.
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
             libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev lua-busted lua-cjson \
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
-            libnginx-mod-http-lua clang libclang-rt-14-dev iproute2 g++ \
+            libnginx-mod-http-lua redis-server libhiredis-dev clang libclang-rt-14-dev iproute2 g++ \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils
 # `make deps`: what building and serving need (Debian packages only, so
 # `make run` works without the npm registry); `make oracles`: the npm test
@@ -138,13 +139,13 @@ $(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c
                         $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_strmatch.c src/host/strmatch.c \
-	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 -lcrypto -lsqlite3 -lcurl -lpthread -lm
+	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
 
 $(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/strmatch.c src/host/clock.c src/host/log.c \
                   $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_vm.c src/host/strmatch.c \
-	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 -lcrypto -lsqlite3 -lcurl -lpthread -lm
+	  src/host/vm.c src/host/clock.c src/host/log.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
 
 # Coverage-guided fuzz targets (libFuzzer, Debian's clang, ASan + UBSan):
 # the parsers a webhook meets before any rule. `make test` runs each for

@@ -6,6 +6,7 @@
 local store_mod = require "telua.store"
 local core = require "telua.core"
 local h = require "spec.helpers"
+local backends = require "spec.helpers.backends"
 
 local US, THEM = "+14155550100", "+14155550199"
 
@@ -119,10 +120,10 @@ end)
 -- The same person reached three ways: our number A, our number B, and the
 -- Messaging Service MG that A belongs to. Each scope answers as
 -- telua.store.OPTOUT_SCOPES documents.
-describe("opt-out scopes", function()
+backends.each("opt-out scopes", function(BK)
   local A, B, MG, MG2 = "+14155550100", "+14155550101", "MG" .. ("a"):rep(32), "MG" .. ("b"):rep(32)
   local s
-  before_each(function() s = assert(store_mod.open("sqlite::memory:")) end)
+  before_each(function() s = BK.open() end)
   after_each(function() s:close() end)
 
   it("account (the default): a STOP to one number stops every number and service", function()
@@ -171,7 +172,7 @@ end)
 -- The scopes through the router: a STOP as a webhook (with the
 -- MessagingServiceSid Twilio adds when the number belongs to a service),
 -- then a reply on another number and req.send through the service.
-describe("opt-out scopes in the router", function()
+backends.each("opt-out scopes in the router", function(BK)
   local router = require "telua.router"
   local twiml = require "telua.twiml"
   local A, B, MG = "+14155550100", "+14155550101", "MG" .. ("c"):rep(32)
@@ -184,7 +185,7 @@ describe("opt-out scopes in the router", function()
   end
 
   local function setup_router(scope)
-    local store = assert(store_mod.open("sqlite::memory:"))
+    local store = BK.open()
     local r = router.new{ store = store, log = function() end }
     local sent = {}
     assert(r:add("a.lua", {
@@ -219,7 +220,7 @@ describe("opt-out scopes in the router", function()
     local r, sent, store = setup_router("number")
     assert.matches("<Message>hi</Message>", r:handle(sms("hello", B)).body)
     assert.is_number(sent[1][1])
-    assert.are.equal("number", store.db:query("SELECT optout_scope FROM outbox WHERE id = ?", sent[1][1])[1].optout_scope)
+    assert.are.equal("number", store.outbox:get(sent[1][1]).optout_scope)
     assert.are.equal(EMPTY, r:handle(sms("hello", A)).body)
     -- the sender gets the entry's scope with it, and checks again in it at send time
     local claimed = assert(store.outbox:claim(10))
@@ -231,16 +232,16 @@ describe("opt-out scopes in the router", function()
   end)
 
   it("a rules file with an unknown scope fails to load", function()
-    local r = router.new{ store = assert(store_mod.open("sqlite::memory:")), log = function() end }
+    local r = router.new{ store = BK.open(), log = function() end }
     local ok, err = r:add("a.lua", { settings = { optout_scope = "everything" } })
     assert.is_nil(ok)
     assert.matches('settings.optout_scope must be "account", "service" or "number", got everything', err, 1, true)
   end)
 end)
 
-describe("the outbox interface (store.outbox)", function()
+backends.each("the outbox interface (store.outbox)", function(BK)
   it("moves claimed entries by name: complete, retry, fail, skip, lose, and reclaims what a stopped sender held", function()
-    local s = assert(store_mod.open("sqlite::memory:"))
+    local s = BK.open()
     local o = s.outbox
     local ids = {}
     for i = 1, 6 do
@@ -266,6 +267,96 @@ describe("the outbox interface (store.outbox)", function()
     assert(o:requeue(ids[6], "not at Twilio after a restart"))
     assert.are.equal("queued", o:get(ids[6]).state)
     assert.are.same({ queued = 2, sent = 1, failed = 1, skipped = 1, unknown = 1 }, o:counts())
+    s:close()
+  end)
+end)
+
+backends.each("a campaign's figures (outbox:progress) and the unfinal list", function(BK)
+  it("counts entries by state, segments, and the delivery statuses of the sent ones", function()
+    local s = BK.open()
+    local o = s.outbox
+    local list = {}
+    for i = 1, 4 do
+      list[i] = { { to = "+1415555030" .. i, from = US, body = "spring sale" },
+                  { campaign = "spring", rate = 10, segments = 2, dedupe = "spring:" .. i } }
+    end
+    assert.are.equal(4, o:enqueue_many(list))
+    assert.are.equal(0, o:enqueue_many(list)) -- a rerun queues only what is missing
+    local c = assert(o:claim(4, core.time()))
+    assert.are.equal(4, #c)
+    local sids = {}
+    for i = 1, 3 do
+      sids[i] = "SM" .. tostring(i):rep(32)
+      assert(o:complete(c[i].id, sids[i]))
+      assert(s:message_status(sids[i], "queued"))
+    end
+    assert(o:fail(c[4].id, 21211, "invalid To"))
+    assert(s:message_status(sids[1], "delivered"))
+    assert(s:message_status(sids[2], "undelivered", { error_code = 30003 }))
+    assert(s:message_status(sids[1], "read")) -- delivered then read: still one delivered
+    local p = assert(o:progress("spring"))
+    assert.are.same({ 0, 3, 1, 6, 1, 1 }, { p.queued, p.sent, p.failed, p.segments, p.delivered, p.undelivered })
+    assert.is_number(p.first_sent)
+    -- the one still without a final status is what the sender asks Twilio about
+    assert.are.same({ sids[3] }, o:unfinal(0, core.time() + 1))
+    s:close()
+  end)
+end)
+
+describe("the outbox on Redis, many hosts", function()
+  local srv
+  setup(function() srv = require("spec.helpers.redis").start{ appendonly = true } end)
+  teardown(function() srv:destroy() end)
+
+  it("a host's claimed entries are taken over by another past the visibility timeout, to be reconciled", function()
+    srv:flush()
+    local a, b = assert(store_mod.open(srv.url)), assert(store_mod.open(srv.url))
+    a.outbox:set_consumer("host-a")
+    b.outbox:set_consumer("host-b")
+    local ids = {}
+    for i = 1, 3 do ids[i] = assert(a.outbox:enqueue({ to = "+1415555040" .. i, from = US, body = "x" })) end
+    local got = assert(a.outbox:claim(2, core.time()))
+    assert.are.equal(2, #got)
+    -- b sees only what a did not claim
+    local other = assert(b.outbox:claim(10, core.time()))
+    assert.are.same({ ids[3] }, { other[1].id })
+    assert(b.outbox:complete(ids[3], "SM" .. ("3"):rep(32)))
+    -- a dies holding two; within the timeout nothing moves, past it b takes them over
+    assert.are.equal(0, b.outbox:takeover(5))
+    core.sleep(0.2)
+    assert.are.equal(2, b.outbox:takeover(0.1))
+    for i = 1, 2 do
+      local e = b.outbox:get(ids[i])
+      assert.are.same({ "unknown", "in flight when the host stopped" }, { e.state, e.error })
+    end
+    assert.are.same({ ids[1], ids[2] }, b.outbox:unreconciled())
+    -- reconciled: one found at Twilio, one queued again and claimed by b
+    assert(b.outbox:complete(ids[1], "SM" .. ("1"):rep(32), "reconciled after a restart"))
+    assert(b.outbox:requeue(ids[2], "not at Twilio after a restart: queued again"))
+    assert.are.same({}, b.outbox:unreconciled())
+    got = assert(b.outbox:claim(10, core.time()))
+    assert.are.same({ ids[2], 2 }, { got[1].id, got[1].attempts })
+    assert.are.same({ sent = 2, sending = 1 }, b.outbox:counts())
+    -- a comes back: its own held nothing any more
+    assert.are.equal(0, a.outbox:reclaim())
+    a:close()
+    b:close()
+  end)
+
+  it("a Redis that went away: calls return nil, message, code; the next call after it is back works", function()
+    srv:flush()
+    local s = assert(store_mod.open(srv.url))
+    assert(s:optout_add(US, THEM, "STOP"))
+    srv:stop()
+    local ok, err, code = s:is_opted_out(US, THEM)
+    assert.is_nil(ok)
+    assert.matches("^redis: ", err)
+    assert.is_string(code)
+    local id, eerr = s.outbox:enqueue({ to = THEM, from = US, body = "x" })
+    assert.is_nil(id)
+    assert.is_string(eerr)
+    srv:start_again()
+    assert.is_true(s:is_opted_out(US, THEM)) -- kept by the server's append-only file
     s:close()
   end)
 end)

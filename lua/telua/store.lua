@@ -174,18 +174,30 @@ end
 
 --- Opens (creating if needed) a store, at the current schema version.
 -- @tparam string spec `"sqlite:PATH"` (a file; `sqlite::memory:` is a
---   private in-memory database of this connection), or `"memory"`: the
+--   private in-memory database of this connection), `"memory"`: the
 --   process's shared in-memory database (every connection of the process
---   opened with `"memory"` sees the same data; gone with the process)
+--   opened with `"memory"` sees the same data; gone with the process), or
+--   a Redis server: `redis://[user:password@]host[:port][/db]`,
+--   `rediss://...` (TLS), `unix:///path/to/redis.sock[?db=N]` (see
+--   `telua.store.redis`)
+-- @tparam[opt] table opts Redis only: `connect = false` opens without
+--   reaching the server (it is reached at the first call)
 -- @return a store, or `nil, message, "store"` (cannot open, or a database
 --   of a newer schema version than this code knows)
 -- @raise when spec is not a string
-function _M.open(spec)
+function _M.open(spec, opts)
   if type(spec) ~= "string" then error("store spec must be a string", 2) end
+  if spec:find("^redis://") or spec:find("^rediss://") or spec:find("^unix://") then
+    local redis = require "telua.store.redis"
+    redis.bind(_M)
+    return redis.open(spec, opts)
+  end
   local path
   if spec == "memory" then path = _M.MEMORY_URI
   else path = spec:match("^sqlite:(.+)$") end
-  if not path then return nil, "unsupported store '" .. spec .. "' (use sqlite:PATH or memory)", "store" end
+  if not path then
+    return nil, "unsupported store '" .. spec .. "' (use sqlite:PATH, memory, redis://, rediss:// or unix://)", "store"
+  end
   local db, err = core.sqlite_open(path)
   if not db then return nil, err, "store" end
   local ok, merr = migrate(db)
@@ -193,7 +205,7 @@ function _M.open(spec)
     db:close()
     return nil, merr, "store"
   end
-  local store = setmetatable({ db = db, path = path }, Store)
+  local store = setmetatable({ db = db, path = path, backend = "sqlite" }, Store)
   store.outbox = setmetatable({ db = db, store = store }, Outbox)
   return store
 end
@@ -766,6 +778,20 @@ end
 function Store:kv_expire()
   return self.db:run("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", os_time())
 end
+
+--- The store's shared pacer, when pacing state lives in the store (Redis:
+-- one schedule for every host). SQLite has none: the sender paces on
+-- telua.core's process-wide GCRA store.
+-- @return nil
+function Store:pacer() return nil end
+
+--- Names this host's sender in a shared outbox (Redis); nothing on SQLite.
+function Outbox:set_consumer() end
+
+--- Entries other hosts claimed and did not file in time: none on SQLite
+-- (one host; its own are `reclaim`ed at start).
+-- @treturn number 0
+function Outbox:takeover() return 0 end
 
 --- Closes the connection (idempotent).
 function Store:close()

@@ -8,6 +8,7 @@
  */
 #include "compat.h"
 #include "telua_core.h"
+#include "redis.h"
 
 #include "../core/e164.h"
 #include "../core/e164_meta.h"
@@ -768,6 +769,7 @@ int luaopen_telua_core(lua_State *L)
     tl_open_sqlite(L);
     lua_setfield(L, -2, "sqlite_open");
     tl_open_http(L);
+    tl_open_redis(L);
     lua_pushliteral(L, TL_E164_META_SOURCE);
     lua_setfield(L, -2, "e164_metadata");
     lua_pushliteral(L, TL_SEG_SOURCE);

@@ -1,0 +1,806 @@
+/*
+ * redis.c - a Redis connection for telua.core: TCP, a Unix socket, or
+ * TLS (OpenSSL), speaking RESP through hiredis's own encoder and reply
+ * reader (redisFormatCommandArgv, redisReader); the sockets are ours
+ * because Debian 12's hiredis 0.14 has no TLS.
+ *
+ * Blocking with timeouts (SO_SNDTIMEO/SO_RCVTIMEO: each send and each read
+ * waits at most `timeout` seconds). A connection that failed mid-exchange
+ * is closed; the next exchange connects again. Used three ways: by Lua
+ * directly (core.redis_connect: plain Lua, scripts, the sender thread),
+ * and by the telua host's workers through prepared jobs that a worker's
+ * Redis thread runs while the rule's coroutine waits (redis.h).
+ *
+ * No message built here holds the password.
+ */
+#include "compat.h"
+#include "redis.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define REDIS_MT "telua.Redis"
+
+struct tl_redis {
+    tl_redis_opts o;
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    redisReader *reader;
+};
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+void tl_redis_opts_free(tl_redis_opts *o)
+{
+    free(o->host);
+    free(o->path);
+    free(o->user);
+    if (o->password) {
+        memset(o->password, 0, strlen(o->password));
+        free(o->password);
+    }
+    free(o->cainfo);
+    free(o->servername);
+    memset(o, 0, sizeof *o);
+}
+
+int tl_redis_opts_copy(tl_redis_opts *dst, const tl_redis_opts *src)
+{
+    *dst = *src;
+    dst->host = dup_or_null(src->host);
+    dst->path = dup_or_null(src->path);
+    dst->user = dup_or_null(src->user);
+    dst->password = dup_or_null(src->password);
+    dst->cainfo = dup_or_null(src->cainfo);
+    dst->servername = dup_or_null(src->servername);
+    if ((src->host && !dst->host) || (src->path && !dst->path) || (src->user && !dst->user) ||
+        (src->password && !dst->password) || (src->cainfo && !dst->cainfo) ||
+        (src->servername && !dst->servername)) {
+        tl_redis_opts_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
+static void set_err(char *err, size_t len, const char **code, const char *c, const char *fmt, const char *a)
+{
+    if (code) *code = c;
+    if (err && len) snprintf(err, len, fmt, a ? a : "");
+}
+
+static void drop(tl_redis *r)
+{
+    if (r->ssl) {
+        SSL_free(r->ssl);
+        r->ssl = NULL;
+    }
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+    if (r->reader) redisReaderFree(r->reader);
+    r->reader = NULL;
+}
+
+static void set_timeouts(int fd, double s)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)s;
+    tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* connect() on a non-blocking socket, waiting at most ms. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t salen, int ms)
+{
+    int fl = fcntl(fd, F_GETFL, 0), soerr = 0;
+    socklen_t sl = sizeof soerr;
+    struct pollfd p;
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    if (connect(fd, sa, salen) != 0) {
+        if (errno != EINPROGRESS) return -1;
+        p.fd = fd;
+        p.events = POLLOUT;
+        p.revents = 0;
+        if (poll(&p, 1, ms) != 1) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr) {
+            errno = soerr ? soerr : EIO;
+            return -1;
+        }
+    }
+    fcntl(fd, F_SETFL, fl);
+    return 0;
+}
+
+static int io_write(tl_redis *r, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n;
+        if (r->ssl) {
+            int k = SSL_write(r->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+            if (k <= 0) return -1;
+            n = k;
+        } else {
+            n = send(r->fd, buf, len, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static ssize_t io_read(tl_redis *r, char *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n;
+        if (r->ssl) {
+            int k = SSL_read(r->ssl, buf, (int)len);
+            return k > 0 ? k : -1;
+        }
+        n = recv(r->fd, buf, len, 0);
+        if (n < 0 && errno == EINTR) continue;
+        return n > 0 ? n : -1;
+    }
+}
+
+static int open_socket(tl_redis *r, char *err, size_t errlen, const char **code)
+{
+    int ms = (int)(r->o.connect_timeout * 1000);
+    if (ms <= 0) ms = 1000;
+    if (r->o.path) {
+        struct sockaddr_un sun;
+        if (strlen(r->o.path) >= sizeof sun.sun_path) {
+            set_err(err, errlen, code, "connect", "redis: socket path too long: %s", r->o.path);
+            return -1;
+        }
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        strcpy(sun.sun_path, r->o.path);
+        r->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (r->fd < 0 || connect_within(r->fd, (struct sockaddr *)&sun, sizeof sun, ms) != 0) {
+            set_err(err, errlen, code, errno == ETIMEDOUT ? "timeout" : "connect", "redis: cannot connect to %s: ",
+                    r->o.path);
+            if (err) strncat(err, strerror(errno), errlen - strlen(err) - 1);
+            drop(r);
+            return -1;
+        }
+    } else {
+        struct addrinfo hints, *res = NULL, *ai;
+        char port[16];
+        int rc, e = 0;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_family = AF_UNSPEC;
+        snprintf(port, sizeof port, "%d", r->o.port ? r->o.port : 6379);
+        rc = getaddrinfo(r->o.host ? r->o.host : "127.0.0.1", port, &hints, &res);
+        if (rc != 0) {
+            set_err(err, errlen, code, "dns", "redis: cannot resolve %s", r->o.host);
+            return -1;
+        }
+        for (ai = res; ai; ai = ai->ai_next) {
+            r->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+            if (r->fd < 0) continue;
+            if (connect_within(r->fd, ai->ai_addr, ai->ai_addrlen, ms) == 0) break;
+            e = errno;
+            close(r->fd);
+            r->fd = -1;
+        }
+        freeaddrinfo(res);
+        if (r->fd < 0) {
+            char where[300];
+            snprintf(where, sizeof where, "%s:%d", r->o.host ? r->o.host : "127.0.0.1", r->o.port ? r->o.port : 6379);
+            set_err(err, errlen, code, e == ETIMEDOUT ? "timeout" : "connect", "redis: cannot connect to %s: ", where);
+            if (err) strncat(err, strerror(e), errlen - strlen(err) - 1);
+            return -1;
+        }
+        rc = 1;
+        setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &rc, sizeof rc);
+    }
+    set_timeouts(r->fd, r->o.timeout > 0 ? r->o.timeout : 1.0);
+    return 0;
+}
+
+static int start_tls(tl_redis *r, char *err, size_t errlen, const char **code)
+{
+    const char *name = r->o.servername ? r->o.servername : r->o.host;
+    unsigned char ip[16];
+    int is_ip = name && (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1);
+    if (!r->ctx) {
+        r->ctx = SSL_CTX_new(TLS_client_method());
+        if (!r->ctx) goto fail;
+        SSL_CTX_set_min_proto_version(r->ctx, TLS1_2_VERSION);
+        SSL_CTX_set_verify(r->ctx, SSL_VERIFY_PEER, NULL);
+        if (r->o.cainfo ? SSL_CTX_load_verify_locations(r->ctx, r->o.cainfo, NULL) != 1
+                        : SSL_CTX_set_default_verify_paths(r->ctx) != 1) {
+            set_err(err, errlen, code, "tls", "redis: cannot load the CA certificates %s",
+                    r->o.cainfo ? r->o.cainfo : "(system)");
+            return -1;
+        }
+    }
+    r->ssl = SSL_new(r->ctx);
+    if (!r->ssl) goto fail;
+    SSL_set_fd(r->ssl, r->fd);
+    if (name) {
+        if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), name);
+        else {
+            SSL_set_tlsext_host_name(r->ssl, name);
+            SSL_set1_host(r->ssl, name);
+        }
+    }
+    if (SSL_connect(r->ssl) != 1) {
+        long v = SSL_get_verify_result(r->ssl);
+        if (v != X509_V_OK)
+            set_err(err, errlen, code, "tls", "redis: TLS certificate not accepted: %s",
+                    X509_verify_cert_error_string(v));
+        else {
+            char buf[160];
+            ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+            set_err(err, errlen, code, "tls", "redis: TLS handshake failed: %s", buf);
+        }
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+fail:
+    set_err(err, errlen, code, "tls", "redis: TLS set-up failed%s", NULL);
+    ERR_clear_error();
+    return -1;
+}
+
+/* Reads replies until n are in (out[0..n-1]; the caller frees them). */
+static int read_replies(tl_redis *r, redisReply **out, int n, char *err, size_t errlen, const char **code)
+{
+    int got = 0;
+    char buf[16384];
+    while (got < n) {
+        void *rep = NULL;
+        ssize_t k;
+        if (redisReaderGetReply(r->reader, &rep) != REDIS_OK) {
+            set_err(err, errlen, code, "protocol", "redis: protocol error: %s", r->reader->errstr);
+            goto fail;
+        }
+        if (rep) {
+            out[got++] = rep;
+            continue;
+        }
+        k = io_read(r, buf, sizeof buf);
+        if (k <= 0) {
+            int timeout = errno == EAGAIN || errno == EWOULDBLOCK;
+            set_err(err, errlen, code, timeout ? "timeout" : "recv",
+                    timeout ? "redis: no answer within the timeout%s" : "redis: connection lost%s", NULL);
+            goto fail;
+        }
+        redisReaderFeed(r->reader, buf, (size_t)k);
+    }
+    return 0;
+fail:
+    while (got > 0) freeReplyObject(out[--got]);
+    drop(r);
+    return -1;
+}
+
+/* AUTH and SELECT on a new connection, in one round trip. */
+static int handshake(tl_redis *r, char *err, size_t errlen, const char **code)
+{
+    char *cmd = NULL;
+    int n = 0, i, len, rc = 0;
+    redisReply *rep[2] = { NULL, NULL };
+    if (r->o.password) {
+        const char *argv[3] = { "AUTH", r->o.user ? r->o.user : r->o.password, r->o.password };
+        len = redisFormatCommandArgv(&cmd, r->o.user ? 3 : 2, argv, NULL);
+        if (len < 0 || io_write(r, cmd, (size_t)len) != 0) goto io;
+        free(cmd);
+        cmd = NULL;
+        n++;
+    }
+    if (r->o.db > 0) {
+        char db[16];
+        const char *argv[2] = { "SELECT", db };
+        snprintf(db, sizeof db, "%d", r->o.db);
+        len = redisFormatCommandArgv(&cmd, 2, argv, NULL);
+        if (len < 0 || io_write(r, cmd, (size_t)len) != 0) goto io;
+        free(cmd);
+        cmd = NULL;
+        n++;
+    }
+    if (n == 0) return 0;
+    if (read_replies(r, rep, n, err, errlen, code) != 0) return -1;
+    for (i = 0; i < n; i++)
+        if (rep[i]->type == REDIS_REPLY_ERROR && rc == 0) {
+            /* the server's own words ("WRONGPASS invalid username-password pair"): no secret in them */
+            set_err(err, errlen, code, i == 0 && r->o.password ? "auth" : "redis", "redis: %s", rep[i]->str);
+            rc = -1;
+        }
+    for (i = 0; i < n; i++) freeReplyObject(rep[i]);
+    if (rc) drop(r);
+    return rc;
+io:
+    free(cmd);
+    set_err(err, errlen, code, "send", "redis: cannot send to the server%s", NULL);
+    drop(r);
+    return -1;
+}
+
+static int ensure_open(tl_redis *r, char *err, size_t errlen, const char **code)
+{
+    if (r->fd >= 0) return 0;
+    if (open_socket(r, err, errlen, code) != 0) return -1;
+    if (r->o.tls && start_tls(r, err, errlen, code) != 0) {
+        drop(r);
+        return -1;
+    }
+    r->reader = redisReaderCreate();
+    if (!r->reader) {
+        set_err(err, errlen, code, "failed", "redis: out of memory%s", NULL);
+        drop(r);
+        return -1;
+    }
+    return handshake(r, err, errlen, code);
+}
+
+tl_redis *tl_redis_new(const tl_redis_opts *o)
+{
+    tl_redis *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (tl_redis_opts_copy(&r->o, o) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->fd = -1;
+    return r;
+}
+
+void tl_redis_free(tl_redis *r)
+{
+    if (!r) return;
+    drop(r);
+    if (r->ctx) SSL_CTX_free(r->ctx);
+    tl_redis_opts_free(&r->o);
+    free(r);
+}
+
+int tl_redis_exchange(tl_redis *r, const char *buf, size_t len, int n, redisReply **out, char *err, size_t errlen,
+                      const char **code)
+{
+    int tries;
+    for (tries = 0; tries < 2; tries++) {
+        int fresh = r->fd < 0;
+        if (ensure_open(r, err, errlen, code) != 0) return -1;
+        if (io_write(r, buf, len) != 0) {
+            drop(r);
+            /* a kept connection the server closed meanwhile (a restart, an idle timeout): once more, new */
+            if (!fresh) continue;
+            set_err(err, errlen, code, "send", "redis: cannot send to the server%s", NULL);
+            return -1;
+        }
+        return read_replies(r, out, n, err, errlen, code);
+    }
+    set_err(err, errlen, code, "send", "redis: cannot send to the server%s", NULL);
+    return -1;
+}
+
+/* ---- commands: a Lua list of argument lists, formatted as RESP */
+
+int tl_redis_format(lua_State *L, int idx, char **buf, size_t *len, int *n)
+{
+    size_t cap = 0, used = 0;
+    int i, count;
+    char *out = NULL;
+    idx = tl_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    count = (int)tl_rawlen(L, idx);
+    for (i = 1; i <= count; i++) {
+        const char *argv[64];
+        size_t argl[64];
+        int argc, j, k;
+        char *cmd = NULL;
+        lua_rawgeti(L, idx, i);
+        if (!lua_istable(L, -1)) {
+            free(out);
+            return luaL_error(L, "redis: command %d is not a list of arguments", i);
+        }
+        argc = (int)tl_rawlen(L, -1);
+        if (argc < 1 || argc > 64) {
+            free(out);
+            return luaL_error(L, "redis: command %d has %d arguments (1 to 64)", i, argc);
+        }
+        for (j = 0; j < argc; j++) {
+            lua_rawgeti(L, -1 - j, j + 1);
+            if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+                free(out);
+                return luaL_error(L, "redis: argument %d of command %d is a %s", j + 1, i, luaL_typename(L, -1));
+            }
+            argv[j] = lua_tolstring(L, -1, &argl[j]); /* numbers become strings on the stack copy */
+        }
+        k = redisFormatCommandArgv(&cmd, argc, argv, argl);
+        lua_pop(L, argc + 1);
+        if (k < 0) {
+            free(out);
+            return luaL_error(L, "redis: out of memory");
+        }
+        if (used + (size_t)k > cap) {
+            char *nb;
+            cap = (used + (size_t)k) * 2 + 256;
+            nb = realloc(out, cap);
+            if (!nb) {
+                free(cmd);
+                free(out);
+                return luaL_error(L, "redis: out of memory");
+            }
+            out = nb;
+        }
+        memcpy(out + used, cmd, (size_t)k);
+        used += (size_t)k;
+        free(cmd);
+    }
+    if (count == 0) {
+        free(out);
+        return luaL_error(L, "redis: no command");
+    }
+    *buf = out;
+    *len = used;
+    *n = count;
+    return 0;
+}
+
+/* One reply as Lua: string, integer, table, nil (inside a table: false),
+ * an error as nil, message at the top or { err = message } inside. */
+static void push_reply(lua_State *L, const redisReply *r, int nested)
+{
+    size_t i;
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        lua_pushlstring(L, r->str, r->len);
+        break;
+    case REDIS_REPLY_INTEGER:
+        lua_pushinteger(L, (lua_Integer)r->integer);
+        break;
+    case REDIS_REPLY_ARRAY:
+        lua_createtable(L, (int)r->elements, 0);
+        for (i = 0; i < r->elements; i++) {
+            push_reply(L, r->element[i], 1);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        break;
+    case REDIS_REPLY_ERROR:
+        lua_createtable(L, 0, 1);
+        lua_pushlstring(L, r->str, r->len);
+        lua_setfield(L, -2, "err");
+        break;
+    default:
+        if (nested) lua_pushboolean(L, 0);
+        else lua_pushnil(L);
+    }
+}
+
+int tl_redis_push_replies(lua_State *L, redisReply **rep, int n)
+{
+    int i;
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        push_reply(L, rep[i], 1);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* ---- options from a Lua table */
+
+static char *opt_string(lua_State *L, int t, const char *name)
+{
+    char *s = NULL;
+    lua_getfield(L, t, name);
+    if (lua_type(L, -1) == LUA_TSTRING) s = strdup(lua_tostring(L, -1));
+    else if (!lua_isnil(L, -1)) luaL_error(L, "redis: option %s must be a string", name);
+    lua_pop(L, 1);
+    return s;
+}
+
+static double opt_number(lua_State *L, int t, const char *name, double dflt)
+{
+    double v = dflt;
+    lua_getfield(L, t, name);
+    if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tonumber(L, -1);
+    else if (!lua_isnil(L, -1)) luaL_error(L, "redis: option %s must be a number", name);
+    lua_pop(L, 1);
+    return v;
+}
+
+void tl_redis_opts_read(lua_State *L, int t, tl_redis_opts *o)
+{
+    t = tl_absindex(L, t);
+    luaL_checktype(L, t, LUA_TTABLE);
+    memset(o, 0, sizeof *o);
+    o->port = (int)opt_number(L, t, "port", 6379);
+    o->db = (int)opt_number(L, t, "db", 0);
+    o->timeout = opt_number(L, t, "timeout", 1.0);
+    o->connect_timeout = opt_number(L, t, "connect_timeout", 1.0);
+    lua_getfield(L, t, "tls");
+    o->tls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    /* strings last: a raise above leaks nothing */
+    o->host = opt_string(L, t, "host");
+    o->path = opt_string(L, t, "path");
+    o->user = opt_string(L, t, "user");
+    o->password = opt_string(L, t, "password");
+    o->cainfo = opt_string(L, t, "cainfo");
+    o->servername = opt_string(L, t, "servername");
+}
+
+/* ---- Lua: core.redis_connect(opts) -> conn; conn:pipeline(cmds), conn:call(...) */
+
+typedef struct {
+    tl_redis *r;
+} lconn;
+
+static tl_redis *check_conn(lua_State *L)
+{
+    lconn *c = luaL_checkudata(L, 1, REDIS_MT);
+    if (!c->r) luaL_error(L, "redis: connection is closed");
+    return c->r;
+}
+
+/* Runs the commands at idx; pushes the replies (a list) or nil, message, code. */
+static int run_list(lua_State *L, tl_redis *r, int idx)
+{
+    char *buf = NULL, err[512];
+    size_t len;
+    int n, rc, i;
+    const char *code = "failed";
+    redisReply **rep;
+    tl_redis_format(L, idx, &buf, &len, &n);
+    rep = calloc((size_t)n, sizeof *rep);
+    if (!rep) {
+        free(buf);
+        return luaL_error(L, "redis: out of memory");
+    }
+    err[0] = 0;
+    rc = tl_redis_exchange(r, buf, len, n, rep, err, sizeof err, &code);
+    free(buf);
+    if (rc != 0) {
+        free(rep);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushstring(L, code);
+        return 3;
+    }
+    tl_redis_push_replies(L, rep, n);
+    for (i = 0; i < n; i++) freeReplyObject(rep[i]);
+    free(rep);
+    return 1;
+}
+
+static int l_pipeline(lua_State *L)
+{
+    tl_redis *r = check_conn(L);
+    return run_list(L, r, 2);
+}
+
+static int l_call(lua_State *L)
+{
+    tl_redis *r = check_conn(L);
+    int i, top = lua_gettop(L), n;
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, top - 1, 0);
+    for (i = 2; i <= top; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, -2, i - 1);
+    }
+    lua_rawseti(L, -2, 1);
+    n = run_list(L, r, top + 1);
+    if (n == 3) return 3;
+    lua_rawgeti(L, -1, 1);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "err");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushnil(L);
+            lua_insert(L, -2);
+            lua_pushliteral(L, "redis");
+            return 3;
+        }
+        lua_pop(L, 1);
+    }
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) lua_pushnil(L);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    lconn *c = luaL_checkudata(L, 1, REDIS_MT);
+    tl_redis_free(c->r);
+    c->r = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lconn *c = luaL_checkudata(L, 1, REDIS_MT);
+    if (!c->r) lua_pushliteral(L, "telua.Redis (closed)");
+    else if (c->r->o.path) lua_pushfstring(L, "telua.Redis (%s)", c->r->o.path);
+    else lua_pushfstring(L, "telua.Redis (%s:%d%s)", c->r->o.host ? c->r->o.host : "127.0.0.1", c->r->o.port,
+                         c->r->o.tls ? ", TLS" : "");
+    return 1;
+}
+
+static int l_connect(lua_State *L)
+{
+    tl_redis_opts o;
+    lconn *c;
+    char err[512];
+    const char *code = "failed";
+    c = lua_newuserdata(L, sizeof *c);
+    c->r = NULL;
+    luaL_setmetatable(L, REDIS_MT);
+    tl_redis_opts_read(L, 1, &o);
+    c->r = tl_redis_new(&o);
+    tl_redis_opts_free(&o);
+    if (!c->r) return luaL_error(L, "redis: out of memory");
+    err[0] = 0;
+    if (ensure_open(c->r, err, sizeof err, &code) != 0) {
+        tl_redis_free(c->r);
+        c->r = NULL;
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushstring(L, code);
+        return 3;
+    }
+    return 1;
+}
+
+/* core.sha1_hex(s): a script's SHA1, as EVALSHA names it */
+static int l_sha1_hex(lua_State *L)
+{
+    size_t len, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    char out[2 * EVP_MAX_MD_SIZE + 1];
+    if (EVP_Digest(s, len, md, &n, EVP_sha1(), NULL) != 1) return luaL_error(L, "sha1 failed");
+    for (i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    lua_pushlstring(L, out, 2 * n);
+    return 1;
+}
+
+void tl_open_redis(lua_State *L)
+{
+    if (luaL_newmetatable(L, REDIS_MT)) {
+        lua_newtable(L);
+        lua_pushcfunction(L, l_pipeline);
+        lua_setfield(L, -2, "pipeline");
+        lua_pushcfunction(L, l_call);
+        lua_setfield(L, -2, "call");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "close");
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_connect);
+    lua_setfield(L, -2, "redis_connect");
+    lua_pushcfunction(L, l_sha1_hex);
+    lua_setfield(L, -2, "sha1_hex");
+}
+
+/* ---- jobs: prepared on a worker's state, run on its Redis thread */
+
+struct tl_redis_job {
+    tl_redis_opts o;
+    char *key;                /* the connection it runs on (the store's spec) */
+    char *buf;
+    size_t len;
+    int n;
+    redisReply **rep;
+    char err[512];
+    const char *code;
+    int failed;
+};
+
+/* The parts of prepare that may raise, run by the caller under lua_pcall
+ * with the job as light userdata at 2 and the table at 1. */
+static int prepare_parts(lua_State *L)
+{
+    tl_redis_job *j = lua_touserdata(L, 2);
+    lua_getfield(L, 1, "opts");
+    tl_redis_opts_read(L, -1, &j->o);
+    lua_getfield(L, 1, "cmds");
+    tl_redis_format(L, -1, &j->buf, &j->len, &j->n);
+    return 0;
+}
+
+tl_redis_job *tl_redis_job_new(lua_State *L, int idx, char *err, size_t errlen)
+{
+    tl_redis_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "redis: out of memory");
+        return NULL;
+    }
+    idx = tl_absindex(L, idx);
+    lua_getfield(L, idx, "key");
+    if (lua_type(L, -1) == LUA_TSTRING) j->key = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushcfunction(L, prepare_parts);
+    lua_pushvalue(L, idx);
+    lua_pushlightuserdata(L, j);
+    if (!j->key || lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "%s", j->key && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                              : "redis job: bad options");
+        if (j->key) lua_pop(L, 1);
+        tl_redis_job_free(j);
+        return NULL;
+    }
+    j->rep = calloc((size_t)j->n, sizeof *j->rep);
+    if (!j->rep) {
+        snprintf(err, errlen, "redis: out of memory");
+        tl_redis_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+const char *tl_redis_job_key(const tl_redis_job *j) { return j->key; }
+const tl_redis_opts *tl_redis_job_opts(const tl_redis_job *j) { return &j->o; }
+
+void tl_redis_job_run(tl_redis_job *j, tl_redis *r)
+{
+    j->code = "failed";
+    j->failed = tl_redis_exchange(r, j->buf, j->len, j->n, j->rep, j->err, sizeof j->err, &j->code) != 0;
+}
+
+void tl_redis_job_fail(tl_redis_job *j, const char *code, const char *message)
+{
+    j->failed = 1;
+    j->code = code;
+    snprintf(j->err, sizeof j->err, "%s", message);
+}
+
+int tl_redis_job_push(lua_State *L, tl_redis_job *j)
+{
+    if (j->failed) {
+        lua_pushnil(L);
+        lua_pushstring(L, j->err);
+        lua_pushstring(L, j->code ? j->code : "failed");
+        return 3;
+    }
+    return tl_redis_push_replies(L, j->rep, j->n);
+}
+
+void tl_redis_job_free(tl_redis_job *j)
+{
+    int i;
+    if (!j) return;
+    if (j->rep)
+        for (i = 0; i < j->n; i++)
+            if (j->rep[i]) freeReplyObject(j->rep[i]);
+    free(j->rep);
+    free(j->buf);
+    free(j->key);
+    tl_redis_opts_free(&j->o);
+    free(j);
+}
