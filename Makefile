@@ -183,7 +183,7 @@ LUADIR  := $(PREFIX)/share/lua/5.4
 CLUADIR := $(PREFIX)/lib/lua/5.4
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(LUADIR)/telua/host $(DESTDIR)$(CLUADIR)/telua $(DESTDIR)$(PREFIX)/lib/systemd/system
+	  $(DESTDIR)$(LUADIR)/telua/host $(DESTDIR)$(LUADIR)/telua/store $(DESTDIR)$(CLUADIR)/telua $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BUILD)/telua $(DESTDIR)$(PREFIX)/bin/telua
 	install -m 644 $(BUILD)/libtelua.a $(DESTDIR)$(LIBDIR)/libtelua.a
 	install -m 755 $(BUILD)/libtelua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtelua.so.$(VERSION)
@@ -193,6 +193,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$${prefix}/lib|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
 	    -e 's|@VERSION@|$(VERSION)|' tools/telua.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/telua.pc
 	install -m 644 lua/telua/*.lua $(DESTDIR)$(LUADIR)/telua/
+	install -m 644 lua/telua/store/*.lua $(DESTDIR)$(LUADIR)/telua/store/
 	install -m 644 lua/telua/host/*.lua $(DESTDIR)$(LUADIR)/telua/host/
 	install -m 755 $(BUILD)/lua5.4/telua/core.so $(DESTDIR)$(CLUADIR)/telua/core.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' tools/telua.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/telua.service

@@ -4,7 +4,7 @@
 --   luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.3
 --   luarocks make rockspec/telua-scm-1.rockspec --tree DIR --lua-version=5.1      (LuaJIT, OpenResty)
 --
--- OpenSSL, SQLite and libcurl are found by their libraries (Debian keeps
+-- OpenSSL, SQLite, libcurl and hiredis are found by their libraries (Debian keeps
 -- curl's header in the multiarch folder, where the compiler looks by
 -- itself). With lua-cjson from the system (Debian's lua-cjson) rather than
 -- from a rocks server, add --deps-mode=none. The 5.1 build compiles
@@ -19,10 +19,12 @@ description = {
   detailed = [[
 telua.core: X-Twilio-Signature (HMAC-SHA1, as Twilio's helper libraries),
 form decoding, E.164 with libphonenumber's metadata, SMS segments, GCRA,
-an HTTP client on libcurl's multi interface and a small SQLite binding, in C
+an HTTP client on libcurl's multi interface, a small SQLite binding and a
+Redis connection (hiredis's encoder and reply reader, TCP, Unix or TLS), in C
 for Lua 5.4, 5.3 and LuaJIT. lua/telua: the Twilio REST client (Messages,
 Calls, Verify), TwiML builders, webhook validation, a router with opt-out
-handling, IVR flows, templates, an SQLite store with an outbox, and a local
+handling, IVR flows, templates, a store with an outbox on SQLite or Redis,
+and a local
 Twilio-compatible sandbox.]],
   license = "MIT",
 }
@@ -31,6 +33,7 @@ external_dependencies = {
   OPENSSL = { library = "crypto" },
   SQLITE = { library = "sqlite3" },
   CURL = { library = "curl" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -39,13 +42,13 @@ build = {
       sources = { "src/core/form.c", "src/core/signature.c", "src/core/url.c", "src/core/xml.c",
                   "src/core/re.c", "src/core/e164.c", "src/core/e164_meta.c",
                   "src/core/segments.c", "src/core/segments_tables.c", "src/core/gcra.c",
-                  "src/lua/telua_core.c", "src/lua/sqlite.c", "src/lua/http.c" },
-      libraries = { "crypto", "sqlite3", "curl", "pthread" },
-      incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)", "$(CURL_INCDIR)" },
-      libdirs = { "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)", "$(CURL_LIBDIR)" },
+                  "src/lua/telua_core.c", "src/lua/sqlite.c", "src/lua/http.c", "src/lua/redis.c" },
+      libraries = { "ssl", "crypto", "sqlite3", "curl", "hiredis", "pthread" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)", "$(CURL_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)", "$(CURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
-    -- every file of lua/telua, the library (spec/host/install_spec.lua checks the list);
+    -- every file of lua/telua and lua/telua/store, the library (spec/host/install_spec.lua checks the list);
     -- not lua/telua/host/, the host's own Lua, which `make install` installs with the host
     ["telua.campaign"] = "lua/telua/campaign.lua",
     ["telua.client"] = "lua/telua/client.lua",
@@ -60,6 +63,7 @@ build = {
     ["telua.sandbox"] = "lua/telua/sandbox.lua",
     ["telua.segments"] = "lua/telua/segments.lua",
     ["telua.store"] = "lua/telua/store.lua",
+    ["telua.store.redis"] = "lua/telua/store/redis.lua",
     ["telua.template"] = "lua/telua/template.lua",
     ["telua.templates"] = "lua/telua/templates.lua",
     ["telua.twiml"] = "lua/telua/twiml.lua",

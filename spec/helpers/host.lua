@@ -42,6 +42,23 @@ function _M.wait_for(fn, seconds)
 end
 
 --- Writes by rename, as editors save (the watcher must see it).
+--- The most messages any one-second window of receive times holds.
+-- A window is one emission interval (1/rate s) short of a second, as slack
+-- for one request's network delay on a loaded machine: the sender paces
+-- the requests it makes, the sandbox stamps them when they arrive.
+function _M.busiest_second(times, rate)
+  local t = {}
+  for i, v in ipairs(times) do t[i] = v end
+  table.sort(t)
+  local width = 1.0 - 1.0 / rate
+  local j, worst = 1, 0
+  for i = 1, #t do
+    while t[i] - t[j] >= width do j = j + 1 end
+    worst = math.max(worst, i - j + 1)
+  end
+  return worst
+end
+
 function _M.write(path, text)
   local tmp = path .. ".tmp"
   local f = assert(io.open(tmp, "wb"))

@@ -140,13 +140,13 @@ describe("the rock", function()
   it("lists every file of lua/telua, the library, and nothing else (not the host's lua/telua/host)", function()
     local spec = h.read_file(ROOT .. "/rockspec/telua-scm-1.rockspec")
     local listed = {}
-    for name, file in spec:gmatch('%["(telua[%w%.]*)"%]%s*=%s*"(lua/telua/[%w_]+%.lua)"') do
-      local want = file == "lua/telua/init.lua" and "telua" or ("telua." .. file:match("([%w_]+)%.lua$"))
+    for name, file in spec:gmatch('%["(telua[%w%.]*)"%]%s*=%s*"(lua/telua/[%w_/]+%.lua)"') do
+      local want = file == "lua/telua/init.lua" and "telua" or file:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
       assert.equal(want, name)
       listed[file] = true
     end
     local files = {}
-    for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua"):gmatch("%S+") do files[f] = true end
+    for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua lua/telua/store/*.lua"):gmatch("%S+") do files[f] = true end
     assert.same(files, listed)
     assert.matches('"lua >= 5%.1, < 5%.5"', spec)
   end)
@@ -159,8 +159,8 @@ describe("the rock", function()
                           " --lua-version=" .. ver .. " --deps-mode=none")
       assert(rc == 0, out)
       local mods = {}
-      for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua"):gmatch("lua/telua/([%w_]+)%.lua") do
-        mods[#mods + 1] = f == "init" and "telua" or ("telua." .. f)
+      for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua lua/telua/store/*.lua"):gmatch("lua/telua/([%w_/]+)%.lua") do
+        mods[#mods + 1] = f == "init" and "telua" or ("telua." .. f:gsub("/", "."))
       end
       mods[#mods + 1] = "telua.core"
       local code = "for _, m in ipairs({" .. ("%q,"):rep(#mods):format(table.unpack(mods)) .. "}) do " ..

@@ -13,13 +13,14 @@
 #include "host.h"
 #include "log.h"
 #include "vm.h"
+#include "../lua/redis.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { A_ANSWER = 1, A_SLEEP, A_HTTP, A_FAIL };
+enum { A_ANSWER = 1, A_SLEEP, A_HTTP, A_REDIS, A_FAIL };
 
 /* What one slice was asked to do and what it found. Pointers to strings
  * point into values slice_cf leaves on the state's stack. */
@@ -42,6 +43,7 @@ typedef struct slice {
     size_t blen;
     double sleep_s;
     tl_http_job *job;
+    tl_redis_job *rjob;
     int batch;
 } slice;
 
@@ -212,6 +214,10 @@ static int slice_cf(lua_State *L)
         nargs = tl_http_job_push(c->co, c->job, c->io_kind == IO_BATCH);
         tl_http_job_free(c->job);
         c->job = NULL;
+    } else if (c->io_kind == IO_REDIS) { /* back from the Redis thread: the replies */
+        nargs = tl_redis_job_push(c->co, c->rjob);
+        tl_redis_job_free(c->rjob);
+        c->rjob = NULL;
     }
     c->io_kind = 0;
     co = c->co;
@@ -244,11 +250,30 @@ static int slice_cf(lua_State *L)
             tl_http_job *job = NULL;
             if (!tag || strcmp(tag, "telua.io") != 0 || !kind) {
                 lua_settop(co, 0);
-                s->err = lua_pushliteral(L, "a rule yielded something the host does not wait for (only telua.http "
-                                            "and telua.http.sleep may yield)");
+                s->err = lua_pushliteral(L, "a rule yielded something the host does not wait for (only telua.http, "
+                                            "telua.http.sleep and the store on Redis may yield)");
                 s->action = A_FAIL;
                 s->drop_co = 1; /* suspended: it cannot run a new function */
                 goto ctx;
+            }
+            if (strcmp(kind, "redis") == 0) { /* telua.store.redis: a pipeline for the worker's Redis thread */
+                char jerr[300];
+                tl_redis_job *rj;
+                lua_pushvalue(co, base + 2);
+                lua_xmove(co, L, 1);
+                rj = tl_redis_job_new(L, -1, jerr, sizeof jerr);
+                lua_pop(L, 1);
+                lua_settop(co, 0);
+                if (!rj) { /* bad commands: an error value, as the store's own connection gives */
+                    lua_pushnil(co);
+                    lua_pushstring(co, jerr);
+                    lua_pushliteral(co, "bad_request");
+                    nargs = 3;
+                    continue;
+                }
+                s->rjob = rj;
+                s->action = A_REDIS;
+                return 0;
             }
             if (strcmp(kind, "sleep") == 0) {
                 s->sleep_s = lua_tonumber(co, base + 2);
@@ -319,6 +344,8 @@ static void end_rules(telua_host *h, req_ctx *c, int drop_co)
         tl_http_job_free(c->job);
         c->job = NULL;
     }
+    tl_redis_job_free(c->rjob);
+    c->rjob = NULL;
     if (vm->broken) tl_gens_refresh(&h->gens);
     vm->panic_jmp = NULL;
     tl_gen_release(c->gen);
@@ -390,6 +417,17 @@ static enum MHD_Result step_inner(telua_host *h, req_ctx *c, slice *s)
             }
             continue; /* past the request's deadline, or the host is stopping: go on at once */
         }
+        if (s->action == A_REDIS) {
+            lua_settop(L, top);
+            c->rjob = s->rjob;
+            c->io_kind = IO_REDIS;
+            if (tl_io_redis(h->w[c->index].io, s->rjob, io_done, c) == 0) {
+                MHD_suspend_connection(c->con);
+                return MHD_YES;
+            }
+            tl_redis_job_fail(s->rjob, "failed", "redis: the host is stopping");
+            continue; /* resumes at once with the failure */
+        }
         if (s->action == A_HTTP) {
             lua_settop(L, top);
             c->job = s->job;
@@ -425,6 +463,8 @@ static enum MHD_Result panicked(telua_host *h, req_ctx *c)
     atomic_fetch_add(&h->errors, 1);
     if (c->job) tl_http_job_free(c->job);
     c->job = NULL;
+    tl_redis_job_free(c->rjob);
+    c->rjob = NULL;
     c->co = NULL;
     c->gen = NULL;
     atomic_fetch_sub(&h->inflight, 1);
@@ -507,6 +547,8 @@ void tl_driver_abandon(telua_host *h, req_ctx *c)
     if (vm->broken == 2) { /* never touch a panicked state */
         if (c->job) tl_http_job_free(c->job);
         c->job = NULL;
+        tl_redis_job_free(c->rjob);
+        c->rjob = NULL;
         tl_gen_release(c->gen);
         c->gen = NULL;
         atomic_fetch_sub(&h->inflight, 1);

@@ -67,6 +67,7 @@ struct telua_host {
     int nowned;
     telua_module *modules;    /* cfg.modules, copied */
     struct sqlite3 *mem_db;   /* store "memory": a connection that keeps the process's database */
+    char consumer[300];       /* this host's name in a shared outbox (Redis) */
     pthread_mutex_t api_mu;   /* guards api: telua_send's state (embed.c), made at the first call */
     tl_vm *api;
     int api_ref;
@@ -102,20 +103,28 @@ typedef struct req_ctx {
     lua_State *co;
     int co_ref, ctx_ref;
     tl_http_job *job;         /* the I/O it waits for */
-    int io_kind;              /* IO_HTTP, IO_BATCH, IO_SLEEP; 0: none */
+    struct tl_redis_job *rjob;/* or the Redis commands */
+    int io_kind;              /* IO_HTTP, IO_BATCH, IO_SLEEP, IO_REDIS; 0: none */
     long long budget_ns;      /* CPU time left */
     long long wall_due_ns;    /* request_timeout_s after the rules started */
     char method[16];
     char *path;
 } req_ctx;
 
-enum { IO_HTTP = 1, IO_BATCH, IO_SLEEP };
+enum { IO_HTTP = 1, IO_BATCH, IO_SLEEP, IO_REDIS };
 
-/* A store the workers, the sender and telua_send can share: a SQLite file
- * or the process's memory store ("sqlite::memory:" is one connection's). */
+/* A store on Redis (redis://, rediss://, unix://): shared by hosts. */
+static inline int tl_store_redis(const char *spec)
+{
+    return strncmp(spec, "redis://", 8) == 0 || strncmp(spec, "rediss://", 9) == 0 || strncmp(spec, "unix://", 7) == 0;
+}
+
+/* A store the workers, the sender and telua_send can share: a SQLite file,
+ * the process's memory store ("sqlite::memory:" is one connection's), or Redis. */
 static inline int tl_store_shared(const char *spec)
 {
-    return (strncmp(spec, "sqlite:", 7) == 0 && strcmp(spec, "sqlite::memory:") != 0) || strcmp(spec, "memory") == 0;
+    return (strncmp(spec, "sqlite:", 7) == 0 && strcmp(spec, "sqlite::memory:") != 0) || strcmp(spec, "memory") == 0 ||
+           tl_store_redis(spec);
 }
 
 /* front.c */

@@ -5,8 +5,11 @@
 #include "log.h"
 #include "clock.h"
 
+#include "../lua/redis.h"
+
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct item {
     tl_http_job *job;       /* NULL: a timer */
@@ -16,7 +19,30 @@ typedef struct item {
     struct item *next;
 } item;
 
+/* A Redis job waiting for the worker's Redis thread. */
+typedef struct rjob {
+    tl_redis_job *job;
+    tl_io_done done;
+    void *arg;
+    struct rjob *next;
+} rjob;
+
+#define RCONNS 4
+#define RJOBS_PER_ROUND 64
+
 struct tl_io {
+    /* the Redis thread: jobs in arrival order, pipelined per connection */
+    pthread_t rthread;
+    pthread_cond_t rcond;
+    rjob *rhead, **rtail;     /* guarded by mu */
+    int rstarted;             /* guarded by mu */
+    struct {
+        char *key;            /* the store spec */
+        tl_redis *conn;
+        long long down_until; /* after a failed connect: fail fast until then */
+        char down_err[256];
+        const char *down_code;
+    } rc[RCONNS];             /* Redis thread only */
     pthread_t thread;
     pthread_mutex_t mu;
     CURLM *multi;
@@ -100,11 +126,130 @@ static void *io_main(void *arg)
     }
 }
 
+/* The connection for a job's store, made at the first job of that store. */
+static int rconn_for(tl_io *io, tl_redis_job *j)
+{
+    int i, free_slot = -1;
+    for (i = 0; i < RCONNS; i++) {
+        if (io->rc[i].key && strcmp(io->rc[i].key, tl_redis_job_key(j)) == 0) return i;
+        if (!io->rc[i].key && free_slot < 0) free_slot = i;
+    }
+    if (free_slot < 0) return -1;
+    io->rc[free_slot].conn = tl_redis_new(tl_redis_job_opts(j));
+    io->rc[free_slot].key = io->rc[free_slot].conn ? strdup(tl_redis_job_key(j)) : NULL;
+    if (!io->rc[free_slot].key) {
+        tl_redis_free(io->rc[free_slot].conn);
+        io->rc[free_slot].conn = NULL;
+        return -1;
+    }
+    return free_slot;
+}
+
+/* The Redis thread: takes what is queued, and runs each store's jobs in
+ * one pipelined round trip (a worker's requests that wait on Redis at the
+ * same time share it). A failed connect makes the next 250 ms of jobs fail
+ * at once with the same error (a Redis that is down must not hold every
+ * request for a connect timeout each). */
+static void *redis_main(void *arg)
+{
+    tl_io *io = arg;
+    for (;;) {
+        rjob *list, *it, *next;
+        tl_redis_job *batch[RJOBS_PER_ROUND];
+        rjob *owners[RJOBS_PER_ROUND];
+        int stop;
+        pthread_mutex_lock(&io->mu);
+        while (!io->rhead && !io->stop) pthread_cond_wait(&io->rcond, &io->mu);
+        list = io->rhead;
+        io->rhead = NULL;
+        io->rtail = &io->rhead;
+        stop = io->stop;
+        pthread_mutex_unlock(&io->mu);
+        while (list) {
+            int n = 0, slot = -1, i;
+            long long now = tl_now_ns();
+            /* the first job's store, and every queued job of the same store */
+            rjob **pp = &list;
+            const char *key = tl_redis_job_key(list->job);
+            while (*pp && n < RJOBS_PER_ROUND) {
+                it = *pp;
+                if (strcmp(tl_redis_job_key(it->job), key) == 0) {
+                    *pp = it->next;
+                    owners[n] = it;
+                    batch[n++] = it->job;
+                } else pp = &it->next;
+            }
+            if (stop) {
+                for (i = 0; i < n; i++) tl_redis_job_fail(batch[i], "failed", "redis: the host is stopping");
+            } else if ((slot = rconn_for(io, batch[0])) < 0) {
+                for (i = 0; i < n; i++) tl_redis_job_fail(batch[i], "failed", "redis: no connection slot");
+            } else if (io->rc[slot].down_until > now) {
+                for (i = 0; i < n; i++) tl_redis_job_fail(batch[i], io->rc[slot].down_code, io->rc[slot].down_err);
+            } else {
+                tl_redis_jobs_run(batch, n, io->rc[slot].conn);
+                if (tl_redis_job_failed(batch[0], &io->rc[slot].down_code, io->rc[slot].down_err,
+                                        sizeof io->rc[slot].down_err) &&
+                    (strcmp(io->rc[slot].down_code, "connect") == 0 || strcmp(io->rc[slot].down_code, "dns") == 0 ||
+                     strcmp(io->rc[slot].down_code, "timeout") == 0))
+                    io->rc[slot].down_until = tl_now_ns() + 250000000LL;
+            }
+            for (i = 0; i < n; i++) {
+                owners[i]->done(owners[i]->arg);
+                free(owners[i]);
+            }
+        }
+        if (stop) {
+            pthread_mutex_lock(&io->mu);
+            list = io->rhead;
+            io->rhead = NULL;
+            io->rtail = &io->rhead;
+            pthread_mutex_unlock(&io->mu);
+            for (it = list; it; it = next) {
+                next = it->next;
+                tl_redis_job_fail(it->job, "failed", "redis: the host is stopping");
+                it->done(it->arg);
+                free(it);
+            }
+            return NULL;
+        }
+    }
+}
+
+int tl_io_redis(tl_io *io, tl_redis_job *job, tl_io_done done, void *arg)
+{
+    rjob *it = calloc(1, sizeof *it);
+    if (!it) return -1;
+    it->job = job;
+    it->done = done;
+    it->arg = arg;
+    pthread_mutex_lock(&io->mu);
+    if (io->stop) {
+        pthread_mutex_unlock(&io->mu);
+        free(it);
+        return -1;
+    }
+    if (!io->rstarted) { /* the thread is made at the first Redis job: a host on SQLite has none */
+        if (pthread_create(&io->rthread, NULL, redis_main, io) != 0) {
+            pthread_mutex_unlock(&io->mu);
+            free(it);
+            return -1;
+        }
+        io->rstarted = 1;
+    }
+    *io->rtail = it;
+    io->rtail = &it->next;
+    pthread_cond_signal(&io->rcond);
+    pthread_mutex_unlock(&io->mu);
+    return 0;
+}
+
 tl_io *tl_io_start(void)
 {
     tl_io *io = calloc(1, sizeof *io);
     if (!io) return NULL;
     pthread_mutex_init(&io->mu, NULL);
+    pthread_cond_init(&io->rcond, NULL);
+    io->rtail = &io->rhead;
     io->multi = curl_multi_init();
     if (!io->multi) {
         free(io);
@@ -153,21 +298,30 @@ int tl_io_sleep(tl_io *io, double seconds, tl_io_done done, void *arg)
 
 void tl_io_stop(tl_io *io)
 {
-    int joined;
+    int joined, rstarted;
     if (!io) return;
     pthread_mutex_lock(&io->mu);
     joined = io->stop;
     io->stop = 1;
+    rstarted = io->rstarted;
+    pthread_cond_signal(&io->rcond);
     pthread_mutex_unlock(&io->mu);
     if (joined) return;
     curl_multi_wakeup(io->multi);
     pthread_join(io->thread, NULL);
+    if (rstarted) pthread_join(io->rthread, NULL);
 }
 
 void tl_io_free(tl_io *io)
 {
     if (!io) return;
+    int i;
     tl_io_stop(io);
+    for (i = 0; i < RCONNS; i++) {
+        tl_redis_free(io->rc[i].conn);
+        free(io->rc[i].key);
+    }
+    pthread_cond_destroy(&io->rcond);
     curl_multi_cleanup(io->multi);
     pthread_mutex_destroy(&io->mu);
     free(io);

@@ -26,6 +26,13 @@ tl_io *tl_io_start(void);
  * as timed out. 0 or -1. */
 int tl_io_http(tl_io *io, tl_http_job *job, long long due_ns, tl_io_done done, void *arg);
 
+/* Runs a prepared Redis job (../lua/redis.h) on the worker's Redis thread
+ * (made at the first job), on a connection to its store kept by that
+ * thread; done(arg) when its replies are in or it failed. 0 or -1 (the
+ * host is stopping: the job was not taken). */
+struct tl_redis_job;
+int tl_io_redis(tl_io *io, struct tl_redis_job *job, tl_io_done done, void *arg);
+
 /* done(arg) after `seconds`. 0 or -1. */
 int tl_io_sleep(tl_io *io, double seconds, tl_io_done done, void *arg);
 

@@ -50,8 +50,10 @@ static const char SERVE_USAGE[] =
     "  --rules DIR             rules folder (hot-reloaded)\n"
     "  --public-url URL        scheme://host[:port] that Twilio calls (signatures are checked against it)\n"
     "  --listen ADDR           HOST:PORT or [V6]:PORT (default 127.0.0.1:8080; port 0 picks one)\n"
-    "  --store SPEC            sqlite:FILE (default sqlite:var/telua.db; the folder is made), or memory:\n"
-    "                          one in-memory store for the process, lost when it stops (tests)\n"
+    "  --store SPEC            sqlite:FILE (default sqlite:var/telua.db; the folder is made), memory:\n"
+    "                          one in-memory store for the process, lost when it stops (tests), or a\n"
+    "                          Redis shared by many hosts: redis://[user:password@]host:port[/db],\n"
+    "                          rediss://... (TLS), unix:///path/redis.sock\n"
     "  --workers N             worker threads, each with its own Lua state (default 2)\n"
     "  --max-body BYTES        larger request bodies get 413 (default 65536)\n"
     "  --timeout SECONDS       idle connection timeout (default 10)\n"
@@ -71,6 +73,8 @@ static const char SERVE_USAGE[] =
     "  --send-rates SPEC       pacing in segments/s, e.g. long_code=1,toll_free=3,short_code=100,\n"
     "                          whatsapp=10,account=2000 (0 = unpaced)\n"
     "  --send-concurrency N    REST requests in flight (default 8)\n"
+    "  --consumer NAME         this host's name in an outbox shared on Redis (default HOSTNAME:PORT)\n"
+    "  --claim-timeout SECONDS another host's claim on a shared outbox entry stands this long (default 60)\n"
     "  -h, --help              this text\n"
     "\n"
     "environment: TWILIO_AUTH_TOKEN (read once, then cleared); with TWILIO_ACCOUNT_SID set, rules'\n"
@@ -142,7 +146,8 @@ static char *slurp(const char *path, size_t max)
 enum {
     O_RULES = 256, O_LISTEN, O_PUBLIC_URL, O_STORE, O_WORKERS, O_MAX_BODY, O_TIMEOUT, O_READ_TIMEOUT,
     O_PER_IP, O_MAX_CONN, O_CPU_MS, O_LOAD_MS, O_REQ_TIMEOUT, O_MEM_MB, O_DEBOUNCE, O_UNSAFE,
-    O_FB_VOICE, O_FB_MSG, O_TOKEN_FILE, O_LUA_DIR, O_SEND_RATES, O_SEND_CONC
+    O_FB_VOICE, O_FB_MSG, O_TOKEN_FILE, O_LUA_DIR, O_SEND_RATES, O_SEND_CONC,
+    O_CONSUMER, O_CLAIM_TIMEOUT
 };
 
 static const struct option SERVE_OPTS[] = {
@@ -168,6 +173,8 @@ static const struct option SERVE_OPTS[] = {
     { "lua-dir", required_argument, NULL, O_LUA_DIR },
     { "send-rates", required_argument, NULL, O_SEND_RATES },
     { "send-concurrency", required_argument, NULL, O_SEND_CONC },
+    { "consumer", required_argument, NULL, O_CONSUMER },
+    { "claim-timeout", required_argument, NULL, O_CLAIM_TIMEOUT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -226,6 +233,8 @@ static int serve(int argc, char **argv)
         case O_LUA_DIR: c.lua_dir = optarg; break;
         case O_SEND_RATES: c.send_rates = optarg; break;
         case O_SEND_CONC: NUM_OPT(c.send_concurrency, 1, 1024); break;
+        case O_CONSUMER: c.consumer = optarg; break;
+        case O_CLAIM_TIMEOUT: NUM_OPT(c.claim_timeout_s, 1, 86400); break;
         case O_FB_VOICE:
         case O_FB_MSG: {
             char **dst = opt == O_FB_VOICE ? &fb_voice : &fb_msg;

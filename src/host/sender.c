@@ -56,6 +56,12 @@ static int prepare(lua_State *L)
     }
     lua_pushinteger(L, cfg->send_concurrency > 0 ? cfg->send_concurrency : 8);
     lua_setfield(L, -2, "concurrency");
+    lua_pushstring(L, h->consumer);
+    lua_setfield(L, -2, "consumer");
+    if (cfg->claim_timeout_s) {
+        lua_pushinteger(L, (lua_Integer)cfg->claim_timeout_s);
+        lua_setfield(L, -2, "visibility");
+    }
     lua_pushlightuserdata(L, h);
     lua_pushcclosure(L, sender_stopping, 1);
     lua_setfield(L, -2, "stopping");
@@ -72,7 +78,8 @@ int tl_sender_start(telua_host *h, char *err, size_t errlen)
     lua_State *L;
     if (!cfg->account_sid) return 0;
     if (!tl_store_shared(cfg->store)) {
-        tl_log("warn", "outbound sending needs a store the workers and the sender share (sqlite:FILE or memory); "
+        tl_log("warn", "outbound sending needs a store the workers and the sender share (sqlite:FILE, memory or "
+                       "Redis); "
                        "no sender");
         return 0;
     }

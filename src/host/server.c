@@ -175,7 +175,7 @@ static int own_config(telua_host *h)
 {
     const char **fields[] = { &h->cfg.rules_dir, &h->cfg.listen, &h->cfg.public_url, &h->cfg.store,
                               &h->cfg.lua_dir, &h->cfg.account_sid, &h->cfg.twilio_base_url,
-                              &h->cfg.send_rates, &h->cfg.default_region };
+                              &h->cfg.send_rates, &h->cfg.default_region, &h->cfg.consumer };
     size_t i;
     for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         char *copy;
@@ -348,6 +348,13 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         }
     }
     h->cfg.auth_token = h->token; /* for the sender's client */
+    if (h->cfg.consumer) snprintf(h->consumer, sizeof h->consumer, "%s", h->cfg.consumer);
+    else { /* the host's name and port: a host restarted the same way finds what it held */
+        char name[256];
+        if (gethostname(name, sizeof name) != 0) snprintf(name, sizeof name, "telua");
+        name[sizeof name - 1] = 0;
+        snprintf(h->consumer, sizeof h->consumer, "%s:%u", name, h->port);
+    }
     i = tl_sender_start(h, err, errlen);
     h->cfg.auth_token = NULL;
     if (i != 0) {

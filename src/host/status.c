@@ -52,7 +52,13 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
     PUT("{\"version\":\"%s\",\"generation\":%d,\"sha256\":\"%s\",\"loaded_at\":%lld,\"files\":%d,", TELUA_VERSION,
         cur ? cur->id : 0, cur ? cur->hash : "", cur ? (long long)cur->loaded_at : 0LL, cur ? cur->nfiles : 0);
     store_shown(h->cfg.store, store, sizeof store);
-    PUT("\"store\":\"%s\",\"workers\":%d,\"reloads\":%lu,\"reload_failures\":%lu,", store, h->cfg.workers,
+    PUT("\"store\":\"%s\",", store);
+    if (tl_store_redis(h->cfg.store)) {
+        char consumer[700];
+        json_escape(h->consumer, consumer, sizeof consumer);
+        PUT("\"consumer\":\"%s\",", consumer);
+    }
+    PUT("\"workers\":%d,\"reloads\":%lu,\"reload_failures\":%lu,", h->cfg.workers,
         g->reloads, g->failures);
     PUT("\"requests\":%lu,\"rejected\":%lu,\"rule_errors\":%lu,\"bad_results\":%lu,\"cpu_budget_hits\":%lu,"
         "\"memory_cap_hits\":%lu,\"store_failures\":%lu,\"read_timeouts\":%lu,\"last_reload_error\":",

@@ -98,9 +98,11 @@ typedef struct telua_config {
     const char *listen;             /* "127.0.0.1:8080", "[::1]:8080"; port 0 picks one */
     const char *public_url;         /* scheme://host[:port] Twilio uses; no trailing slash needed */
     const char *store;              /* "sqlite:FILE" (default "sqlite:var/telua.db", relative to the
-                                       working directory; the folder is made if missing), or "memory":
+                                       working directory; the folder is made if missing), "memory":
                                        one in-memory database for the whole process, shared by every
-                                       worker, generation and the sender, gone when the host stops */
+                                       worker, generation and the sender, gone when the host stops; or
+                                       Redis, shared by many hosts: "redis://[user:password@]host:port[/db]",
+                                       "rediss://..." (TLS), "unix:///path/redis.sock" */
     const char *auth_token;         /* Twilio auth token (required for serve) */
     const char *lua_dir;            /* the folder holding the telua modules; NULL: $TELUA_LUA_DIR, else
                                        share/lua/5.4 under libtelua's (or the program's) install
@@ -140,6 +142,11 @@ typedef struct telua_config {
     void *log_ud;
     const char *default_region;     /* telua_send: region of numbers written without +country ("US");
                                        NULL: numbers must be in E.164 */
+    /* a store shared by hosts (Redis) */
+    const char *consumer;           /* this host's name in the shared outbox (NULL: "HOSTNAME:PORT"); a
+                                       restarted host with the same name reconciles what it held */
+    unsigned claim_timeout_s;       /* another host's claim on an outbox entry stands this long, then
+                                       this host takes the entry over (default 60) */
 } telua_config;
 
 /* An outbound message for telua_send: the parameters of Twilio's Messages

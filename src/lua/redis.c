@@ -413,22 +413,34 @@ int tl_redis_format(lua_State *L, int idx, char **buf, size_t *len, int *n)
     luaL_checktype(L, idx, LUA_TTABLE);
     count = (int)tl_rawlen(L, idx);
     for (i = 1; i <= count; i++) {
-        const char *argv[64];
-        size_t argl[64];
-        int argc, j, k;
+        const char *sargv[64], **argv = sargv;
+        size_t sargl[64], *argl = sargl;
+        int argc, j, k, cmdidx, extra = 0;
         char *cmd = NULL;
         lua_rawgeti(L, idx, i);
+        cmdidx = lua_gettop(L);
         if (!lua_istable(L, -1)) {
             free(out);
             return luaL_error(L, "redis: command %d is not a list of arguments", i);
         }
         argc = (int)tl_rawlen(L, -1);
-        if (argc < 1 || argc > 64) {
+        if (argc < 1) {
             free(out);
-            return luaL_error(L, "redis: command %d has %d arguments (1 to 64)", i, argc);
+            return luaL_error(L, "redis: command %d has no arguments", i);
+        }
+        if (argc > 64) { /* a long command (EVALSHA with a batch): arrays the GC owns */
+            void *ud;
+            if (!lua_checkstack(L, argc + 8)) {
+                free(out);
+                return luaL_error(L, "redis: command %d has too many arguments (%d)", i, argc);
+            }
+            ud = lua_newuserdata(L, (size_t)argc * (sizeof(char *) + sizeof(size_t)));
+            argl = (size_t *)ud;
+            argv = (const char **)(argl + argc);
+            extra = 1;
         }
         for (j = 0; j < argc; j++) {
-            lua_rawgeti(L, -1 - j, j + 1);
+            lua_rawgeti(L, cmdidx, j + 1);
             if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
                 free(out);
                 return luaL_error(L, "redis: argument %d of command %d is a %s", j + 1, i, luaL_typename(L, -1));
@@ -436,7 +448,7 @@ int tl_redis_format(lua_State *L, int idx, char **buf, size_t *len, int *n)
             argv[j] = lua_tolstring(L, -1, &argl[j]); /* numbers become strings on the stack copy */
         }
         k = redisFormatCommandArgv(&cmd, argc, argv, argl);
-        lua_pop(L, argc + 1);
+        lua_pop(L, argc + 1 + extra);
         if (k < 0) {
             free(out);
             return luaL_error(L, "redis: out of memory");
@@ -773,11 +785,61 @@ void tl_redis_job_run(tl_redis_job *j, tl_redis *r)
     j->failed = tl_redis_exchange(r, j->buf, j->len, j->n, j->rep, j->err, sizeof j->err, &j->code) != 0;
 }
 
+void tl_redis_jobs_run(tl_redis_job **jobs, int n, tl_redis *r)
+{
+    size_t len = 0, off = 0;
+    int total = 0, i, k = 0, rc;
+    char *buf;
+    redisReply **rep;
+    if (n == 1) {
+        tl_redis_job_run(jobs[0], r);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        len += jobs[i]->len;
+        total += jobs[i]->n;
+    }
+    buf = malloc(len);
+    rep = calloc((size_t)total, sizeof *rep);
+    if (!buf || !rep) { /* one at a time, then */
+        free(buf);
+        free(rep);
+        for (i = 0; i < n; i++) tl_redis_job_run(jobs[i], r);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        memcpy(buf + off, jobs[i]->buf, jobs[i]->len);
+        off += jobs[i]->len;
+    }
+    jobs[0]->code = "failed";
+    rc = tl_redis_exchange(r, buf, len, total, rep, jobs[0]->err, sizeof jobs[0]->err, &jobs[0]->code);
+    for (i = 0; i < n; i++) {
+        if (rc != 0) {
+            if (i > 0) tl_redis_job_fail(jobs[i], jobs[0]->code, jobs[0]->err);
+            jobs[i]->failed = 1;
+        } else {
+            memcpy(jobs[i]->rep, rep + k, (size_t)jobs[i]->n * sizeof *rep);
+            k += jobs[i]->n;
+            jobs[i]->failed = 0;
+        }
+    }
+    free(buf);
+    free(rep);
+}
+
 void tl_redis_job_fail(tl_redis_job *j, const char *code, const char *message)
 {
     j->failed = 1;
     j->code = code;
     snprintf(j->err, sizeof j->err, "%s", message);
+}
+
+int tl_redis_job_failed(const tl_redis_job *j, const char **code, char *err, size_t errlen)
+{
+    if (!j->failed) return 0;
+    *code = j->code ? j->code : "failed";
+    snprintf(err, errlen, "%s", j->err);
+    return 1;
 }
 
 int tl_redis_job_push(lua_State *L, tl_redis_job *j)

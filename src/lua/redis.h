@@ -53,7 +53,13 @@ tl_redis_job *tl_redis_job_new(lua_State *L, int idx, char *err, size_t errlen);
 const char *tl_redis_job_key(const tl_redis_job *j);
 const tl_redis_opts *tl_redis_job_opts(const tl_redis_job *j);
 void tl_redis_job_run(tl_redis_job *j, tl_redis *r);
+/* Runs several jobs on one connection in one round trip (pipelined): all
+ * commands written, then all replies read and handed to their jobs; when
+ * the exchange fails every job fails with its message. */
+void tl_redis_jobs_run(tl_redis_job **jobs, int n, tl_redis *r);
 void tl_redis_job_fail(tl_redis_job *j, const char *code, const char *message);
+/* Whether the job failed, with its code and message. */
+int tl_redis_job_failed(const tl_redis_job *j, const char **code, char *err, size_t errlen);
 int tl_redis_job_push(lua_State *L, tl_redis_job *j);
 void tl_redis_job_free(tl_redis_job *j);
 

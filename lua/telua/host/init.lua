@@ -26,7 +26,8 @@ local _M = { _VERSION = "0.1.0" }
 -- @return function(req, ctx) -> response table, or `nil, {file, line, message}`
 function _M.load(dir, files, store_spec, log, opts)
   opts = opts or {}
-  local store, err = store_mod.open(store_spec)
+  -- (Redis: reached at the first call, so a generation loads while it is down)
+  local store, err = store_mod.open(store_spec, { connect = false })
   if not store then return nil, { file = store_spec, message = err } end
   local router, lerr = rules.load(dir, files, { store = store, log = log, sandbox = not opts.unsafe,
                                                 modules = opts.modules, on_event = opts.on_event })
@@ -42,12 +43,18 @@ end
 -- then runs `telua.sender` until the host stops.
 -- @tparam table o `store` (spec), `account_sid`, `auth_token`, `base_url`,
 --   `rates` (spec string), `concurrency`, `stopping` (function), `on_event`
---   (function(kind, fields) or nil)
+--   (function(kind, fields) or nil), `consumer` (this host's name in a
+--   shared outbox), `visibility` (seconds)
 function _M.sender(o)
   local core = require "telua.core"
   local sender = require "telua.host.sender"
   local log = debug.getregistry()["telua.host_log"]
-  local store = assert(store_mod.open(o.store))
+  local store = assert(store_mod.open(o.store, { connect = false }))
+  if store.backend == "redis" then
+    local ok, err = store:setup()
+    if ok then log("info", ("sender: outbox on %s as consumer %s"):format(store.path, o.consumer))
+    else log("warn", ("sender: %s (%s); sending starts when it answers"):format(tostring(err), store.path)) end
+  end
   local rates = assert(sender.parse_rates(o.rates))
   sender.RECONCILE_GRACE = tonumber(os.getenv("TELUA_RECONCILE_GRACE")) or sender.RECONCILE_GRACE
   local client = require("telua.client").new{
@@ -56,7 +63,8 @@ function _M.sender(o)
   o.auth_token = nil
   log("info", ("sender: sending to %s as %s, %d at once"):format(client.api_base, o.account_sid, o.concurrency))
   sender.run{ store = store, client = client, rates = rates, concurrency = o.concurrency,
-              log = log, stopping = o.stopping, sleep = core.sleep, on_event = o.on_event }
+              log = log, stopping = o.stopping, sleep = core.sleep, on_event = o.on_event,
+              consumer = o.consumer, visibility = o.visibility }
   store:close()
 end
 
@@ -67,7 +75,7 @@ end
 function _M.api(o)
   local router = require "telua.router"
   local log = debug.getregistry()["telua.host_log"]
-  local store = assert(store_mod.open(o.store))
+  local store = assert(store_mod.open(o.store, { connect = false }))
   return function(params)
     return router.queue(store, params, { region = o.region, log = log, where = "telua_send" })
   end

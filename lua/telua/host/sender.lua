@@ -31,6 +31,17 @@
 -- be asked, it stays `unknown` and is looked at again every 5 seconds.
 -- Nothing is ever resent without that check.
 --
+-- On a shared store (Redis) several hosts' senders work one outbox: each
+-- is a consumer of its streams (`consumer`, the host's name), the pacing
+-- decisions are the store's (one GCRA schedule across hosts, one round
+-- trip a decision), and every `visibility / 4` seconds a sender takes over
+-- the entries another host claimed and did not file within `visibility`
+-- seconds (that host died or is cut off): they are reconciled exactly as
+-- the entries of a crash are. While the store cannot be reached the
+-- sender sends nothing (the opt-out list cannot be read) and tries again
+-- every half second; a round whose answers could not be filed is filed
+-- again before anything new is claimed.
+--
 -- @module telua.host.sender
 
 local client_mod = require "telua.client"
@@ -89,7 +100,9 @@ Sender.__index = Sender
 --   `log` (function(level, message)), `on_event` (function(kind, fields):
 --   `"status"` {outbox_id, from, to, message_sid, status, error_code} when
 --   Twilio took a message or it failed for good, `"optout"` {from, to,
---   keyword = "21610"} when Twilio said the recipient had opted out)
+--   keyword = "21610"} when Twilio said the recipient had opted out),
+--   `consumer` (this host's name in a shared outbox), `visibility`
+--   (seconds, default 60: how long another host's claim stands)
 function _M.new(opts)
   local self = setmetatable({
     store = assert(opts.store, "sender needs a store"),
@@ -106,7 +119,10 @@ function _M.new(opts)
     recent = {},      -- campaign -> ring of its last rate + 1 send times (epoch seconds)
     waiting = {},     -- limiter key -> when the last entry put back on it is due (see pace)
     sent = 0, failed = 0,
+    visibility = opts.visibility or _M.VISIBILITY,
   }, Sender)
+  self.pacer = self.store.pacer and self.store:pacer() or nil
+  if opts.consumer and self.store.outbox.set_consumer then self.store.outbox:set_consumer(opts.consumer) end
   for kind, rate in pairs(self.rates) do
     if rate > 0 then
       -- burst: a whole 10-segment message must be able to pass
@@ -128,15 +144,25 @@ local SLACK = 0.002
 function Sender:limiters_for(entry)
   local list = {}
   local kind = _M.sender_type(entry.sender)
-  if self.limiters[kind] then list[#list + 1] = { self.limiters[kind], entry.sender, self.rates[kind] } end
-  if self.limiters.account then list[#list + 1] = { self.limiters.account, "account", self.rates.account } end
+  if self.limiters[kind] then
+    local rate = self.rates[kind]
+    list[#list + 1] = { self.limiters[kind], entry.sender, rate, key = entry.sender, rate = rate,
+                        burst = max(10, floor(rate)), queue = 36000 }
+  end
+  if self.limiters.account then
+    local rate = self.rates.account
+    list[#list + 1] = { self.limiters.account, "account", rate, key = "account", rate = rate,
+                        burst = max(10, floor(rate)), queue = 36000 }
+  end
   if entry.campaign and entry.rate and entry.rate > 0 then
     local lim = self.campaign_limiters[entry.rate]
+    local burst = _M.campaign_burst(entry.rate)
     if not lim then
-      lim = gcra.new{ rate = entry.rate, burst = _M.campaign_burst(entry.rate), queue = 36000 }
+      lim = gcra.new{ rate = entry.rate, burst = burst, queue = 36000 }
       self.campaign_limiters[entry.rate] = lim
     end
-    list[#list + 1] = { lim, "campaign:" .. entry.campaign, entry.rate }
+    list[#list + 1] = { lim, "campaign:" .. entry.campaign, entry.rate, key = "campaign:" .. entry.campaign,
+                        rate = entry.rate, burst = burst, queue = 36000 }
   end
   return list
 end
@@ -199,10 +225,21 @@ function Sender:pace(entry, cost, now)
     return now + wait, true
   end
   local lims = self:limiters_for(entry)
-  local d, bind = 0, nil
-  for _, l in ipairs(lims) do
-    local x = l[1]:incoming(l[2], cost, false) or 0
-    if x > d then d, bind = x, l end
+  local d, bind, taken = 0, nil, false
+  if self.pacer and #lims > 0 then
+    -- the store's schedule, shared with the other hosts: one decision
+    -- over every limit, the slot taken in the same step when near
+    local x, i, t = self.pacer:decide(lims, cost, RESERVE_AHEAD)
+    if not x then
+      if i ~= "rejected" then return now + 0.5, false end -- the store cannot be reached: look again
+      x, i = 36000, 1
+    end
+    d, bind, taken = x, lims[i], t
+  else
+    for _, l in ipairs(lims) do
+      local x = l[1]:incoming(l[2], cost, false) or 0
+      if x > d then d, bind = x, l end
+    end
   end
   if d > RESERVE_AHEAD then
     -- Too far to hold a slot: look again shortly before its turn. The
@@ -216,7 +253,9 @@ function Sender:pace(entry, cost, now)
     self.waiting[key] = turn + unit
     return turn - RESERVE_AHEAD / 2, false
   end
-  for _, l in ipairs(lims) do l[1]:incoming(l[2], cost, true) end
+  if not taken then
+    for _, l in ipairs(lims) do l[1]:incoming(l[2], cost, true) end
+  end
   if d <= SLACK then
     local wait = self:spacing(entry, now)
     if wait <= 0 then
@@ -283,23 +322,48 @@ end
 --- One round: claim what is due, send it, file the answers.
 -- @tparam[opt] number now epoch seconds
 -- @treturn number how many were sent or filed this round
+-- The store failed (logged once until it works again).
+function Sender:store_down(what, err)
+  if not self.down then
+    self.log("error", ("outbox: %s: %s; nothing is sent until the store answers again"):format(what, tostring(err)))
+  end
+  self.down = true
+end
+
+function Sender:store_up()
+  if self.down then self.log("info", "outbox: the store answers again; sending") end
+  self.down = false
+end
+
 function Sender:step(now)
   now = now or core.time()
   local store = self.store
+  if self.unfiled then -- a round whose answers could not be written: first those
+    local ok, terr = store:transaction(self.unfiled)
+    if not ok then
+      self:store_down("filing a round again", terr)
+      return -1
+    end
+    self.unfiled = nil
+  end
   local claimed, err = store.outbox:claim(self.concurrency, now)
   if not claimed then
-    self.log("error", "outbox: " .. tostring(err))
-    return 0
+    self:store_down("claim", err)
+    return -1
   end
+  self:store_up()
   if #claimed == 0 then return 0 end
   local go, batch, later, skipped, invalid = {}, {}, {}, {}, {}
   for _, e in ipairs(claimed) do
     local p = e.params
     local from = p.from or p.messaging_service_sid
     local scope = { scope = e.optout_scope, service = p.messaging_service_sid }
-    local out = store:is_opted_out(from, p.to, scope)
-    if not out and p.to:find(":", 1, true) then out = store:is_opted_out(from, bare(p.to), scope) end
-    if out then
+    local out, oerr = store:is_opted_out(from, p.to, scope)
+    if out == false and p.to:find(":", 1, true) then out, oerr = store:is_opted_out(from, bare(p.to), scope) end
+    if out == nil then -- the opt-out list cannot be read: never send blind
+      self:store_down("opt-out lookup", oerr)
+      later[#later + 1] = { e.id, now + 0.5, false }
+    elseif out then
       skipped[#skipped + 1] = e
     else
       -- the client's checks, made once and before the pacing decision: a
@@ -329,8 +393,9 @@ function Sender:step(now)
     if ring and ring[e.ring_slot] == e.ring_at then ring[e.ring_slot] = t_send end
   end
   local results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
-  -- every write of the round in one transaction
-  local ok, terr = store:transaction(function()
+  -- every write of the round in one transaction (filed again at the next
+  -- round, before anything new is claimed, if the store failed)
+  local function filing()
     for _, x in ipairs(later) do store.outbox:defer(x[1], x[2], x[3]) end
     for _, e in ipairs(skipped) do
       store.outbox:skip(e.id, "opted out")
@@ -342,13 +407,22 @@ function Sender:step(now)
       self:file(e, r[1], r[2], now)
     end
     return true
-  end)
-  if not ok then self.log("error", "outbox: filing a round failed: " .. tostring(terr)) end
+  end
+  local ok, terr = store:transaction(filing)
+  if not ok then
+    self:store_down("filing a round", terr)
+    self.unfiled = filing
+  end
   return #claimed
 end
 
 --- The shortest time between two rounds that found work (seconds).
 _M.TICK = 0.004
+
+--- How long another host's claim on an outbox entry stands (seconds): past
+-- it, the entry is taken over and reconciled. Longer than the client's
+-- request timeout (30 s), so a live host always files first.
+_M.VISIBILITY = 60
 
 --- How long after its claim an in-flight entry that Twilio does not list
 -- is taken as never created and queued again: past the client's request
@@ -366,15 +440,14 @@ function Sender:reconcile(now)
   local store = self.store
   now = now or require("telua.core").time()
   if not self.recovered then -- once, at start: what was `sending` belongs to the last run
-    store.outbox:reclaim()
-    self.recovered = true
+    self.recovered = store.outbox:reclaim() ~= nil
   end
   local rows = store.outbox:unreconciled()
   local found, requeued = 0, 0
   for _, id in ipairs(rows or {}) do
     local e = store.outbox:get(id)
-    local p = e.params
-    local list = self.client.messages.list{ to = p.to, limit = 50 }
+    local p = e and e.params
+    local list = p and self.client.messages.list{ to = p.to, limit = 50 }
     local hit
     for _, m in ipairs(list or {}) do
       local created = client_mod.parse_date(m.date_created)
@@ -393,7 +466,8 @@ function Sender:reconcile(now)
       requeued = requeued + 1
     end
   end
-  if #(rows or {}) > 0 then
+  if not rows then return 0, 1 end -- the store cannot be read: again later
+  if #rows > 0 then
     self.log("info", ("outbox: %d in flight at the last stop: %d found at Twilio, %d queued again, %d still unknown")
       :format(#rows, found, requeued, #rows - found - requeued))
   end
@@ -444,8 +518,18 @@ function _M.run(opts)
   local sleep, stopping, store = opts.sleep, opts.stopping, opts.store
   local idle = 0
   local next_reconcile, next_refresh = core.time() + 5, core.time() + 60
+  local next_takeover = core.time() + s.visibility / 4
   while not stopping() do
     local t = core.time()
+    if t >= next_takeover then -- another host's claims past the visibility timeout
+      local n = store.outbox:takeover(s.visibility)
+      if n and n > 0 then
+        s.log("warn", ("outbox: took over %d entries another host claimed and did not file within %gs; "
+                       .. "reconciling them with Twilio"):format(n, s.visibility))
+        pending, next_reconcile = pending + n, t
+      end
+      next_takeover = t + s.visibility / 4
+    end
     if pending > 0 and t >= next_reconcile then
       _, pending = s:reconcile()
       next_reconcile = t + 5
@@ -455,7 +539,9 @@ function _M.run(opts)
       next_refresh = t + 60
     end
     local n = s:step()
-    if n > 0 and n < s.concurrency then
+    if n < 0 then
+      sleep(0.5) -- the store cannot be reached
+    elseif n > 0 and n < s.concurrency then
       -- everything due was taken: rounds at most every TICK, so at a high
       -- rate a round carries several messages (each at most TICK late)
       sleep(_M.TICK)
