@@ -48,3 +48,36 @@ describe("telua.sender pacing", function()
     assert.is_true(math.abs((b - now) - 0.9) < 0.01, ("%.4f"):format(b - now))
   end)
 end)
+
+describe("telua.sender pacing on a shared store (Redis)", function()
+  local srv
+  setup(function() srv = require("spec.helpers.redis").start() end)
+  teardown(function() srv:destroy() end)
+
+  it("two senders on one Redis hand out one schedule: the burst once, then one slot per 1/rate", function()
+    local store_mod = require "telua.store"
+    local core = require "telua.core"
+    local a = sender_mod.new{ store = assert(store_mod.open(srv.url)), client = {}, rates = { long_code = 10 } }
+    local b = sender_mod.new{ store = assert(store_mod.open(srv.url)), client = {}, rates = { long_code = 10 } }
+    assert.is_truthy(a.pacer and b.pacer)
+    local from = "+14155550179"
+    local t0 = core.time()
+    local go, held, later = 0, {}, 0
+    for i = 1, 60 do
+      local s = i % 2 == 1 and a or b -- the hosts take turns
+      local now = core.time()
+      local at, reserved = s:pace(entry(i, from), 1, now)
+      if at == 0 then go = go + 1
+      elseif reserved then held[#held + 1] = at - t0
+      else later = later + 1 end
+    end
+    -- as one sender would (the spec above): 10 at once, 10 slots 0.1 s apart up to a second out
+    assert.are.equal(10, go)
+    assert.are.equal(10, #held)
+    table.sort(held)
+    for k, t in ipairs(held) do assert.is_true(math.abs(t - 0.1 * k) < 0.03, ("slot %d at %.4f"):format(k, t)) end
+    assert.are.equal(40, later)
+    a.store:close()
+    b.store:close()
+  end)
+end)

@@ -360,3 +360,91 @@ describe("the outbox on Redis, many hosts", function()
     s:close()
   end)
 end)
+
+describe("Redis connections: TLS, Unix sockets, passwords, long commands", function()
+  local srv, locked
+  local PASS = "s3cret-spec-pass"
+  setup(function()
+    srv = require("spec.helpers.redis").start{ tls = true }
+    locked = require("spec.helpers.redis").start{ password = PASS }
+  end)
+  teardown(function()
+    srv:destroy()
+    locked:destroy()
+  end)
+
+  it("rediss:// verifies the server's certificate against ?cainfo and works like redis://", function()
+    srv:flush()
+    local s = assert(store_mod.open(srv.tls_url))
+    assert(s:optout_add(US, THEM, "STOP"))
+    local plain = assert(store_mod.open(srv.url)) -- the same server, seen without TLS
+    assert.is_true(plain:is_opted_out(US, THEM))
+    -- the certificate names 127.0.0.1 too (an IP checked as an IP)
+    local by_ip = assert(store_mod.open("rediss://127.0.0.1:" .. srv.tls_port .. "?cainfo=" .. srv.cainfo))
+    assert.is_true(by_ip:is_opted_out(US, THEM))
+    s:close(); plain:close(); by_ip:close()
+  end)
+
+  it("rediss:// refuses a certificate no trusted CA signed, or made out to another name", function()
+    local s, err, code = store_mod.open("rediss://localhost:" .. srv.tls_port) -- the system's CAs
+    assert.is_nil(s)
+    assert.matches("certificate", err)
+    assert.equal("store", code)
+    s, err = store_mod.open("rediss://localhost:" .. srv.tls_port .. "?cainfo=" .. srv.cainfo ..
+                            "&servername=redis.example.com")
+    assert.is_nil(s)
+    assert.matches("certificate", err)
+    -- TLS spoken to the plain port, and plain to the TLS port: an error, not a hang
+    s, err = store_mod.open("rediss://localhost:" .. srv.port .. "?cainfo=" .. srv.cainfo)
+    assert.is_nil(s)
+    assert.matches("^redis: ", err)
+    s, err = store_mod.open("redis://127.0.0.1:" .. srv.tls_port .. "?timeout=0.5")
+    assert.is_nil(s)
+    assert.matches("^redis: ", err)
+  end)
+
+  it("unix:// reaches the server through its socket, ?db=N selects a database", function()
+    srv:flush()
+    local s = assert(store_mod.open("unix://" .. srv.socket .. "?db=3"))
+    assert(s:kv_set("ns", "k", "v", 60))
+    local same = assert(store_mod.open("redis://127.0.0.1:" .. srv.port .. "/3"))
+    local other = assert(store_mod.open("redis://127.0.0.1:" .. srv.port .. "/0"))
+    assert.equal("v", same:kv_get("ns", "k"))
+    assert.is_nil(other:kv_get("ns", "k"))
+    s:close(); same:close(); other:close()
+    local bad, err = store_mod.open("unix://" .. srv.dir .. "/nosuch.sock")
+    assert.is_nil(bad)
+    assert.matches("^redis: ", err)
+  end)
+
+  it("a password (and user) in the URL authenticates; a wrong one is refused without showing it", function()
+    local url = "redis://:" .. PASS .. "@127.0.0.1:" .. locked.port
+    local s = assert(store_mod.open(url))
+    assert(s:optout_add(US, THEM, "STOP"))
+    local as_user = assert(store_mod.open("redis://default:" .. PASS .. "@127.0.0.1:" .. locked.port))
+    assert.is_true(as_user:is_opted_out(US, THEM))
+    assert.equal("redis://***@127.0.0.1:" .. locked.port, s.path) -- what logs and /-/status show
+    s:close(); as_user:close()
+    local none, err = store_mod.open("redis://127.0.0.1:" .. locked.port)
+    assert.is_nil(none)
+    assert.matches("NOAUTH", err)
+    local wrong, werr = store_mod.open("redis://:not-the-" .. PASS .. "@127.0.0.1:" .. locked.port)
+    assert.is_nil(wrong)
+    assert.matches("^redis: ", werr)
+    assert.is_nil(werr:find(PASS, 1, true))
+  end)
+
+  it("a campaign of 1,200 queues in chunks of long commands, and a rerun queues nothing twice", function()
+    srv:flush()
+    local s = assert(store_mod.open(srv.url))
+    local list = {}
+    for i = 1, 1200 do
+      list[i] = { { to = "+1415556" .. (1000 + i), from = US, body = "hello " .. i },
+                  { campaign = "big", dedupe = "big:" .. i } }
+    end
+    assert.equal(1200, s.outbox:enqueue_many(list))
+    assert.equal(0, s.outbox:enqueue_many(list))
+    assert.equal(1200, s.outbox:progress("big").queued)
+    s:close()
+  end)
+end)
