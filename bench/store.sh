@@ -32,6 +32,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonl
 trap 'kill $SB $HOST 2>/dev/null; kill $(cat "$TMP/redis.pid") 2>/dev/null; sleep 0.3; rm -rf "$TMP"' EXIT INT TERM
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS=redis://127.0.0.1:$RPORT
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
 reads() { redis-cli -p "$RPORT" info stats | sed -n 's/^total_reads_processed:\([0-9]*\).*/\1/p'; }
 
 BODY='MessageSid=SM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B14155550199&To=%2B14155550100&Body=Hello+there%2C+is+my+order+1234+on+its+way%3F&NumMedia=0&NumSegments=1&SmsStatus=received'
@@ -63,24 +64,31 @@ webhook "redis:// (loopback)" "$REDIS/1" redis
 awk -v a="$RPS_redis" -v b="$RPS_sqlite" 'BEGIN { printf "   redis / sqlite: %.2fx\n", a / b }'
 
 echo "2. the outbox: $N messages through one host (2 workers, pacing off, 32 in flight)"
-start_sandbox --mps 1000000 --delivery-ms 100
 outbox() { # name store tag area
+  # a sandbox of its own for each run: its lists grow with what it got
+  [ -n "$SB" ] && { kill $SB; wait $SB 2>/dev/null || true; }
+  start_sandbox --mps 1000000 --delivery-ms 100
   awk -v c="$N" -v a="$4" 'BEGIN { print "phone,name,order"; for (i = 0; i < c; i++) printf "+1%s%07d,N%d,%d\n", a, 5500000 + i, i, i }' > "$TMP/n.csv"
-  TELUA_TWILIO_BASE_URL=$SBURL "$BUILD/telua" serve --rules rules --listen 127.0.0.1:0 \
-    --public-url http://127.0.0.1:9 --store "$2" --workers 2 --send-rates long_code=0,account=0 \
+  # the public URL is the host's own: the sandbox signs its status callbacks for the URL it posts to
+  hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  TELUA_TWILIO_BASE_URL=$SBURL "$BUILD/telua" serve --rules rules --listen 127.0.0.1:$hport \
+    --public-url http://127.0.0.1:$hport --store "$2" --workers 2 --send-rates long_code=0,account=0 \
     --send-concurrency 32 > "$TMP/h.out" 2>"$TMP/h.log" &
   HOST=$!
   wait_port "$TMP/h.out"
-  hport=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$TMP/h.out")
   r0=$(reads)
+  h0=$(cpu $HOST); s0=$(cpu $SB); q0=$(cpu "$(cat "$TMP/redis.pid")")
   "$BUILD/telua" campaign --csv "$TMP/n.csv" --template order_shipped --from +15005550006 --store "$2" \
     --templates rules/templates --name "bench-$3" --status-callback "http://127.0.0.1:$hport/status/messages" \
     --no-wait > "$TMP/c.out" 2>&1
   LUA_PATH="lua/?.lua;;" LUA_CPATH="$BUILD/lua5.4/?.so;;" lua5.4 bench/store_outbox.lua "$SBURL" "$N" "$2" "bench-$3" "+1$4" \
     > "$TMP/o.txt"
   r1=$(reads)
+  h1=$(cpu $HOST); s1=$(cpu $SB); q1=$(cpu "$(cat "$TMP/redis.pid")")
   polls=$(sed -n 's/^polls \([0-9]*\)/\1/p' "$TMP/o.txt")
   sed -n 's/^row //p' "$TMP/o.txt" | while read -r line; do printf '   %-24s %s\n' "$1" "$line"; done
+  awk -v h=$((h1 - h0)) -v s=$((s1 - s0)) -v q=$((q1 - q0)) -v n="$N" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    printf "   %-24s CPU per message: host %.0f us, sandbox %.0f us, redis-server %.0f us\n", "", h / hz / n * 1e6, s / hz / n * 1e6, q / hz / n * 1e6 }'
   if [ "$3" = redis ]; then
     # less this script's own probes: two INFO, the polls of bench/store_outbox.lua
     awk -v a="$r0" -v b="$r1" -v p="$polls" -v n="$N" 'BEGIN { printf "   Redis round trips per message (enqueue to final status): %.2f\n", (b - a - 2 - p) / n }'

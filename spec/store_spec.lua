@@ -343,6 +343,50 @@ describe("the outbox on Redis, many hosts", function()
     b:close()
   end)
 
+  it("a transaction's writes go in one round trip; a failed one is filed again whole", function()
+    srv:flush()
+    local s = assert(store_mod.open(srv.url))
+    local ids = {}
+    for i = 1, 10 do ids[i] = assert(s.outbox:enqueue({ to = "+1415555050" .. (i - 1), from = US, body = "x" })) end
+    assert.are.equal(10, #assert(s.outbox:claim(10, core.time())))
+    local c = srv:connect()
+    local function reads()
+      return tonumber(assert(c:call("INFO", "stats")):match("total_reads_processed:(%d+)"))
+    end
+    local function filing()
+      for i, id in ipairs(ids) do
+        local sid = "SM" .. ("%032d"):format(i)
+        assert.is_true(s.outbox:complete(id, sid))
+        assert.is_true(s:message_status(sid, "queued", { to = "+1415555050" .. (i - 1), from = US }))
+      end
+      return true
+    end
+    local r0 = reads()
+    assert.is_true(s:transaction(filing))
+    -- the 20 writes in one pipeline: one read event on the server (and one for this INFO)
+    assert.is_true(reads() - r0 <= 3, ("%d read events"):format(reads() - r0))
+    assert.are.same({ sent = 10 }, s.outbox:counts())
+    assert.equal("queued", s:message_get("SM" .. ("%032d"):format(1)).status)
+    -- Redis gone while filing: nil, err; filed again when it is back, nothing counted twice
+    srv:stop()
+    local ok, err = s:transaction(filing)
+    assert.is_nil(ok)
+    assert.matches("^redis: ", err)
+    srv:start_again()
+    c = srv:connect()
+    assert.is_true(s:transaction(filing))
+    assert.are.same({ sent = 10 }, s.outbox:counts())
+    -- a script the server forgot (SCRIPT FLUSH) is loaded again, and the writes still land
+    assert(c:call("SCRIPT", "FLUSH"))
+    assert.is_true(s:transaction(function()
+      assert.is_true(s:message_status("SM" .. ("%032d"):format(2), "delivered"))
+      return true
+    end))
+    assert.equal("delivered", s:message_get("SM" .. ("%032d"):format(2)).status)
+    c:close()
+    s:close()
+  end)
+
   it("a Redis that went away: calls return nil, message, code; the next call after it is back works", function()
     srv:flush()
     local s = assert(store_mod.open(srv.url))
@@ -446,5 +490,73 @@ describe("Redis connections: TLS, Unix sockets, passwords, long commands", funct
     assert.equal(0, s.outbox:enqueue_many(list))
     assert.equal(1200, s.outbox:progress("big").queued)
     s:close()
+  end)
+end)
+
+describe("the process's opt-out view on Redis (client-side caching)", function()
+  local srv
+  setup(function() srv = require("spec.helpers.redis").start{ appendonly = true } end)
+  teardown(function() srv:destroy() end)
+
+  local function exists_calls()
+    local c = srv:connect()
+    local info = assert(c:call("INFO", "commandstats"))
+    c:close()
+    return tonumber(info:match("cmdstat_exists:calls=(%d+)")) or 0
+  end
+  local function until_true(fn)
+    for _ = 1, 100 do
+      if fn() then return true end
+      core.sleep(0.01)
+    end
+    return false
+  end
+
+  it("answers repeated lookups without Redis, and sees another host's STOP and START within milliseconds", function()
+    srv:flush()
+    local a = assert(store_mod.open(srv.url, { optout_view = true })) -- this host
+    local b = assert(store_mod.open(srv.url))                         -- another host
+    assert.is_true(until_true(function() return a.view:live() end))
+    assert.is_false(a:is_opted_out(US, THEM))
+    local before = exists_calls()
+    for _ = 1, 100 do assert.is_false(a:is_opted_out(US, THEM)) end
+    assert.equal(before, exists_calls())
+    -- the other host's STOP reaches this one by the invalidation message
+    assert(b:optout_add(US, THEM, "STOP"))
+    assert.is_true(until_true(function() return a:is_opted_out(US, THEM) end))
+    -- this host's own START is seen by its next lookup, at once
+    assert(a:optout_remove(US, THEM))
+    assert.is_false(a:is_opted_out(US, THEM))
+    -- a write from outside telua (redis-cli, a script) is seen too, and FLUSHALL empties the view
+    local c = srv:connect()
+    assert(c:call("HSET", "telua:opt:" .. THEM, US, "STOP\t0\t"))
+    assert.is_true(until_true(function() return a:is_opted_out(US, THEM) end))
+    assert(c:call("FLUSHALL"))
+    c:close()
+    assert.is_true(until_true(function() return a:is_opted_out(US, THEM) == false end))
+    a:close(); b:close()
+  end)
+
+  it("while its subscription is down every lookup goes to Redis; after a restart it answers again", function()
+    srv:flush()
+    local a = assert(store_mod.open(srv.url, { optout_view = true }))
+    assert.is_true(until_true(function() return a.view:live() end))
+    assert.is_false(a:is_opted_out(US, THEM))
+    srv:stop()
+    assert.is_true(until_true(function() return not a.view:live() end))
+    local v, err = a:is_opted_out(US, THEM)
+    assert.is_nil(v) -- not the stale false: Redis cannot say
+    assert.matches("^redis: ", err)
+    srv:start_again()
+    local b = assert(store_mod.open(srv.url))
+    assert(b:optout_add(US, THEM, "STOP")) -- written before the view is back, too
+    assert.is_true(a:is_opted_out(US, THEM))
+    for _ = 1, 300 do
+      if a.view:live() then break end
+      core.sleep(0.02)
+    end
+    assert.is_true(a.view:live())
+    assert.is_true(a:is_opted_out(US, THEM))
+    a:close(); b:close()
   end)
 end)

@@ -181,7 +181,10 @@ end
 --   `rediss://...` (TLS), `unix:///path/to/redis.sock[?db=N]` (see
 --   `telua.store.redis`)
 -- @tparam[opt] table opts Redis only: `connect = false` opens without
---   reaching the server (it is reached at the first call)
+--   reaching the server (it is reached at the first call);
+--   `optout_view = true` answers opt-out lookups in the account scope from
+--   the process's view of the opt-out keys, kept exact by Redis's
+--   invalidation messages (client-side caching; `telua.store.redis`)
 -- @return a store, or `nil, message, "store"` (cannot open, or a database
 --   of a newer schema version than this code knows)
 -- @raise when spec is not a string

@@ -24,12 +24,14 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,6 +699,365 @@ static int l_sha1_hex(lua_State *L)
     return 1;
 }
 
+/* ---- a view of a key prefix kept by Redis (client-side caching)
+ *
+ * A process-wide table of which keys under a prefix exist, for reads
+ * that every webhook makes (is there an opt-out for this recipient?).
+ * It is kept exact by Redis's own invalidation messages, as its
+ * client-side caching describes (https://redis.io/docs/manual/client-side-caching/):
+ * a thread subscribes to __redis__:invalidate on one connection and, on a
+ * second, turns on CLIENT TRACKING in broadcasting mode for the prefix
+ * with its messages redirected to the first; every write of a key under
+ * the prefix, by any client of that server, then names the key on the
+ * first connection, and the key is dropped from the table. A fill is kept
+ * only when no invalidation came between the read and the fill (the
+ * epoch); while the subscription is not live (connecting, lost, Redis
+ * down) the table is empty and every lookup goes to Redis. One view per
+ * server and prefix, for the life of the process. */
+
+#define VIEW_BUCKETS 16384
+#define VIEW_MAX 200000
+
+typedef struct ventry {
+    struct ventry *next;
+    unsigned char exists;
+    char key[];
+} ventry;
+
+typedef struct view {
+    struct view *next;           /* the process's views */
+    char *id;                    /* the store's spec and the prefix */
+    char *prefix;
+    tl_redis_opts o;
+    pthread_mutex_t mu;
+    int live;                    /* guarded by mu */
+    unsigned long long epoch;    /* guarded by mu: moves at every invalidation */
+    size_t count;
+    ventry *b[VIEW_BUCKETS];
+} view;
+
+static pthread_mutex_t views_mu = PTHREAD_MUTEX_INITIALIZER;
+static view *views;
+
+static unsigned view_hash(const char *k, size_t len)
+{
+    unsigned h = 2166136261u;
+    size_t i;
+    for (i = 0; i < len; i++) h = (h ^ (unsigned char)k[i]) * 16777619u;
+    return h % VIEW_BUCKETS;
+}
+
+static void view_clear(view *v) /* mu held */
+{
+    size_t i;
+    for (i = 0; i < VIEW_BUCKETS; i++) {
+        ventry *e = v->b[i], *n;
+        for (; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+        v->b[i] = NULL;
+    }
+    v->count = 0;
+    v->epoch++;
+}
+
+static void view_drop(view *v, const char *k, size_t len) /* mu held */
+{
+    ventry **pp = &v->b[view_hash(k, len)];
+    v->epoch++;
+    while (*pp) {
+        ventry *e = *pp;
+        if (strlen(e->key) == len && memcmp(e->key, k, len) == 0) {
+            *pp = e->next;
+            free(e);
+            v->count--;
+            return;
+        }
+        pp = &e->next;
+    }
+}
+
+/* One command on r, its one reply (to free) or NULL. */
+static redisReply *view_cmd(tl_redis *r, int argc, const char **argv)
+{
+    char *cmd = NULL, err[256];
+    const char *code;
+    redisReply *rep = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    if (len < 0) return NULL;
+    if (tl_redis_exchange(r, cmd, (size_t)len, 1, &rep, err, sizeof err, &code) != 0) rep = NULL;
+    free(cmd);
+    return rep;
+}
+
+static void view_set_live(view *v, int live)
+{
+    pthread_mutex_lock(&v->mu);
+    if (v->live != live || !live) view_clear(v);
+    v->live = live;
+    pthread_mutex_unlock(&v->mu);
+}
+
+/* Subscribes and turns tracking on: 0 when live. */
+static int view_subscribe(view *v, tl_redis *sub, tl_redis *ctl)
+{
+    char id[32];
+    const char *a_id[2] = { "CLIENT", "ID" };
+    const char *a_sub[2] = { "SUBSCRIBE", "__redis__:invalidate" };
+    const char *a_tr[8] = { "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", v->prefix };
+    redisReply *rep = view_cmd(sub, 2, a_id);
+    int ok;
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        if (rep) freeReplyObject(rep);
+        return -1;
+    }
+    snprintf(id, sizeof id, "%lld", rep->integer);
+    freeReplyObject(rep);
+    rep = view_cmd(sub, 2, a_sub);
+    ok = rep && rep->type == REDIS_REPLY_ARRAY;
+    if (rep) freeReplyObject(rep);
+    if (!ok) return -1;
+    rep = view_cmd(ctl, 8, a_tr);
+    ok = rep && rep->type == REDIS_REPLY_STATUS;
+    if (rep) freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+/* An invalidation message: ["message", "__redis__:invalidate", [keys] or nil]. */
+static void view_apply(view *v, redisReply *m)
+{
+    redisReply *keys;
+    size_t i;
+    if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || m->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(m->element[0]->str, "message") != 0)
+        return;
+    keys = m->element[2];
+    pthread_mutex_lock(&v->mu);
+    if (keys->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < keys->elements; i++)
+            if (keys->element[i]->type == REDIS_REPLY_STRING) view_drop(v, keys->element[i]->str, keys->element[i]->len);
+    } else {
+        view_clear(v); /* nil: FLUSHALL / FLUSHDB, everything goes */
+    }
+    pthread_mutex_unlock(&v->mu);
+}
+
+static void *view_main(void *arg)
+{
+    view *v = arg;
+    tl_redis *sub = tl_redis_new(&v->o), *ctl = tl_redis_new(&v->o);
+    const char *ping[1] = { "PING" };
+    useconds_t backoff;
+    if (!sub || !ctl) {
+        tl_redis_free(sub);
+        tl_redis_free(ctl);
+        return NULL;
+    }
+    backoff = 100000;
+    for (;;) {
+        if (view_subscribe(v, sub, ctl) != 0) { /* down, or not allowed (ACL): lookups go to Redis meanwhile */
+            drop(sub);
+            drop(ctl);
+            usleep(backoff);
+            if (backoff < 5000000) backoff *= 2;
+            continue;
+        }
+        backoff = 100000;
+        view_set_live(v, 1);
+        for (;;) { /* messages until the connection is lost */
+            redisReply *m = NULL;
+            struct pollfd p;
+            int k;
+            if (redisReaderGetReply(sub->reader, (void **)&m) != REDIS_OK) break;
+            if (m) {
+                view_apply(v, m);
+                freeReplyObject(m);
+                continue;
+            }
+            if (!(sub->ssl && SSL_pending(sub->ssl) > 0)) {
+                p.fd = sub->fd;
+                p.events = POLLIN;
+                p.revents = 0;
+                k = poll(&p, 1, 1000);
+                if (k < 0 && errno == EINTR) continue;
+                if (k == 0) { /* quiet for a second: is the tracking connection still there? */
+                    redisReply *r = view_cmd(ctl, 1, ping);
+                    int ok = r && r->type == REDIS_REPLY_STATUS;
+                    if (r) freeReplyObject(r);
+                    if (!ok) break;
+                    continue;
+                }
+            }
+            {
+                char buf[16384];
+                ssize_t n = io_read(sub, buf, sizeof buf);
+                if (n <= 0) break;
+                redisReaderFeed(sub->reader, buf, (size_t)n);
+            }
+        }
+        view_set_live(v, 0);
+        drop(sub);
+        drop(ctl);
+        usleep(100000);
+    }
+    return NULL;
+}
+
+/* The view of (spec, prefix), made and started at its first use. */
+static view *view_get(const char *spec, const char *prefix, const tl_redis_opts *o)
+{
+    view *v;
+    size_t n = strlen(spec) + strlen(prefix) + 2;
+    char *id = malloc(n);
+    pthread_t t;
+    pthread_attr_t at;
+    if (!id) return NULL;
+    snprintf(id, n, "%s\n%s", spec, prefix);
+    pthread_mutex_lock(&views_mu);
+    for (v = views; v; v = v->next)
+        if (strcmp(v->id, id) == 0) break;
+    if (v) {
+        pthread_mutex_unlock(&views_mu);
+        free(id);
+        return v;
+    }
+    v = calloc(1, sizeof *v);
+    if (!v || !(v->prefix = strdup(prefix)) || tl_redis_opts_copy(&v->o, o) != 0) {
+        if (v) free(v->prefix);
+        free(v);
+        free(id);
+        pthread_mutex_unlock(&views_mu);
+        return NULL;
+    }
+    if (!views) { /* the thread outlives any lua_close: the code it runs must stay mapped (no dlclose) */
+        Dl_info dli;
+        if (dladdr((void *)view_main, &dli) && dli.dli_fname) dlopen(dli.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+    }
+    v->id = id;
+    v->o.timeout = 1.0;
+    pthread_mutex_init(&v->mu, NULL);
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, view_main, v) != 0) {
+        pthread_attr_destroy(&at);
+        tl_redis_opts_free(&v->o);
+        free(v->prefix);
+        free(v->id);
+        free(v);
+        pthread_mutex_unlock(&views_mu);
+        return NULL;
+    }
+    pthread_attr_destroy(&at);
+    v->next = views;
+    views = v;
+    pthread_mutex_unlock(&views_mu);
+    return v;
+}
+
+#define VIEW_MT "telua.RedisView"
+
+/* core.redis_view(spec, prefix, opts): the process's view of the keys
+ * under prefix on that server (see above), made at its first use. */
+static int l_view(lua_State *L)
+{
+    const char *spec = luaL_checkstring(L, 1), *prefix = luaL_checkstring(L, 2);
+    tl_redis_opts o;
+    view *v;
+    view **ud;
+    tl_redis_opts_read(L, 3, &o);
+    v = view_get(spec, prefix, &o);
+    tl_redis_opts_free(&o);
+    if (!v) return luaL_error(L, "redis: cannot start the view of %s", prefix);
+    ud = lua_newuserdata(L, sizeof *ud);
+    *ud = v;
+    luaL_setmetatable(L, VIEW_MT);
+    return 1;
+}
+
+/* view:get(key): true/false when the view knows whether key exists; else
+ * nil and the epoch to hand to put. */
+static int l_view_get(lua_State *L)
+{
+    view *v = *(view **)luaL_checkudata(L, 1, VIEW_MT);
+    size_t len;
+    const char *k = luaL_checklstring(L, 2, &len);
+    ventry *e;
+    int found = -1;
+    unsigned long long epoch;
+    pthread_mutex_lock(&v->mu);
+    epoch = v->epoch;
+    if (v->live)
+        for (e = v->b[view_hash(k, len)]; e; e = e->next)
+            if (strlen(e->key) == len && memcmp(e->key, k, len) == 0) {
+                found = e->exists;
+                break;
+            }
+    pthread_mutex_unlock(&v->mu);
+    if (found >= 0) {
+        lua_pushboolean(L, found);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushnumber(L, (lua_Number)epoch);
+    return 2;
+}
+
+/* view:put(key, exists, epoch): keeps what a read found, unless the view
+ * moved since get gave the epoch (an invalidation came between). */
+static int l_view_put(lua_State *L)
+{
+    view *v = *(view **)luaL_checkudata(L, 1, VIEW_MT);
+    size_t len;
+    const char *k = luaL_checklstring(L, 2, &len);
+    int exists = lua_toboolean(L, 3);
+    unsigned long long epoch = (unsigned long long)luaL_checknumber(L, 4);
+    ventry *e;
+    unsigned h = view_hash(k, len);
+    int kept = 0;
+    pthread_mutex_lock(&v->mu);
+    if (v->live && v->epoch == epoch) {
+        if (v->count >= VIEW_MAX) view_clear(v); /* full: start again (the epoch moves, this fill goes too) */
+        else if ((e = malloc(sizeof *e + len + 1)) != NULL) {
+            memcpy(e->key, k, len);
+            e->key[len] = 0;
+            e->exists = (unsigned char)exists;
+            e->next = v->b[h];
+            v->b[h] = e;
+            v->count++;
+            kept = 1;
+        }
+    }
+    pthread_mutex_unlock(&v->mu);
+    lua_pushboolean(L, kept);
+    return 1;
+}
+
+/* view:drop(key): forgets key now (this process wrote it: its own later
+ * reads must not wait for the invalidation message). */
+static int l_view_drop(lua_State *L)
+{
+    view *v = *(view **)luaL_checkudata(L, 1, VIEW_MT);
+    size_t len;
+    const char *k = luaL_checklstring(L, 2, &len);
+    pthread_mutex_lock(&v->mu);
+    view_drop(v, k, len);
+    pthread_mutex_unlock(&v->mu);
+    return 0;
+}
+
+/* view:live(): whether the subscription is up (the view answers). */
+static int l_view_live(lua_State *L)
+{
+    view *v = *(view **)luaL_checkudata(L, 1, VIEW_MT);
+    int live;
+    pthread_mutex_lock(&v->mu);
+    live = v->live;
+    pthread_mutex_unlock(&v->mu);
+    lua_pushboolean(L, live);
+    return 1;
+}
+
 void tl_open_redis(lua_State *L)
 {
     if (luaL_newmetatable(L, REDIS_MT)) {
@@ -714,6 +1075,21 @@ void tl_open_redis(lua_State *L)
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
+    if (luaL_newmetatable(L, VIEW_MT)) {
+        lua_newtable(L);
+        lua_pushcfunction(L, l_view_get);
+        lua_setfield(L, -2, "get");
+        lua_pushcfunction(L, l_view_put);
+        lua_setfield(L, -2, "put");
+        lua_pushcfunction(L, l_view_drop);
+        lua_setfield(L, -2, "drop");
+        lua_pushcfunction(L, l_view_live);
+        lua_setfield(L, -2, "live");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_view);
+    lua_setfield(L, -2, "redis_view");
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "redis_connect");
     lua_pushcfunction(L, l_sha1_hex);

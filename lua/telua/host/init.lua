@@ -17,7 +17,7 @@ local _M = { _VERSION = "0.1.0" }
 --- Loads the rules and returns the request handler.
 -- @tparam string dir the rules folder
 -- @tparam table files rules file names, sorted
--- @tparam string store_spec `sqlite:FILE` or `memory`
+-- @tparam string store_spec `sqlite:FILE`, `memory` or a Redis URL
 -- @tparam function log function(level, message)
 -- @tparam[opt] table opts `unsafe = true`: the rules get the whole standard
 --   library instead of the sandbox (`telua.rules`); `modules`: names of the
@@ -26,8 +26,9 @@ local _M = { _VERSION = "0.1.0" }
 -- @return function(req, ctx) -> response table, or `nil, {file, line, message}`
 function _M.load(dir, files, store_spec, log, opts)
   opts = opts or {}
-  -- (Redis: reached at the first call, so a generation loads while it is down)
-  local store, err = store_mod.open(store_spec, { connect = false })
+  -- (Redis: reached at the first call, so a generation loads while it is down;
+  -- the opt-out lookups of every webhook answered by the process's view)
+  local store, err = store_mod.open(store_spec, { connect = false, optout_view = true })
   if not store then return nil, { file = store_spec, message = err } end
   local router, lerr = rules.load(dir, files, { store = store, log = log, sandbox = not opts.unsafe,
                                                 modules = opts.modules, on_event = opts.on_event })
@@ -49,7 +50,7 @@ function _M.sender(o)
   local core = require "telua.core"
   local sender = require "telua.host.sender"
   local log = debug.getregistry()["telua.host_log"]
-  local store = assert(store_mod.open(o.store, { connect = false }))
+  local store = assert(store_mod.open(o.store, { connect = false, optout_view = true }))
   if store.backend == "redis" then
     local ok, err = store:setup()
     if ok then log("info", ("sender: outbox on %s as consumer %s"):format(store.path, o.consumer))
@@ -75,7 +76,7 @@ end
 function _M.api(o)
   local router = require "telua.router"
   local log = debug.getregistry()["telua.host_log"]
-  local store = assert(store_mod.open(o.store, { connect = false }))
+  local store = assert(store_mod.open(o.store, { connect = false, optout_view = true }))
   return function(params)
     return router.queue(store, params, { region = o.region, log = log, where = "telua_send" })
   end

@@ -8,6 +8,13 @@
 -- (default `telua:`: every key starts with it, so one Redis can hold
 -- several telua deployments), `timeout` (seconds per exchange, default 1).
 --
+-- Opened with `{ optout_view = true }` (as the host does), opt-out lookups
+-- in the account scope are answered from the process's view of the
+-- opt-out keys when it knows them: `core.redis_view`, kept exact by
+-- Redis's invalidation messages (client-side caching in broadcasting
+-- mode on `<prefix>opt:`), emptied while its subscription is down, and
+-- told at once of this process's own writes.
+--
 -- Every step that reads and then writes is one Redis script (atomic on
 -- the server): an opt-out in the service scope, a status that only moves
 -- forward, a counter's hit-and-check, a GCRA decision over several
@@ -207,6 +214,7 @@ function _M.open(spec, opts)
   local self = setmetatable({ spec = spec, opts = o, prefix = prefix, path = _M.redact(spec), backend = "redis" },
                             Store)
   self.outbox = setmetatable({ store = self, prefix = prefix }, Outbox)
+  if opts and opts.optout_view then self.view = core.redis_view(spec, prefix .. "opt:", o) end
   if not opts or opts.connect ~= false then
     local ok, err = self:setup()
     if not ok then
@@ -232,19 +240,73 @@ function Store:setup()
   return true
 end
 
---- Runs fn; on Redis every call is atomic on its own, so this groups
--- nothing, but a call inside fn that fails ends fn, and the failure is
--- returned (the sender then files the round again).
--- @return what fn returned | nil, message, code
+--- Runs fn with its writes sent together: every outbox transition,
+-- message status and opt-out fn makes is queued and answers `true` at
+-- once, and when fn returns they go to Redis in one pipeline (one round
+-- trip for a round of the sender's answers, as one commit on SQLite).
+-- Each write is atomic on its own (a script), not the group: a failure
+-- part-way leaves the writes before it done, and every one of them is
+-- idempotent (a transition to the state an entry is in, a status that
+-- moves only forward), so the caller files the whole group again. Reads
+-- inside fn go at once and do not see fn's writes.
+-- @return what fn returned | nil, message, code (a call inside fn failed,
+--   or a queued write did)
 function Store:transaction(fn)
   if self.in_tx then return fn() end
-  self.in_tx = true
+  self.in_tx, self.tx_writes = true, {}
   local res = pack(pcall(fn))
-  self.in_tx = false
-  if res[1] then return unpack(res, 2, res.n) end
-  local e = res[2]
-  if type(e) == "table" and e[1] == TX_FAIL then return nil, e[2], e[3] end
-  error(e, 0)
+  local writes = self.tx_writes
+  self.in_tx, self.tx_writes = false, nil
+  if not res[1] then
+    local e = res[2]
+    if type(e) == "table" and e[1] == TX_FAIL then return nil, e[2], e[3] end
+    error(e, 0)
+  end
+  if #writes > 0 then
+    local ok, err, code = self:flush_writes(writes)
+    if not ok then return nil, err, code end
+  end
+  return unpack(res, 2, res.n)
+end
+
+-- Runs the queued writes (EVALSHA commands) in one pipeline; those the
+-- server did not know the script of (NOSCRIPT: it ran none of them) again
+-- after loading their scripts.
+function Store:flush_writes(writes)
+  local cmds, names = {}, {}
+  for i, w in ipairs(writes) do cmds[i], names[i] = w[2], w[1] end
+  local res, err, code = self:exec(cmds)
+  if not res then return nil, err, code end
+  local again, load, loaded = {}, {}, {}
+  for i, r in ipairs(res) do
+    if type(r) == "table" and type(r.err) == "string" then
+      if not r.err:find("^NOSCRIPT") then return nil, "redis: " .. r.err, "redis" end
+      again[#again + 1] = cmds[i]
+      if not loaded[names[i]] then
+        loaded[names[i]] = true
+        load[#load + 1] = { "SCRIPT", "LOAD", SCRIPTS[names[i]].text }
+      end
+    end
+  end
+  if #again == 0 then return true end
+  for _, c in ipairs(again) do load[#load + 1] = c end
+  res, err, code = self:exec(load)
+  if not res then return nil, err, code end
+  for _, r in ipairs(res) do
+    if type(r) == "table" and type(r.err) == "string" then return nil, "redis: " .. r.err, "redis" end
+  end
+  return true
+end
+
+-- A write whose reply its caller needs only as success: inside
+-- Store:transaction it is queued (and answers true), else it runs now.
+function Store:write(name, args)
+  local q = self.tx_writes
+  if not q then return self:script(name, args) end
+  local cmd = { "EVALSHA", SCRIPTS[name].sha, 0, self.prefix }
+  for i = 1, #args do cmd[#cmd + 1] = args[i] end
+  q[#q + 1] = { name, cmd }
+  return true
 end
 
 --- Redis's durability is the server's (`appendonly yes`, `appendfsync`): nothing to do here.
@@ -315,7 +377,8 @@ function Store:optout_add(sender, recipient, keyword, opts)
   check_number(recipient, "recipient")
   local service = opts and opts.service
   if service == sender then service = nil end
-  local r, err, code = self:script("optout_add", { recipient, sender, keyword or "STOP", os.time(), s(service) })
+  local r, err, code = self:write("optout_add", { recipient, sender, keyword or "STOP", os.time(), s(service) })
+  if self.view then self.view:drop(self.prefix .. "opt:" .. recipient) end -- this process's next read sees it
   if not r then return nil, err, code end
   return true
 end
@@ -336,6 +399,7 @@ function Store:optout_remove(sender, recipient, opts)
   if scope == "account" then r, err, code = self:cmd("DEL", self.prefix .. "opt:" .. recipient)
   elseif scope == "number" then r, err, code = self:cmd("HDEL", self.prefix .. "opt:" .. recipient, sender)
   else r, err, code = self:script("optout_match", { recipient, "remove", sender, service_args(opts, sender) }) end
+  if self.view then self.view:drop(self.prefix .. "opt:" .. recipient) end
   if not r then return nil, err, code end
   return true
 end
@@ -346,7 +410,17 @@ function Store:is_opted_out(sender, recipient, opts)
   check_number(recipient, "recipient")
   local scope = scope_of(opts)
   local r, err, code
-  if scope == "account" then r, err, code = self:cmd("EXISTS", self.prefix .. "opt:" .. recipient)
+  if scope == "account" then
+    -- the process's view of the opt-out keys answers when it knows (kept by Redis's invalidations)
+    local key, view = self.prefix .. "opt:" .. recipient, self.view
+    if view then
+      local known, epoch = view:get(key)
+      if known ~= nil then return known end
+      r, err, code = self:cmd("EXISTS", key)
+      if r then view:put(key, r == 1, epoch) end
+    else
+      r, err, code = self:cmd("EXISTS", key)
+    end
   elseif scope == "number" then r, err, code = self:cmd("HEXISTS", self.prefix .. "opt:" .. recipient, sender)
   else r, err, code = self:script("optout_match", { recipient, "check", sender, service_args(opts, sender) }) end
   if not r then return nil, err, code end
@@ -466,9 +540,10 @@ function Store:message_status(sid, status, fields)
   local rank = store_mod.STATUS_RANK[status]
   if not rank then error("unknown message status '" .. tostring(status) .. "'", 2) end
   fields = fields or {}
-  local r, err, code = self:script("message_status", {
+  local r, err, code = self:write("message_status", {
     sid, status, rank, s(fields.to), s(fields.from), s(fields.error_code), s(fields.segments), os.time() })
   if not r then return nil, err, code end
+  if r == true then return true end -- queued in a transaction
   return r[1] == 1, r[2]
 end
 
@@ -781,11 +856,11 @@ return 1
 
 function Outbox:set(id, state, f)
   f = f or {}
-  local r, err, code = self.store:script("ob_set", {
+  local r, err, code = self.store:write("ob_set", {
     id, state, ("%.6f"):format(f.now or core.time()), s(f.sid), s(f.error_code), s(f.error),
     f.not_before and ("%.6f"):format(f.not_before) or "", s(f.reserved), f.attempts or 0, IN_FLIGHT_AT_STOP })
   if not r then return nil, err, code end
-  return r == 1
+  return r == true or r == 1
 end
 
 function Outbox:complete(id, sid, note) return self:set(id, "sent", { sid = sid, error = note }) end
