@@ -388,6 +388,13 @@ int tl_redis_exchange(tl_redis *r, const char *buf, size_t len, int n, redisRepl
                       const char **code)
 {
     int tries;
+    if (r->fd >= 0) { /* a kept connection has nothing to read: if it has, the server closed it (a restart) */
+        struct pollfd p;
+        p.fd = r->fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        if (poll(&p, 1, 0) != 0 && !(r->ssl && SSL_pending(r->ssl) > 0)) drop(r);
+    }
     for (tries = 0; tries < 2; tries++) {
         int fresh = r->fd < 0;
         if (ensure_open(r, err, errlen, code) != 0) return -1;
