@@ -42,6 +42,16 @@ function _M.wait_for(fn, seconds)
 end
 
 --- Writes by rename, as editors save (the watcher must see it).
+--- The messages `telua sandbox` on port got, to numbers starting with prefix.
+function _M.received(port, prefix)
+  local all = cjson.decode(h.sh("curl -s http://127.0.0.1:" .. port .. "/-/sandbox/messages")).messages
+  local out = {}
+  for _, m in ipairs(all) do
+    if m.to:sub(1, #prefix) == prefix then out[#out + 1] = m end
+  end
+  return out
+end
+
 --- The most messages any one-second window of receive times holds.
 -- A window is one emission interval (1/rate s) short of a second, as slack
 -- for one request's network delay on a loaded machine: the sender paces

@@ -60,14 +60,7 @@ describe("two hosts on one Redis", function()
               "/rules/templates --status-callback " .. base .. "/status/messages " .. args .. " 2>&1; echo rc=$?")
   end
 
-  local function received(prefix)
-    local all = cjson.decode(sh("curl -s http://127.0.0.1:" .. sandbox.port .. "/-/sandbox/messages")).messages
-    local out = {}
-    for _, m in ipairs(all) do
-      if m.to:sub(1, #prefix) == prefix then out[#out + 1] = m end
-    end
-    return out
-  end
+  local function received(prefix) return H.received(sandbox.port, prefix) end
 
   local function inbound(base, from, body)
     return sh(ENV .. BUILD .. "/telua sandbox inbound --to " .. base .. "/sms/incoming --from " .. q(from) ..
