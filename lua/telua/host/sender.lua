@@ -319,9 +319,6 @@ function Sender:file(entry, msg, err, now)
   self:emit("status", { outbox_id = entry.id, from = from, to = p.to, status = "failed", error_code = code })
 end
 
---- One round: claim what is due, send it, file the answers.
--- @tparam[opt] number now epoch seconds
--- @treturn number how many were sent or filed this round
 -- The store failed (logged once until it works again).
 function Sender:store_down(what, err)
   if not self.down then
@@ -330,11 +327,16 @@ function Sender:store_down(what, err)
   self.down = true
 end
 
+-- The store answers (logged when it had failed).
 function Sender:store_up()
   if self.down then self.log("info", "outbox: the store answers again; sending") end
   self.down = false
 end
 
+--- One round: claim what is due, send it, file the answers.
+-- @tparam[opt] number now epoch seconds
+-- @treturn number how many were sent or filed this round, or -1 when the
+--   store could not be reached (the caller waits before the next round)
 function Sender:step(now)
   now = now or core.time()
   local store = self.store
