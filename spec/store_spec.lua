@@ -167,6 +167,22 @@ backends.each("opt-out scopes", function(BK)
     assert.has_error(function() s:is_opted_out(A, THEM, { scope = "global" }) end,
                      "opt-out scope must be account, service or number, got global")
   end)
+
+  it("many lookups at once answer each in its scope, in order (the sender's round)", function()
+    local OTHER = "+14155550142"
+    assert(s:optout_add(A, THEM, "STOP", { service = MG }))
+    local list = {
+      { B, THEM }, { A, OTHER }, { A, THEM, { scope = "number" } }, { B, THEM, { scope = "number" } },
+      { MG, THEM, { scope = "service" } }, { MG2, THEM, { scope = "service" } }, { MG2, OTHER, { scope = "account" } },
+    }
+    -- the expected answers are the single lookups'
+    local want = {}
+    for i, q in ipairs(list) do want[i] = s:is_opted_out(q[1], q[2], q[3]) end
+    assert.are.same({ true, false, true, false, true, false, false }, want)
+    assert.are.same(want, s:is_opted_out_many(list))
+    assert.are.same(want, s:is_opted_out_many(list)) -- again (on Redis, some from the process's view)
+    assert.are.same({}, s:is_opted_out_many({}))
+  end)
 end)
 
 -- The scopes through the router: a STOP as a webhook (with the

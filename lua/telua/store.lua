@@ -336,6 +336,22 @@ function Store:is_opted_out(sender, recipient, opts)
   return rows[1] ~= nil
 end
 
+--- Many opt-out lookups at once (the sender's round): on Redis one
+-- round trip for all of them.
+-- @tparam table list of `{ sender, recipient, opts }` (as `is_opted_out`)
+-- @treturn table a boolean for each, in order
+-- @return or `nil, message, code` when any lookup failed
+-- @raise on an unknown scope or a bad number
+function Store:is_opted_out_many(list)
+  local out = {}
+  for i, q in ipairs(list) do
+    local v, err, code = self:is_opted_out(q[1], q[2], q[3])
+    if v == nil then return nil, err, code end
+    out[i] = v
+  end
+  return out
+end
+
 --- Sets a value in namespace `ns` with an optional time to live. Every
 -- thousandth set also deletes the expired values (`kv_expire`).
 -- @tparam string ns namespace, e.g. `"flow:CA123..."`

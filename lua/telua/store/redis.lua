@@ -427,6 +427,40 @@ function Store:is_opted_out(sender, recipient, opts)
   return r == 1
 end
 
+--- See `telua.store`'s `is_opted_out_many`: what the process's view
+-- knows, and the rest in one pipeline.
+function Store:is_opted_out_many(list)
+  local out, cmds, at, view, keys, epochs = {}, {}, {}, self.view, {}, {}
+  for i, q in ipairs(list) do
+    local sender, recipient, opts = q[1], q[2], q[3]
+    check_number(sender, "sender")
+    check_number(recipient, "recipient")
+    local scope = scope_of(opts)
+    local key = self.prefix .. "opt:" .. recipient
+    local known
+    if scope == "account" and view then known, epochs[i] = view:get(key) end
+    if known ~= nil then out[i] = known
+    elseif scope == "service" then
+      local v, err, code = self:is_opted_out(sender, recipient, opts) -- a script: on its own
+      if v == nil then return nil, err, code end
+      out[i] = v
+    else
+      cmds[#cmds + 1] = scope == "account" and { "EXISTS", key } or { "HEXISTS", key, sender }
+      at[#cmds], keys[i] = i, scope == "account" and key or nil
+    end
+  end
+  if #cmds == 0 then return out end
+  local res, err, code = self:exec(cmds)
+  if not res then return nil, err, code end
+  for j, r in ipairs(res) do
+    if type(r) ~= "number" then return nil, "redis: " .. tostring(type(r) == "table" and r.err or r), "redis" end
+    local i = at[j]
+    out[i] = r == 1
+    if keys[i] and view then view:put(keys[i], r == 1, epochs[i]) end
+  end
+  return out
+end
+
 -- ---------------------------------------------------------------------------
 -- key/values, counters, windows, the message log
 
@@ -512,23 +546,29 @@ local sid, status, rank, now = ARGV[2], ARGV[3], num(ARGV[4]), ARGV[9]
 local k = P .. 'msg:' .. sid
 local cur = redis.call('HMGET', k, 'status', 'rank')
 local fields = { 'to', ARGV[5], 'from', ARGV[6], 'error_code', ARGV[7], 'segments', ARGV[8] }
+local set = {}
 for i = 1, #fields, 2 do
-  if fields[i + 1] ~= '' then redis.call('HSET', k, fields[i], fields[i + 1]) end
+  if fields[i + 1] ~= '' then set[#set + 1] = fields[i]; set[#set + 1] = fields[i + 1] end
 end
 local old, orank = cur[1], num(cur[2])
-if old and rank <= orank then return { 0, old } end
-redis.call('HSET', k, 'status', status, 'rank', rank, 'updated_at', now)
+if old and rank <= orank then
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
+  return { 0, old }
+end
+set[#set + 1] = 'status'; set[#set + 1] = status
+set[#set + 1] = 'rank'; set[#set + 1] = rank
+set[#set + 1] = 'updated_at'; set[#set + 1] = now
+redis.call('HSET', k, unpack(set))
 if rank >= 4 then redis.call('ZREM', P .. 'ob:unfinal', sid) end
-local id = redis.call('HGET', P .. 'ob:sid', sid)
-if id then
-  local camp = redis.call('HGET', P .. 'ob:e:' .. id, 'campaign')
+-- a campaign's delivery figures, only when the status moves between them
+local a, b = old and bucket(old), bucket(status)
+if a ~= b then
+  local id = redis.call('HGET', P .. 'ob:sid', sid)
+  local camp = id and redis.call('HGET', P .. 'ob:e:' .. id, 'campaign')
   if camp then
     local c = P .. 'ob:c:' .. camp
-    local a, b = old and bucket(old), bucket(status)
-    if a ~= b then
-      if a then redis.call('HINCRBY', c, a, -1) end
-      if b then redis.call('HINCRBY', c, b, 1) end
-    end
+    if a then redis.call('HINCRBY', c, a, -1) end
+    if b then redis.call('HINCRBY', c, b, 1) end
   end
 end
 return { 1, status }
@@ -739,8 +779,10 @@ for _, id in ipairs(due) do
   local e = redis.call('HMGET', P .. 'ob:e:' .. id, 'reserved', 'campaign')
   local s = e[1] == '1' and 'slot' or (e[2] and 'bulk' or 'single')
   redis.call('XADD', P .. 'ob:s:' .. s, '*', 'id', id)
-  redis.call('ZREM', P .. 'ob:delay', id)
-  redis.call('INCR', P .. 'ob:ready')
+end
+if #due > 0 then
+  redis.call('ZREM', P .. 'ob:delay', unpack(due))
+  redis.call('INCRBY', P .. 'ob:ready', #due)
 end
 local out = {}
 for _, s in ipairs({ 'slot', 'single', 'bulk' }) do
@@ -748,17 +790,28 @@ for _, s in ipairs({ 'slot', 'single', 'bulk' }) do
   local stream = P .. 'ob:s:' .. s
   local got = redis.call('XREADGROUP', 'GROUP', 'telua', consumer, 'COUNT', limit - #out, 'STREAMS', stream, '>')
   if got then
+    if #got[1][2] > 0 then redis.call('DECRBY', P .. 'ob:ready', #got[1][2]) end
     for _, m in ipairs(got[1][2]) do
-      redis.call('DECR', P .. 'ob:ready')
       local id = m[2][2]
       local k = P .. 'ob:e:' .. id
-      local e = redis.call('HMGET', k, 'state', 'campaign')
-      if e[1] == 'queued' then
-        redis.call('HINCRBY', k, 'attempts', 1)
-        redis.call('HSET', k, 'state', 'sending', 'updated_at', now, 'stream', stream, 'msgid', m[1])
-        count(e[2], 'queued', -1)
-        count(e[2], 'sending', 1)
-        local h = redis.call('HGETALL', k)
+      -- the entry read once: its fields changed here and written in one HSET
+      local h = redis.call('HGETALL', k)
+      local at = {}
+      for i = 1, #h, 2 do local f = h[i]; at[f] = i + 1 end
+      if at.state and h[at.state] == 'queued' then
+        local camp = at.campaign and h[at.campaign]
+        local new = { attempts = tostring((num(at.attempts and h[at.attempts]) or 0) + 1), state = 'sending',
+                      updated_at = now, stream = stream, msgid = m[1] }
+        local set = {}
+        for f, v in pairs(new) do
+          set[#set + 1] = f
+          set[#set + 1] = v
+          local j = at[f]
+          if j then h[j] = v else h[#h + 1] = f; h[#h + 1] = v end
+        end
+        redis.call('HSET', k, unpack(set))
+        count(camp, 'queued', -1)
+        count(camp, 'sending', 1)
         h[#h + 1] = 'id'
         h[#h + 1] = id
         out[#out + 1] = h
@@ -807,27 +860,32 @@ local k = P .. 'ob:e:' .. id
 local cur = redis.call('HMGET', k, 'state', 'campaign', 'stream', 'msgid', 'sid', 'segments')
 local old, camp = cur[1], cur[2]
 if not old then return 0 end
+-- the entry's fields in one HSET and one HDEL
+local set, del = { 'state', state, 'updated_at', now }, {}
 if cur[3] then
   redis.call('XACK', cur[3], 'telua', cur[4])
   redis.call('XDEL', cur[3], cur[4])
-  redis.call('HDEL', k, 'stream', 'msgid')
+  del[#del + 1] = 'stream'
+  del[#del + 1] = 'msgid'
 end
 if old ~= state then
   count(camp, old, -1)
   count(camp, state, 1)
 end
-redis.call('HSET', k, 'state', state, 'updated_at', now)
 if sid ~= '' then
-  redis.call('HSET', k, 'sid', sid)
+  set[#set + 1] = 'sid'
+  set[#set + 1] = sid
   redis.call('HSET', P .. 'ob:sid', sid, id)
 end
-if ecode ~= '' then redis.call('HSET', k, 'error_code', ecode) else redis.call('HDEL', k, 'error_code') end
-if err ~= '' then redis.call('HSET', k, 'error', err) else redis.call('HDEL', k, 'error') end
-if nb ~= '' then redis.call('HSET', k, 'not_before', nb) end
-if reserved ~= '' then redis.call('HSET', k, 'reserved', reserved) end
+if ecode ~= '' then set[#set + 1] = 'error_code'; set[#set + 1] = ecode else del[#del + 1] = 'error_code' end
+if err ~= '' then set[#set + 1] = 'error'; set[#set + 1] = err else del[#del + 1] = 'error' end
+if nb ~= '' then set[#set + 1] = 'not_before'; set[#set + 1] = nb end
+if reserved ~= '' then set[#set + 1] = 'reserved'; set[#set + 1] = reserved end
+redis.call('HSET', k, unpack(set))
+if #del > 0 then redis.call('HDEL', k, unpack(del)) end
 if dattempts ~= 0 then redis.call('HINCRBY', k, 'attempts', dattempts) end
 if state == 'queued' then
-  redis.call('ZADD', P .. 'ob:delay', redis.call('HGET', k, 'not_before'), id)
+  redis.call('ZADD', P .. 'ob:delay', nb ~= '' and nb or redis.call('HGET', k, 'not_before'), id)
 end
 if state == 'unknown' and err == inflight and not cur[5] and sid == '' then
   if redis.call('SADD', P .. 'ob:unrec', id) == 1 and camp then
@@ -843,10 +901,11 @@ if state == 'sent' and old ~= 'sent' then
   if camp then
     local c = P .. 'ob:c:' .. camp
     redis.call('HINCRBY', c, 'segments', num(cur[6]) or 1)
-    local first = num(redis.call('HGET', c, 'first_sent'))
-    if not first or num(now) < first then redis.call('HSET', c, 'first_sent', now) end
-    local last = num(redis.call('HGET', c, 'last_sent'))
-    if not last or num(now) > last then redis.call('HSET', c, 'last_sent', now) end
+    local fl = redis.call('HMGET', c, 'first_sent', 'last_sent')
+    local first, last, upd = num(fl[1]), num(fl[2]), {}
+    if not first or num(now) < first then upd[#upd + 1] = 'first_sent'; upd[#upd + 1] = now end
+    if not last or num(now) > last then upd[#upd + 1] = 'last_sent'; upd[#upd + 1] = now end
+    if #upd > 0 then redis.call('HSET', c, unpack(upd)) end
     local b = m[1] and bucket(m[1])
     if b then redis.call('HINCRBY', c, b, 1) end
   end
