@@ -498,6 +498,18 @@ describe("Redis connections: TLS, Unix sockets, passwords, long commands", funct
     assert.is_nil(werr:find(PASS, 1, true))
   end)
 
+  it("commands of any length: 1 to 5,000 arguments, each of them sent (the Lua stack grows to hold them)", function()
+    local c = srv:connect()
+    for _, n in ipairs({ 1, 19, 40, 64, 65, 300, 5000 }) do
+      local cmd = { "RPUSH", "len:" .. n }
+      for i = 1, n do cmd[#cmd + 1] = i end
+      assert.equal(n, c:call((table.unpack or unpack)(cmd))) -- luacheck: ignore 143
+      local res = assert(c:pipeline({ { "LLEN", "len:" .. n }, cmd, { "LINDEX", "len:" .. n, -1 } }))
+      assert.are.same({ n, 2 * n, tostring(n) }, res)
+    end
+    c:close()
+  end)
+
   it("a campaign of 1,200 queues in chunks of long commands, and a rerun queues nothing twice", function()
     srv:flush()
     local s = assert(store_mod.open(srv.url))

@@ -437,27 +437,36 @@ int tl_redis_format(lua_State *L, int idx, char **buf, size_t *len, int *n)
             free(out);
             return luaL_error(L, "redis: command %d has no arguments", i);
         }
+        /* the stack stays as deep for any number of arguments (a C function is
+         * promised only LUA_MINSTACK free slots): a string argument is held by the
+         * command's table, a number's string form by a scratch table; Lua's
+         * collector does not move strings, so their pointers hold until formatted */
+        if (!lua_checkstack(L, 8)) {
+            free(out);
+            return luaL_error(L, "redis: out of stack space");
+        }
+        lua_createtable(L, 0, 0); /* scratch: cmdidx + 1 */
+        extra = 1;
         if (argc > 64) { /* a long command (EVALSHA with a batch): arrays the GC owns */
-            void *ud;
-            if (!lua_checkstack(L, argc + 8)) {
-                free(out);
-                return luaL_error(L, "redis: command %d has too many arguments (%d)", i, argc);
-            }
-            ud = lua_newuserdata(L, (size_t)argc * (sizeof(char *) + sizeof(size_t)));
+            void *ud = lua_newuserdata(L, (size_t)argc * (sizeof(char *) + sizeof(size_t)));
             argl = (size_t *)ud;
             argv = (const char **)(argl + argc);
-            extra = 1;
+            extra = 2;
         }
         for (j = 0; j < argc; j++) {
+            int t;
             lua_rawgeti(L, cmdidx, j + 1);
-            if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+            t = lua_type(L, -1);
+            if (t != LUA_TSTRING && t != LUA_TNUMBER) {
                 free(out);
                 return luaL_error(L, "redis: argument %d of command %d is a %s", j + 1, i, luaL_typename(L, -1));
             }
-            argv[j] = lua_tolstring(L, -1, &argl[j]); /* numbers become strings on the stack copy */
+            argv[j] = lua_tolstring(L, -1, &argl[j]); /* a number becomes a string on the stack copy */
+            if (t == LUA_TNUMBER) lua_rawseti(L, cmdidx + 1, j + 1); /* held by the scratch table */
+            else lua_pop(L, 1);                                     /* held by the command's table */
         }
         k = redisFormatCommandArgv(&cmd, argc, argv, argl);
-        lua_pop(L, argc + 1 + extra);
+        lua_pop(L, 1 + extra);
         if (k < 0) {
             free(out);
             return luaL_error(L, "redis: out of memory");
@@ -501,6 +510,10 @@ static void push_reply(lua_State *L, const redisReply *r, int nested)
         lua_pushinteger(L, (lua_Integer)r->integer);
         break;
     case REDIS_REPLY_ARRAY:
+        if (!lua_checkstack(L, 4)) { /* nested past any real reply: a server gone wrong */
+            lua_pushboolean(L, 0);
+            break;
+        }
         lua_createtable(L, (int)r->elements, 0);
         for (i = 0; i < r->elements; i++) {
             push_reply(L, r->element[i], 1);

@@ -166,6 +166,22 @@ local function count(camp, state, d)
   redis.call('HINCRBY', P .. 'ob:counts', state, d)
   if camp then redis.call('HINCRBY', P .. 'ob:c:' .. camp, state, d) end
 end
+-- counts of many entries summed first, written once (a claim or a batch of transitions)
+local tallies = {}
+local function tally(camp, state, d)
+  local key = camp or '\0'
+  local t = tallies[key]
+  if not t then t = {}; tallies[key] = t end
+  t[state] = (t[state] or 0) + d
+end
+local function apply_tallies()
+  for key, t in pairs(tallies) do
+    for state, d in pairs(t) do
+      if d ~= 0 then count(key ~= '\0' and key or nil, state, d) end
+    end
+  end
+  tallies = {}
+end
 local function bucket(status)
   if status == 'delivered' or status == 'read' then return 'delivered' end
   if status == 'undelivered' then return 'undelivered' end
@@ -243,7 +259,9 @@ end
 --- Runs fn with its writes sent together: every outbox transition,
 -- message status and opt-out fn makes is queued and answers `true` at
 -- once, and when fn returns they go to Redis in one pipeline (one round
--- trip for a round of the sender's answers, as one commit on SQLite).
+-- trip for a round of the sender's answers, as one commit on SQLite); the
+-- outbox transitions among them run as one script, at the place of the
+-- first of them.
 -- Each write is atomic on its own (a script), not the group: a failure
 -- part-way leaves the writes before it done, and every one of them is
 -- idempotent (a transition to the state an entry is in, a status that
@@ -273,8 +291,18 @@ end
 -- server did not know the script of (NOSCRIPT: it ran none of them) again
 -- after loading their scripts.
 function Store:flush_writes(writes)
-  local cmds, names = {}, {}
-  for i, w in ipairs(writes) do cmds[i], names[i] = w[2], w[1] end
+  local cmds, names, many = {}, {}, nil
+  for _, w in ipairs(writes) do
+    if w[1] == "ob_set" then -- every outbox transition in one script, where the first of them was
+      if not many then
+        many = { "EVALSHA", SCRIPTS.ob_set_many.sha, 0, self.prefix }
+        cmds[#cmds + 1], names[#names + 1] = many, "ob_set_many"
+      end
+      for i = 5, #w[2] do many[#many + 1] = w[2][i] end
+    else
+      cmds[#cmds + 1], names[#names + 1] = w[2], w[1]
+    end
+  end
   local res, err, code = self:exec(cmds)
   if not res then return nil, err, code end
   local again, load, loaded = {}, {}, {}
@@ -810,8 +838,8 @@ for _, s in ipairs({ 'slot', 'single', 'bulk' }) do
           if j then h[j] = v else h[#h + 1] = f; h[#h + 1] = v end
         end
         redis.call('HSET', k, unpack(set))
-        count(camp, 'queued', -1)
-        count(camp, 'sending', 1)
+        tally(camp, 'queued', -1)
+        tally(camp, 'sending', 1)
         h[#h + 1] = 'id'
         h[#h + 1] = id
         out[#out + 1] = h
@@ -822,7 +850,10 @@ for _, s in ipairs({ 'slot', 'single', 'bulk' }) do
     end
   end
 end
-return out
+apply_tallies()
+-- one JSON string, not a nested reply of every field (a third of the script's time)
+if #out == 0 then return '' end
+return cjson.encode(out)
 ]])
 
 --- See `telua.store`'s `outbox:claim`. The entries are this host's
@@ -837,7 +868,9 @@ function Outbox:claim(limit, now)
   local r, err, code = st:script("ob_claim", { self.consumer or "telua", limit, ("%.6f"):format(now) })
   if not r then return nil, err, code end
   local rows = {}
-  for i, h in ipairs(r) do rows[i] = entry_of(h) end
+  if r ~= "" then
+    for i, h in ipairs(cjson.decode(r)) do rows[i] = entry_of(h) end
+  end
   sort(rows, function(a, b)
     if a.reserved ~= b.reserved then return a.reserved > b.reserved end
     return a.id < b.id
@@ -853,64 +886,79 @@ function Outbox:set_consumer(name) self.consumer = name end
 -- reserved ('' leaves it), attempts delta, in-flight text. The stream
 -- entry (if claimed) is acknowledged; counts, the campaign's figures, the
 -- SID index, the unfinal list and the unreconciled set follow the state.
-script("ob_set", [[
-local id, state, now, sid, ecode, err, nb, reserved, dattempts, inflight =
-  ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], num(ARGV[10]), ARGV[11]
-local k = P .. 'ob:e:' .. id
-local cur = redis.call('HMGET', k, 'state', 'campaign', 'stream', 'msgid', 'sid', 'segments')
-local old, camp = cur[1], cur[2]
-if not old then return 0 end
--- the entry's fields in one HSET and one HDEL
-local set, del = { 'state', state, 'updated_at', now }, {}
-if cur[3] then
-  redis.call('XACK', cur[3], 'telua', cur[4])
-  redis.call('XDEL', cur[3], cur[4])
-  del[#del + 1] = 'stream'
-  del[#del + 1] = 'msgid'
-end
-if old ~= state then
-  count(camp, old, -1)
-  count(camp, state, 1)
-end
-if sid ~= '' then
-  set[#set + 1] = 'sid'
-  set[#set + 1] = sid
-  redis.call('HSET', P .. 'ob:sid', sid, id)
-end
-if ecode ~= '' then set[#set + 1] = 'error_code'; set[#set + 1] = ecode else del[#del + 1] = 'error_code' end
-if err ~= '' then set[#set + 1] = 'error'; set[#set + 1] = err else del[#del + 1] = 'error' end
-if nb ~= '' then set[#set + 1] = 'not_before'; set[#set + 1] = nb end
-if reserved ~= '' then set[#set + 1] = 'reserved'; set[#set + 1] = reserved end
-redis.call('HSET', k, unpack(set))
-if #del > 0 then redis.call('HDEL', k, unpack(del)) end
-if dattempts ~= 0 then redis.call('HINCRBY', k, 'attempts', dattempts) end
-if state == 'queued' then
-  redis.call('ZADD', P .. 'ob:delay', nb ~= '' and nb or redis.call('HGET', k, 'not_before'), id)
-end
-if state == 'unknown' and err == inflight and not cur[5] and sid == '' then
-  if redis.call('SADD', P .. 'ob:unrec', id) == 1 and camp then
-    redis.call('HINCRBY', P .. 'ob:c:' .. camp, 'reconciling', 1)
+local OB_SET = [[
+local function set_one(a)
+  local id, state, now, sid, ecode, err, nb, reserved, dattempts, inflight =
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8],
+    num(ARGV[a + 9]), ARGV[a + 10]
+  local k = P .. 'ob:e:' .. id
+  local cur = redis.call('HMGET', k, 'state', 'campaign', 'stream', 'msgid', 'sid', 'segments')
+  local old, camp = cur[1], cur[2]
+  if not old then return 0 end
+  -- the entry's fields in one HSET and one HDEL
+  local set, del = { 'state', state, 'updated_at', now }, {}
+  if cur[3] then
+    redis.call('XACK', cur[3], 'telua', cur[4])
+    redis.call('XDEL', cur[3], cur[4])
+    del[#del + 1] = 'stream'
+    del[#del + 1] = 'msgid'
   end
-elseif redis.call('SREM', P .. 'ob:unrec', id) == 1 and camp then
-  redis.call('HINCRBY', P .. 'ob:c:' .. camp, 'reconciling', -1)
-end
-if state == 'sent' and old ~= 'sent' then
-  local msid = sid ~= '' and sid or cur[5]
-  local m = msid and redis.call('HMGET', P .. 'msg:' .. msid, 'status', 'rank') or {}
-  if msid and (not m[2] or num(m[2]) < 4) then redis.call('ZADD', P .. 'ob:unfinal', now, msid) end
-  if camp then
-    local c = P .. 'ob:c:' .. camp
-    redis.call('HINCRBY', c, 'segments', num(cur[6]) or 1)
-    local fl = redis.call('HMGET', c, 'first_sent', 'last_sent')
-    local first, last, upd = num(fl[1]), num(fl[2]), {}
-    if not first or num(now) < first then upd[#upd + 1] = 'first_sent'; upd[#upd + 1] = now end
-    if not last or num(now) > last then upd[#upd + 1] = 'last_sent'; upd[#upd + 1] = now end
-    if #upd > 0 then redis.call('HSET', c, unpack(upd)) end
-    local b = m[1] and bucket(m[1])
-    if b then redis.call('HINCRBY', c, b, 1) end
+  if old ~= state then
+    tally(camp, old, -1)
+    tally(camp, state, 1)
   end
+  if sid ~= '' then
+    set[#set + 1] = 'sid'
+    set[#set + 1] = sid
+    redis.call('HSET', P .. 'ob:sid', sid, id)
+  end
+  if ecode ~= '' then set[#set + 1] = 'error_code'; set[#set + 1] = ecode else del[#del + 1] = 'error_code' end
+  if err ~= '' then set[#set + 1] = 'error'; set[#set + 1] = err else del[#del + 1] = 'error' end
+  if nb ~= '' then set[#set + 1] = 'not_before'; set[#set + 1] = nb end
+  if reserved ~= '' then set[#set + 1] = 'reserved'; set[#set + 1] = reserved end
+  redis.call('HSET', k, unpack(set))
+  if #del > 0 then redis.call('HDEL', k, unpack(del)) end
+  if dattempts ~= 0 then redis.call('HINCRBY', k, 'attempts', dattempts) end
+  if state == 'queued' then
+    redis.call('ZADD', P .. 'ob:delay', nb ~= '' and nb or redis.call('HGET', k, 'not_before'), id)
+  end
+  if state == 'unknown' and err == inflight and not cur[5] and sid == '' then
+    if redis.call('SADD', P .. 'ob:unrec', id) == 1 and camp then
+      redis.call('HINCRBY', P .. 'ob:c:' .. camp, 'reconciling', 1)
+    end
+  elseif redis.call('SREM', P .. 'ob:unrec', id) == 1 and camp then
+    redis.call('HINCRBY', P .. 'ob:c:' .. camp, 'reconciling', -1)
+  end
+  if state == 'sent' and old ~= 'sent' then
+    local msid = sid ~= '' and sid or cur[5]
+    local m = msid and redis.call('HMGET', P .. 'msg:' .. msid, 'status', 'rank') or {}
+    if msid and (not m[2] or num(m[2]) < 4) then redis.call('ZADD', P .. 'ob:unfinal', now, msid) end
+    if camp then
+      local c = P .. 'ob:c:' .. camp
+      redis.call('HINCRBY', c, 'segments', num(cur[6]) or 1)
+      local fl = redis.call('HMGET', c, 'first_sent', 'last_sent')
+      local first, last, upd = num(fl[1]), num(fl[2]), {}
+      if not first or num(now) < first then upd[#upd + 1] = 'first_sent'; upd[#upd + 1] = now end
+      if not last or num(now) > last then upd[#upd + 1] = 'last_sent'; upd[#upd + 1] = now end
+      if #upd > 0 then redis.call('HSET', c, unpack(upd)) end
+      local b = m[1] and bucket(m[1])
+      if b then redis.call('HINCRBY', c, b, 1) end
+    end
+  end
+  return 1
 end
-return 1
+]]
+script("ob_set", OB_SET .. [[
+local r = set_one(1)
+apply_tallies()
+return r
+]])
+-- many transitions in one script (a transaction's queued writes): how many applied
+script("ob_set_many", OB_SET .. [[
+local n = 0
+for a = 1, #ARGV - 1, 10 do n = n + set_one(a) end
+apply_tallies()
+return n
 ]])
 
 function Outbox:set(id, state, f)
