@@ -14,13 +14,14 @@
 #      the sender's claims, filings and pacing, the status callbacks;
 #      less the probes of this script);
 #   3. GCRA decisions through Redis (bench/store_gcra.lua).
-# usage: [DUR=10] [N=5000] sh bench/store.sh [BUILD]
+# usage: [DUR=10] [N=5000] [RUNS=3 (at most 5)] sh bench/store.sh [BUILD]
 set -eu
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DUR=${DUR:-10}
 N=${N:-5000}
+RUNS=${RUNS:-3}
 CONNS=${CONNS:-32}
 TOKEN=bench-token-0123456789abcdef
 export TWILIO_ACCOUNT_SID=AC$(printf '%032d' 5) TWILIO_AUTH_TOKEN=$TOKEN
@@ -63,8 +64,8 @@ webhook "sqlite: (WAL)" "sqlite:$TMP/w.db" sqlite
 webhook "redis:// (loopback)" "$REDIS/1" redis
 awk -v a="$RPS_redis" -v b="$RPS_sqlite" 'BEGIN { printf "   redis / sqlite: %.2fx\n", a / b }'
 
-echo "2. the outbox: $N messages through one host (2 workers, pacing off, 32 in flight)"
-outbox() { # name store tag area
+echo "2. the outbox: $N messages through one host (2 workers, pacing off, 32 in flight), $RUNS runs of each, alternating"
+outbox() { # name store tag area (sets RATE: sends/s)
   # a sandbox of its own for each run: its lists grow with what it got
   [ -n "$SB" ] && { kill $SB; wait $SB 2>/dev/null || true; }
   start_sandbox --mps 1000000 --delivery-ms 100
@@ -87,16 +88,24 @@ outbox() { # name store tag area
   h1=$(cpu $HOST); s1=$(cpu $SB); q1=$(cpu "$(cat "$TMP/redis.pid")")
   polls=$(sed -n 's/^polls \([0-9]*\)/\1/p' "$TMP/o.txt")
   sed -n 's/^row //p' "$TMP/o.txt" | while read -r line; do printf '   %-24s %s\n' "$1" "$line"; done
+  RATE=$(sed -n 's/^row [0-9]* sent: \([0-9]*\) sends.*/\1/p' "$TMP/o.txt")
   awk -v h=$((h1 - h0)) -v s=$((s1 - s0)) -v q=$((q1 - q0)) -v n="$N" -v hz="$(getconf CLK_TCK)" 'BEGIN {
     printf "   %-24s CPU per message: host %.0f us, sandbox %.0f us, redis-server %.0f us\n", "", h / hz / n * 1e6, s / hz / n * 1e6, q / hz / n * 1e6 }'
-  if [ "$3" = redis ]; then
+  if [ "${3#redis}" != "$3" ]; then
     # less this script's own probes: two INFO, the polls of bench/store_outbox.lua
     awk -v a="$r0" -v b="$r1" -v p="$polls" -v n="$N" 'BEGIN { printf "   Redis round trips per message (enqueue to final status): %.2f\n", (b - a - 2 - p) / n }'
   fi
   kill $HOST; wait $HOST 2>/dev/null || true; HOST=
 }
-outbox "sqlite: (WAL)" "sqlite:$TMP/o.db" sqlite 415
-outbox "redis:// (loopback)" "$REDIS/2" redis 650
+# the machine's noise is larger than one run: pairs, alternating, and the median of the ratios
+ratios=
+for run in $(seq "$RUNS"); do
+  # a prefix of its own for each run (valid NANP area codes)
+  outbox "sqlite: (WAL)" "sqlite:$TMP/o$run.db" "sqlite$run" "$(echo 415 212 305 617 702 | cut -d' ' -f$run)"; a=$RATE
+  outbox "redis:// (loopback)" "$REDIS/2" "redis$run" "$(echo 650 718 805 312 206 | cut -d' ' -f$run)"; b=$RATE
+  ratios="$ratios $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')"
+done
+echo "   redis / sqlite per run:$ratios; median $(echo $ratios | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')x"
 
 echo "3. GCRA decisions (two limits each: the sender's and the account's)"
 LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/lua5.4/?.so;;" lua5.4 bench/store_gcra.lua "$REDIS/3" 50000 | sed 's/^/   /'

@@ -291,14 +291,20 @@ end
 -- server did not know the script of (NOSCRIPT: it ran none of them) again
 -- after loading their scripts.
 function Store:flush_writes(writes)
-  local cmds, names, many = {}, {}, nil
+  -- every outbox transition in one script, every message status in another, each
+  -- where the first of its kind was (the sender files a round's transitions first)
+  local cmds, names, many = {}, {}, {}
+  local MANY = { ob_set = "ob_set_many", message_status = "message_status_many" }
   for _, w in ipairs(writes) do
-    if w[1] == "ob_set" then -- every outbox transition in one script, where the first of them was
-      if not many then
-        many = { "EVALSHA", SCRIPTS.ob_set_many.sha, 0, self.prefix }
-        cmds[#cmds + 1], names[#names + 1] = many, "ob_set_many"
+    local m = MANY[w[1]]
+    if m then
+      local c = many[m]
+      if not c then
+        c = { "EVALSHA", SCRIPTS[m].sha, 0, self.prefix }
+        many[m] = c
+        cmds[#cmds + 1], names[#names + 1] = c, m
       end
-      for i = 5, #w[2] do many[#many + 1] = w[2][i] end
+      for i = 5, #w[2] do c[#c + 1] = w[2][i] end
     else
       cmds[#cmds + 1], names[#names + 1] = w[2], w[1]
     end
@@ -569,37 +575,49 @@ end
 
 -- A status that only moves forward; a final one takes the message out of
 -- the outbox's unfinal list and counts in its campaign's delivery figures.
-script("message_status", [[
-local sid, status, rank, now = ARGV[2], ARGV[3], num(ARGV[4]), ARGV[9]
-local k = P .. 'msg:' .. sid
-local cur = redis.call('HMGET', k, 'status', 'rank')
-local fields = { 'to', ARGV[5], 'from', ARGV[6], 'error_code', ARGV[7], 'segments', ARGV[8] }
-local set = {}
-for i = 1, #fields, 2 do
-  if fields[i + 1] ~= '' then set[#set + 1] = fields[i]; set[#set + 1] = fields[i + 1] end
-end
-local old, orank = cur[1], num(cur[2])
-if old and rank <= orank then
-  if #set > 0 then redis.call('HSET', k, unpack(set)) end
-  return { 0, old }
-end
-set[#set + 1] = 'status'; set[#set + 1] = status
-set[#set + 1] = 'rank'; set[#set + 1] = rank
-set[#set + 1] = 'updated_at'; set[#set + 1] = now
-redis.call('HSET', k, unpack(set))
-if rank >= 4 then redis.call('ZREM', P .. 'ob:unfinal', sid) end
--- a campaign's delivery figures, only when the status moves between them
-local a, b = old and bucket(old), bucket(status)
-if a ~= b then
-  local id = redis.call('HGET', P .. 'ob:sid', sid)
-  local camp = id and redis.call('HGET', P .. 'ob:e:' .. id, 'campaign')
-  if camp then
-    local c = P .. 'ob:c:' .. camp
-    if a then redis.call('HINCRBY', c, a, -1) end
-    if b then redis.call('HINCRBY', c, b, 1) end
+local MESSAGE_STATUS = [[
+local function status_one(a)
+  local sid, status, rank, now = ARGV[a + 1], ARGV[a + 2], num(ARGV[a + 3]), ARGV[a + 8]
+  local k = P .. 'msg:' .. sid
+  local cur = redis.call('HMGET', k, 'status', 'rank')
+  local fields = { 'to', ARGV[a + 4], 'from', ARGV[a + 5], 'error_code', ARGV[a + 6], 'segments', ARGV[a + 7] }
+  local set = {}
+  for i = 1, #fields, 2 do
+    if fields[i + 1] ~= '' then set[#set + 1] = fields[i]; set[#set + 1] = fields[i + 1] end
   end
+  local old, orank = cur[1], num(cur[2])
+  if old and rank <= orank then
+    if #set > 0 then redis.call('HSET', k, unpack(set)) end
+    return 0, old
+  end
+  set[#set + 1] = 'status'; set[#set + 1] = status
+  set[#set + 1] = 'rank'; set[#set + 1] = rank
+  set[#set + 1] = 'updated_at'; set[#set + 1] = now
+  redis.call('HSET', k, unpack(set))
+  if rank >= 4 then redis.call('ZREM', P .. 'ob:unfinal', sid) end
+  -- a campaign's delivery figures, only when the status moves between them
+  local x, y = old and bucket(old), bucket(status)
+  if x ~= y then
+    local id = redis.call('HGET', P .. 'ob:sid', sid)
+    local camp = id and redis.call('HGET', P .. 'ob:e:' .. id, 'campaign')
+    if camp then
+      local c = P .. 'ob:c:' .. camp
+      if x then redis.call('HINCRBY', c, x, -1) end
+      if y then redis.call('HINCRBY', c, y, 1) end
+    end
+  end
+  return 1, status
 end
-return { 1, status }
+]]
+script("message_status", MESSAGE_STATUS .. [[
+local moved, now = status_one(1)
+return { moved, now }
+]])
+-- many statuses in one script (a transaction's queued writes): how many moved
+script("message_status_many", MESSAGE_STATUS .. [[
+local n = 0
+for a = 1, #ARGV - 1, 8 do n = n + status_one(a) end
+return n
 ]])
 
 --- See `telua.store`'s `message_status`.
