@@ -79,8 +79,7 @@ int tl_sender_start(telua_host *h, char *err, size_t errlen)
     if (!cfg->account_sid) return 0;
     if (!tl_store_shared(cfg->store)) {
         tl_log("warn", "outbound sending needs a store the workers and the sender share (sqlite:FILE, memory or "
-                       "Redis); "
-                       "no sender");
+                       "Redis); no sender");
         return 0;
     }
     h->sender = tl_vm_new(0, 0, h->gens.lua_dir);

@@ -388,12 +388,17 @@ int tl_redis_exchange(tl_redis *r, const char *buf, size_t len, int n, redisRepl
                       const char **code)
 {
     int tries;
-    if (r->fd >= 0) { /* a kept connection has nothing to read: if it has, the server closed it (a restart) */
+    if (r->fd >= 0) {
+        /* a kept connection between exchanges has nothing to read; bytes on the socket
+         * (or unread in OpenSSL's buffer) mean the server closed it (a restart) or the
+         * stream is out of step: start again on a new one */
         struct pollfd p;
+        int waiting;
         p.fd = r->fd;
         p.events = POLLIN;
         p.revents = 0;
-        if (poll(&p, 1, 0) != 0 && !(r->ssl && SSL_pending(r->ssl) > 0)) drop(r);
+        waiting = poll(&p, 1, 0) != 0 || (r->ssl && SSL_pending(r->ssl) > 0);
+        if (waiting) drop(r);
     }
     for (tries = 0; tries < 2; tries++) {
         int fresh = r->fd < 0;
@@ -895,7 +900,8 @@ static void *view_main(void *arg)
                 freeReplyObject(m);
                 continue;
             }
-            if (!(sub->ssl && SSL_pending(sub->ssl) > 0)) {
+            /* bytes OpenSSL already read from the socket are not seen by poll: read those first */
+            if (!sub->ssl || SSL_pending(sub->ssl) == 0) {
                 p.fd = sub->fd;
                 p.events = POLLIN;
                 p.revents = 0;

@@ -259,13 +259,12 @@ end
 --- Runs fn with its writes sent together: every outbox transition,
 -- message status and opt-out fn makes is queued and answers `true` at
 -- once, and when fn returns they go to Redis in one pipeline (one round
--- trip for a round of the sender's answers, as one commit on SQLite); the
--- outbox transitions among them run as one script, at the place of the
--- first of them.
--- Each write is atomic on its own (a script), not the group: a failure
--- part-way leaves the writes before it done, and every one of them is
--- idempotent (a transition to the state an entry is in, a status that
--- moves only forward), so the caller files the whole group again. Reads
+-- trip for a round of the sender's answers, as one commit on SQLite).
+-- The outbox transitions run as one script and the message statuses as
+-- another, each atomic, not the whole group: a failure part-way leaves
+-- the writes before it done, and every one of them is idempotent (a
+-- transition to the state an entry is in, a status that moves only
+-- forward), so the caller files the whole group again. Reads
 -- inside fn go at once and do not see fn's writes.
 -- @return what fn returned | nil, message, code (a call inside fn failed,
 --   or a queued write did)
@@ -438,27 +437,11 @@ function Store:optout_remove(sender, recipient, opts)
   return true
 end
 
---- See `telua.store`'s `is_opted_out`.
+--- See `telua.store`'s `is_opted_out` (one lookup of `is_opted_out_many`).
 function Store:is_opted_out(sender, recipient, opts)
-  check_number(sender, "sender")
-  check_number(recipient, "recipient")
-  local scope = scope_of(opts)
-  local r, err, code
-  if scope == "account" then
-    -- the process's view of the opt-out keys answers when it knows (kept by Redis's invalidations)
-    local key, view = self.prefix .. "opt:" .. recipient, self.view
-    if view then
-      local known, epoch = view:get(key)
-      if known ~= nil then return known end
-      r, err, code = self:cmd("EXISTS", key)
-      if r then view:put(key, r == 1, epoch) end
-    else
-      r, err, code = self:cmd("EXISTS", key)
-    end
-  elseif scope == "number" then r, err, code = self:cmd("HEXISTS", self.prefix .. "opt:" .. recipient, sender)
-  else r, err, code = self:script("optout_match", { recipient, "check", sender, service_args(opts, sender) }) end
+  local r, err, code = self:is_opted_out_many({ { sender, recipient, opts } })
   if not r then return nil, err, code end
-  return r == 1
+  return r[1]
 end
 
 --- See `telua.store`'s `is_opted_out_many`: what the process's view
@@ -474,10 +457,10 @@ function Store:is_opted_out_many(list)
     local known
     if scope == "account" and view then known, epochs[i] = view:get(key) end
     if known ~= nil then out[i] = known
-    elseif scope == "service" then
-      local v, err, code = self:is_opted_out(sender, recipient, opts) -- a script: on its own
-      if v == nil then return nil, err, code end
-      out[i] = v
+    elseif scope == "service" then -- a script, on its own
+      local r, err, code = self:script("optout_match", { recipient, "check", sender, service_args(opts, sender) })
+      if not r then return nil, err, code end
+      out[i] = r == 1
     else
       cmds[#cmds + 1] = scope == "account" and { "EXISTS", key } or { "HEXISTS", key, sender }
       at[#cmds], keys[i] = i, scope == "account" and key or nil
