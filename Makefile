@@ -75,7 +75,7 @@ $(BUILD)/luajit/telua/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
             libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev lua-busted lua-cjson \
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
-            libnginx-mod-http-lua redis-server libhiredis-dev clang libclang-rt-14-dev iproute2 g++ \
+            libnginx-mod-http-lua lua-resty-core redis-server libhiredis-dev clang libclang-rt-14-dev iproute2 g++ \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils
 # `make deps`: what building and serving need (Debian packages only, so
 # `make run` works without the npm registry); `make oracles`: the npm test
@@ -183,7 +183,8 @@ LUADIR  := $(PREFIX)/share/lua/5.4
 CLUADIR := $(PREFIX)/lib/lua/5.4
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(LUADIR)/telua/host $(DESTDIR)$(LUADIR)/telua/store $(DESTDIR)$(CLUADIR)/telua $(DESTDIR)$(PREFIX)/lib/systemd/system
+	  $(DESTDIR)$(LUADIR)/telua/host $(DESTDIR)$(LUADIR)/telua/store $(DESTDIR)$(LUADIR)/telua/http \
+	  $(DESTDIR)$(CLUADIR)/telua $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BUILD)/telua $(DESTDIR)$(PREFIX)/bin/telua
 	install -m 644 $(BUILD)/libtelua.a $(DESTDIR)$(LIBDIR)/libtelua.a
 	install -m 755 $(BUILD)/libtelua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtelua.so.$(VERSION)
@@ -194,6 +195,7 @@ install: all
 	    -e 's|@VERSION@|$(VERSION)|' tools/telua.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/telua.pc
 	install -m 644 lua/telua/*.lua $(DESTDIR)$(LUADIR)/telua/
 	install -m 644 lua/telua/store/*.lua $(DESTDIR)$(LUADIR)/telua/store/
+	install -m 644 lua/telua/http/*.lua $(DESTDIR)$(LUADIR)/telua/http/
 	install -m 644 lua/telua/host/*.lua $(DESTDIR)$(LUADIR)/telua/host/
 	install -m 755 $(BUILD)/lua5.4/telua/core.so $(DESTDIR)$(CLUADIR)/telua/core.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' tools/telua.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/telua.service

@@ -4,8 +4,8 @@
 -- usage: lua bench/client_lua.lua BASE_URL SID TOKEN N CONC
 local core = require "telua.core"
 local base, sid, token, n, conc = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5])
-local client = require("telua.client").new{ account_sid = sid, auth_token = token, base_url = base,
-                                           concurrency = conc }
+local client = assert(require("telua.client").new{ account_sid = sid, auth_token = token, base_url = base,
+                                           concurrency = conc })
 local function batch(from, count)
   local list = {}
   for i = from, from + count - 1 do

@@ -48,7 +48,7 @@ build = {
       libdirs = { "$(OPENSSL_LIBDIR)", "$(SQLITE_LIBDIR)", "$(CURL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
-    -- every file of lua/telua and lua/telua/store, the library (spec/host/install_spec.lua checks the list);
+    -- every file of lua/telua, lua/telua/store and lua/telua/http, the library (spec/host/install_spec.lua checks the list);
     -- not lua/telua/host/, the host's own Lua, which `make install` installs with the host
     ["telua.campaign"] = "lua/telua/campaign.lua",
     ["telua.client"] = "lua/telua/client.lua",
@@ -56,12 +56,16 @@ build = {
     ["telua.flow"] = "lua/telua/flow.lua",
     ["telua.gcra"] = "lua/telua/gcra.lua",
     ["telua.http"] = "lua/telua/http.lua",
+    ["telua.http.cosocket"] = "lua/telua/http/cosocket.lua",
     ["telua"] = "lua/telua/init.lua",
     ["telua.optout"] = "lua/telua/optout.lua",
+    ["telua.ngx"] = "lua/telua/ngx.lua",
     ["telua.router"] = "lua/telua/router.lua",
     ["telua.rules"] = "lua/telua/rules.lua",
     ["telua.sandbox"] = "lua/telua/sandbox.lua",
     ["telua.segments"] = "lua/telua/segments.lua",
+    ["telua.sender"] = "lua/telua/sender.lua",
+    ["telua.status"] = "lua/telua/status.lua",
     ["telua.store"] = "lua/telua/store.lua",
     ["telua.store.redis"] = "lua/telua/store/redis.lua",
     ["telua.template"] = "lua/telua/template.lua",

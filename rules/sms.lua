@@ -17,7 +17,9 @@ local templates = require "lib.templates"
 -- TWILIO_VERIFY_SERVICE_SID; the sandbox accepts any VA... SID.
 local VERIFY_SERVICE = os.getenv("TWILIO_VERIFY_SERVICE_SID") or ("VA" .. ("0"):rep(32))
 local function verifier(req)
-  return verify.new{ service_sid = VERIFY_SERVICE, store = req.store, default_region = "US" }
+  local v, err = verify.new{ service_sid = VERIFY_SERVICE, store = req.store, default_region = "US" }
+  if not v then req.log("error", "verify: " .. err) end -- no Twilio credentials
+  return v
 end
 
 local function answer(text, vars)
@@ -50,7 +52,9 @@ return {
         return nil -- no TwiML reply: the answer goes out by REST
       end },
     { path = "/sms/incoming", keyword = "CODE", handler = function(req)
-        local v, err = verifier(req):start(req.from, "sms")
+        local vf = verifier(req)
+        if not vf then return answer(templates.code_failed) end
+        local v, err = vf:start(req.from, "sms")
         if v then return nil end -- Twilio texts the code itself
         if err.code == 60203 and err.retry_after then
           return answer(templates.code_wait, { minutes = tostring(math.ceil(err.retry_after / 60)) })
@@ -61,7 +65,8 @@ return {
     { path = "/sms/incoming", keyword = "VERIFY", handler = function(req)
         local code = req.args and req.args:match("^(%d%d%d%d%d?%d?%d?%d?%d?%d?)$")
         if not code then return answer(templates.verify_usage) end
-        local ok = verifier(req):check(req.from, code)
+        local vf = verifier(req)
+        local ok = vf and vf:check(req.from, code)
         return answer(ok and templates.verified or templates.not_verified)
       end },
     { path = "/sms/incoming", handler = function(req)

@@ -265,9 +265,9 @@ backends.each("telua.router", function(B)
     assert.are.equal(2, ran)
   end)
 
-  it("keeps the message log from status callbacks (with the host's telua.host.status), and opens WhatsApp windows", function()
+  it("keeps the message log from status callbacks (with the host's telua.status), and opens WhatsApp windows", function()
     local seen = {}
-    require("telua.host.status").attach(r)
+    require("telua.status").attach(r)
     assert(r:add("a.lua", {
       status = { ["/status"] = function(req) seen[#seen + 1] = { req.status_changed, req.message_status } end },
       messages = { { handler = function() end } },

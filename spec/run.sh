@@ -82,6 +82,9 @@ RUNENV= # the host specs run the instrumented binary itself (and node, which mus
 if [ -d spec/host ]; then
   run_busted lua5.4 lua5.4 spec/host
 fi
+if [ -d spec/openresty ]; then # a real nginx with lua-nginx-module, which runs telua on LuaJIT
+  run_busted lua5.4 lua5.4 spec/openresty
+fi
 rm -f "$out"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

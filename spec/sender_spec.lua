@@ -1,7 +1,7 @@
 -- telua.sender's pacing decisions (Sender:pace), on its GCRA limiters.
 -- Expected values come from the GCRA definition: at rate r with burst b,
 -- b events pass at once and event k (k > b) is due (k - b) / r seconds on.
-local sender_mod = require "telua.host.sender"
+local sender_mod = require "telua.sender"
 
 local FROM = "+14155550177" -- a US long code
 

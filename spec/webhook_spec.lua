@@ -49,6 +49,24 @@ describe("telua.webhook", function()
     end
   end)
 
+  it("takes true in a map (ngx.req.get_post_args' key without '=') as the empty value, as twilio-node signs it", function()
+    local n = 0
+    for _, v in ipairs(vectors.form) do
+      local has_empty = false
+      for _, p in ipairs(v.params) do if p[2] == "" then has_empty = true end end
+      if has_empty and v.valid then
+        local m = map_of(v.params)
+        for k, x in pairs(m) do
+          if x == "" then m[k] = true
+          elseif type(x) == "table" then for i = 1, #x do if x[i] == "" then x[i] = true end end end
+        end
+        assert.is_true(webhook.validate(v.token, v.url, m, v.signature), v.url)
+        n = n + 1
+      end
+    end
+    assert.is_true(n > 10, "vectors with an empty value: " .. n)
+  end)
+
   it("validates JSON bodies through bodySHA256 as twilio-node does", function()
     for _, v in ipairs(vectors.json) do
       local ok = webhook.validate(v.token, v.url, nil, v.signature, v.body)

@@ -87,6 +87,19 @@ local function client_error(code, message)
   return nil, _M.error{ code = code, message = message, status = 400, where = "client", retryable = false }
 end
 
+--- A number from JSON as an integer where it is whole: lua-cjson decodes
+-- every number as a float under Lua 5.4, and Twilio's codes are integers
+-- (`21211`, never `21211.0`, in messages and logs).
+-- @param v a number, a numeric string or anything else
+-- @return the integer, the number, or nil
+local tointeger = math.tointeger -- luacheck: ignore 143 (Lua 5.3+; nil under LuaJIT, where whole floats print bare)
+function _M.integer(v)
+  local n = tonumber(v)
+  if n and tointeger then return tointeger(n) or n end
+  return n
+end
+local integer = _M.integer
+
 -- JSON null -> nil, recursively (cjson.null is truthy in Lua).
 local function strip_nulls(v)
   if type(v) ~= "table" then return v end
@@ -313,28 +326,31 @@ end
 --   `create_many`, default 16: Twilio limits an account's concurrent
 --   requests, 20429), `cainfo` (CA bundle), `user_agent_extensions`
 -- @treturn table the client, with `messages`, `calls` and `verify`
--- @raise when the credentials are missing or malformed
+-- @return or `nil, message` when the credentials are missing or malformed
+--   (as resty modules do; under nginx the environment is empty unless
+--   nginx.conf has `env TWILIO_ACCOUNT_SID;` lines: pass them in `opts`)
+-- @raise when opts is not a table
 function _M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("client.new: options must be a table", 2) end
   local sid = opts.account_sid or env("TWILIO_ACCOUNT_SID")
   if type(sid) ~= "string" or not sid:find("^AC%x+$") or #sid ~= 34 then
-    error("client.new: account_sid must start with AC and have 32 hex digits (set account_sid or TWILIO_ACCOUNT_SID)", 2)
+    return nil, "client.new: account_sid must start with AC and have 32 hex digits (set account_sid or TWILIO_ACCOUNT_SID)"
   end
   local user, pass
   local key = opts.api_key or (not opts.auth_token and env("TWILIO_API_KEY")) or nil
   if key then
     user, pass = key, opts.api_secret or env("TWILIO_API_SECRET")
-    if type(user) ~= "string" or not user:find("^SK") then error("client.new: api_key must start with SK", 2) end
+    if type(user) ~= "string" or not user:find("^SK") then return nil, "client.new: api_key must start with SK" end
   else
     user, pass = sid, opts.auth_token or env("TWILIO_AUTH_TOKEN")
   end
   if type(pass) ~= "string" or pass == "" then
-    error("client.new: no secret (set auth_token or TWILIO_AUTH_TOKEN, or api_key with api_secret)", 2)
+    return nil, "client.new: no secret (set auth_token or TWILIO_AUTH_TOKEN, or api_key with api_secret)"
   end
   local base = opts.base_url or env("TELUA_TWILIO_BASE_URL")
   if base ~= nil and (type(base) ~= "string" or not base:find("^https?://[^/]")) then
-    error("client.new: base_url must be an http(s) URL", 2)
+    return nil, "client.new: base_url must be an http(s) URL"
   end
   if base then base = base:gsub("/+$", "") end
   local region, edge = opts.region or env("TWILIO_REGION"), opts.edge or env("TWILIO_EDGE")
@@ -412,13 +428,15 @@ local function decode(res, msg, code)
     if type(v) ~= "table" then
       return nil, _M.error{ status = status, message = "answer is not JSON: " .. tostring(jerr), where = "twilio", retryable = false }
     end
-    return strip_nulls(v)
+    strip_nulls(v)
+    if v.error_code ~= nil then v.error_code = integer(v.error_code) end
+    return v
   end
   local v = cjson.decode(body)
   local e = { status = status, where = "twilio" }
   if type(v) == "table" then
     strip_nulls(v)
-    e.code = tonumber(v.code)
+    e.code = integer(v.code)
     e.message = v.message or v.detail or v.title
     e.more_info = v.more_info or v.type
     e.details = v.details or v.errors

@@ -23,6 +23,15 @@
 -- the interval is exact (3 per second never drifts). Standard: ITU-T I.371
 -- GCRA in its virtual-scheduling form (as redis-cell's CL.THROTTLE).
 --
+-- Inside nginx the workers are processes: `gcra.share()` in `init_by_lua`
+-- puts that store in memory the master maps shared before it forks the
+-- workers, so every worker decides on one schedule per key (each decision
+-- takes the key's bucket lock, an atomic test-and-set byte in that memory,
+-- reads the TAT, writes the new one and lets go: no other worker can
+-- decide in between). `gcra.new` under nginx refuses to make a limiter on
+-- a store that is not shared, since each worker would then send at the
+-- full rate; `per_process = true` allows it.
+--
 -- @module telua.gcra
 
 local core = require "telua.core"
@@ -30,6 +39,25 @@ local core = require "telua.core"
 local type, error, floor, tostring, setmetatable = type, error, math.floor, tostring, setmetatable
 
 local _M = { _VERSION = "0.1.0" }
+
+-- Inside nginx's workers (or its master, at init): processes, not threads.
+local ngx = rawget(_G, "ngx")
+local IN_NGINX = ngx and type(ngx.worker) == "table" or false
+
+--- Puts the limiters' store in memory shared with the processes forked
+-- after the call: in nginx, call it in `init_by_lua` (the master) so all
+-- workers pace on one schedule. Idempotent.
+-- @tparam[opt=65536] integer keys the store's capacity
+-- @return `true`, or `nil, message` (the store was used before the call,
+--   or the mapping failed)
+function _M.share(keys)
+  if keys ~= nil and (type(keys) ~= "number" or keys < 16) then error("gcra.share: keys must be >= 16", 2) end
+  return core.gcra_share(keys)
+end
+
+--- Whether the store is shared (`share` was called in this process or its parent).
+-- @treturn boolean
+function _M.shared() return core.gcra_shared() end
 
 local function whole(v, what)
   if type(v) ~= "number" or v ~= v or v < 0 or v ~= floor(v) then
@@ -42,11 +70,17 @@ end
 -- @tparam table opts `rate` (events per second, up to 3 decimals, e.g.
 --   `0.5`), or `count` per `period` seconds; `burst` (events allowed back
 --   to back, default 1); `queue` (seconds: shaping accepts an event due in
---   up to this long, default 0 = policing)
+--   up to this long, default 0 = policing); `per_process` (inside nginx:
+--   allow a store that is not shared, so each worker paces alone)
 -- @treturn userdata a limiter with `incoming`, `incoming_at`, `uncommit`
--- @raise on missing or non-positive parameters
+-- @raise on missing or non-positive parameters; inside nginx, when the
+--   store is not shared (see `share`) and `per_process` is not set
 function _M.new(opts)
   if type(opts) ~= "table" then error("gcra.new needs a table of options", 2) end
+  if IN_NGINX and not opts.per_process and not core.gcra_shared() then
+    error("gcra.new: inside nginx each worker would pace alone; call require('telua.gcra').share() in " ..
+          "init_by_lua (or pass per_process = true)", 2)
+  end
   local count, period_ns
   if opts.rate ~= nil then
     local r = opts.rate
@@ -103,10 +137,10 @@ end
 _M.now = core.gcra_now
 
 --- The store's use: keys held, capacity, keys evicted to stay within it.
--- @treturn table `{ keys = n, capacity = n, evicted = n }`
+-- @treturn table `{ keys = n, capacity = n, evicted = n, shared = boolean }`
 function _M.stats()
   local keys, capacity, evicted = core.gcra_stats()
-  return { keys = keys, capacity = capacity, evicted = evicted }
+  return { keys = keys, capacity = capacity, evicted = evicted, shared = core.gcra_shared() }
 end
 
 local Conc = {}

@@ -10,8 +10,15 @@
 -- on the same connection pool and returns when all are done. Connections stay open
 -- between calls (one pool per Lua state) and HTTP/2 streams share one
 -- connection. TLS peers are always verified; `cainfo` names a CA bundle for
--- a private CA. This is the transport under telua's Twilio client; it is
--- chosen per client, so OpenResty's cosockets can stand in for it.
+-- a private CA. This is the transport under telua's Twilio client.
+--
+-- Inside nginx (OpenResty, or Debian's lua-nginx-module) the same calls go
+-- over cosockets instead (`telua.http.cosocket`): the runtime is detected
+-- once, when this module loads, and libcurl is then never touched. A
+-- request yields to nginx's event loop rather than blocking the worker,
+-- `batch` runs on light threads and `sleep` is `ngx.sleep`.
+-- `http.use("libcurl")` forces the libcurl transport (it blocks an nginx
+-- worker: for comparisons only).
 --
 --     local http = require "telua.http"
 --     local res, err, code = http.request{ url = "https://api.example.com/x", timeout = 5 }
@@ -19,12 +26,44 @@
 --
 -- @module telua.http
 
-local core = require "telua.core"
-
-local type, error = type, error
+local type, error, require = type, error, require
 local running, yield = coroutine.running, coroutine.yield
 
-local _M = { _VERSION = "0.1.0", LIBCURL = core.http_version }
+local _M = { _VERSION = "0.1.0" }
+
+-- Inside nginx with cosockets: the http (or stream) subsystem of lua-nginx-module.
+local ngx = rawget(_G, "ngx")
+local cosocket = ngx and type(ngx.socket) == "table" and ngx.socket.tcp and ngx.config and ngx.config.subsystem
+                 and require "telua.http.cosocket" or nil
+
+-- telua.core's libcurl part, loaded on first use (never inside nginx
+-- unless forced with use("libcurl")).
+local core
+local function curl()
+  core = core or require "telua.core"
+  return core
+end
+
+--- The transport in use: `"cosocket"` inside nginx, else `"libcurl"`.
+-- @treturn string
+function _M.transport()
+  return cosocket and "cosocket" or "libcurl"
+end
+
+--- Chooses the transport: `"libcurl"` everywhere, `"cosocket"` only inside nginx.
+-- @tparam string name
+-- @raise on another name, or `"cosocket"` outside nginx
+function _M.use(name)
+  if name == "libcurl" then cosocket = nil
+  elseif name == "cosocket" then
+    if not (ngx and ngx.socket) then error("http.use: cosockets exist only inside nginx", 2) end
+    cosocket = require "telua.http.cosocket"
+  else error('http.use: "libcurl" or "cosocket"', 2) end
+end
+
+setmetatable(_M, { __index = function(_, k) -- LIBCURL: libcurl's version, loaded when asked for
+  if k == "LIBCURL" then return curl().http_version end
+end })
 
 -- The host marks the coroutine a request's rules run in; only there does a
 -- call yield (a rule's own coroutines, and everything outside the host,
@@ -56,8 +95,9 @@ end
 -- @raise when opts is malformed
 function _M.request(opts)
   if type(opts) ~= "table" then error("http.request needs a table of options", 2) end
+  if cosocket then return cosocket.request(opts) end
   if in_host() then return yield("telua.io", "http", opts) end
-  return core.http_request(opts)
+  return curl().http_request(opts)
 end
 
 --- Makes many requests at once and waits for all of them.
@@ -70,19 +110,22 @@ end
 -- @raise when an item is malformed (nothing is sent then)
 function _M.batch(list, max_connections)
   if type(list) ~= "table" then error("http.batch needs a list of requests", 2) end
+  if cosocket then return cosocket.batch(list, max_connections) end
   if in_host() then return yield("telua.io", "batch", list) end
-  return core.http_batch(list, max_connections)
+  return curl().http_batch(list, max_connections)
 end
 
 --- Waits, without blocking the host's worker (see the module notes).
+-- Inside nginx: `ngx.sleep`.
 -- @tparam number seconds
 function _M.sleep(seconds)
   if type(seconds) ~= "number" then error("http.sleep needs seconds", 2) end
+  if cosocket then return cosocket.sleep(seconds) end
   if in_host() then
     yield("telua.io", "sleep", seconds)
     return
   end
-  core.sleep(seconds)
+  curl().sleep(seconds)
 end
 
 return _M

@@ -36,13 +36,13 @@
 -- replies, at `req.send` and again at send time.
 --
 -- A status callback goes to its handler; the host first keeps the message
--- log with it (`telua.host.status`, given as `opts.on_status`: a status
+-- log with it (`telua.status`, given as `opts.on_status`: a status
 -- only moves forward, the handler sees `req.status_changed` and
 -- `req.message_status`, transient carrier errors are resent). An inbound
 -- WhatsApp message opens the user's 24-hour window (`store:window_open`).
 --
 -- `req.send{ to, body | content_sid, ... }` queues an outbound message in
--- the store's outbox for the host's sender (`telua.host.sender`) and returns its
+-- the store's outbox for the host's sender (`telua.sender`) and returns its
 -- id at once, or `nil, err` (`telua.client`'s error shape: 21211 and the
 -- other checks of `client.check_message`, 21610 when the number opted
 -- out, 63016 for free-form WhatsApp outside the 24-hour window). `from`
@@ -86,7 +86,7 @@ end
 --   status callback moved a message forward; what it raises is logged and
 --   dropped), `on_status` (function(router, req) run on a status
 --   callback before its handler: the host's message log and resends,
---   `telua.host.status`; it sets `req.status_changed` and
+--   `telua.status`; it sets `req.status_changed` and
 --   `req.message_status`, and may answer instead, e.g. 503 when the store
 --   failed)
 -- @treturn table the router
@@ -258,7 +258,7 @@ end
 _M.canonical = canonical
 
 --- Queues an outbound message in a store's outbox for the host's sender
--- (`telua.host.sender`), with the checks of `req.send` (see the module notes):
+-- (`telua.sender`), with the checks of `req.send` (see the module notes):
 -- `client.check_message`, the opt-out list, WhatsApp's 24-hour window.
 -- Used by `req.send` and by the embedding API (`telua_send`).
 -- @tparam table store a `telua.store`
@@ -526,7 +526,7 @@ function Router:_handle(req, ctx)
   local s = self.status[path]
   if s then
     ctx.kind, ctx.rule = "status", s.source
-    if self.on_status then -- the host's bookkeeping (telua.host.status): the message log, resends
+    if self.on_status then -- the host's bookkeeping (telua.status): the message log, resends
       local res = self.on_status(self, r)
       if res then return res end
     end

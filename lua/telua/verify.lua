@@ -30,6 +30,8 @@ Verify.__index = Verify
 --   `telua.store`, required: it keeps the counts), `client` (default: a
 --   `telua.client` from the environment's credentials), `limit`, `window`
 --   (seconds), `default_region`
+-- @return the verifier, or `nil, message` when no client was given and
+--   none can be made from the credentials (`telua.client.new`)
 -- @raise on a missing service SID or store
 function _M.new(opts)
   if type(opts) ~= "table" then error("verify.new needs a table", 2) end
@@ -37,10 +39,16 @@ function _M.new(opts)
     error("verify.new: service_sid must be a Verify service SID (VA...)", 2)
   end
   if type(opts.store) ~= "table" or not opts.store.counter_hit then error("verify.new: store is required", 2) end
+  local client = opts.client
+  if not client then
+    local err
+    client, err = client_mod.new{ default_region = opts.default_region }
+    if not client then return nil, err end
+  end
   return setmetatable({
     service_sid = opts.service_sid,
     store = opts.store,
-    client = opts.client or client_mod.new{ default_region = opts.default_region },
+    client = client,
     limit = opts.limit or _M.LIMIT,
     window = opts.window or _M.WINDOW,
   }, Verify)

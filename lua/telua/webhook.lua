@@ -12,9 +12,33 @@
 
 local core = require "telua.core"
 
-local type, error = type, error
+local type, error, pairs = type, error, pairs
 
 local _M = { _VERSION = "0.1.0" }
+
+-- A map's `true` values (a key without `=`) as "" (a copy, only when there is one).
+local function plain_values(map)
+  local copy
+  for k, v in pairs(map) do
+    if v == true then
+      copy = copy or {}
+      copy[k] = ""
+    elseif type(v) == "table" then
+      for i = 1, #v do
+        if v[i] == true then
+          local list = {}
+          for j = 1, #v do list[j] = v[j] == true and "" or v[j] end
+          copy = copy or {}
+          copy[k] = list
+          break
+        end
+      end
+    end
+  end
+  if not copy then return map end
+  for k, v in pairs(map) do if copy[k] == nil then copy[k] = v end end
+  return copy
+end
 
 local function check_common(auth_token, url)
   if type(auth_token) ~= "string" then error("auth_token must be a string", 3) end
@@ -31,7 +55,10 @@ end
 -- @tparam string url the full URL Twilio requested
 -- @tparam table params the decoded form fields: a list of `{key, value}`
 --   pairs (order kept, keys may repeat) or a map of key to a string or a
---   list of strings; ignored when `body` is given
+--   list of strings (`true` counts as the empty string: what
+--   `ngx.req.get_post_args()` gives for a key written without `=`, which
+--   the WHATWG form rules and Twilio's signature take as `key=`); ignored
+--   when `body` is given
 -- @tparam string signature the X-Twilio-Signature header (nil counts as missing)
 -- @tparam[opt] string body the raw body of a non-form (JSON) request; its
 --   SHA-256 must equal the URL's `bodySHA256` query parameter
@@ -43,6 +70,7 @@ function _M.validate(auth_token, url, params, signature, body)
   if signature ~= nil and type(signature) ~= "string" then error("signature must be a string", 2) end
   if body ~= nil and type(body) ~= "string" then error("body must be a string", 2) end
   if body == nil and type(params) ~= "table" then error("params must be a table", 2) end
+  if body == nil and params[1] == nil then params = plain_values(params) end
   return core.validate(auth_token, url, params, signature or "", body)
 end
 

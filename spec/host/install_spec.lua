@@ -34,7 +34,7 @@ describe("make install", function()
       "/usr/local/bin/telua", "/usr/local/lib/libtelua.a", "/usr/local/lib/libtelua.so",
       "/usr/local/lib/libtelua.so.0", "/usr/local/include/telua.h", "/usr/local/lib/pkgconfig/telua.pc",
       "/usr/local/share/lua/5.4/telua/router.lua", "/usr/local/share/lua/5.4/telua/init.lua",
-      "/usr/local/share/lua/5.4/telua/host/init.lua", "/usr/local/share/lua/5.4/telua/host/sender.lua",
+      "/usr/local/share/lua/5.4/telua/host/init.lua", "/usr/local/share/lua/5.4/telua/sender.lua",
       "/usr/local/lib/lua/5.4/telua/core.so", "/usr/local/lib/systemd/system/telua.service",
     }
     for _, f in ipairs(want) do assert(h.exists(dest .. f), f .. " was not installed") end
@@ -146,7 +146,7 @@ describe("the rock", function()
       listed[file] = true
     end
     local files = {}
-    for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua lua/telua/store/*.lua"):gmatch("%S+") do files[f] = true end
+    for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua lua/telua/store/*.lua lua/telua/http/*.lua"):gmatch("%S+") do files[f] = true end
     assert.same(files, listed)
     assert.matches('"lua >= 5%.1, < 5%.5"', spec)
   end)
@@ -159,12 +159,19 @@ describe("the rock", function()
                           " --lua-version=" .. ver .. " --deps-mode=none")
       assert(rc == 0, out)
       local mods = {}
-      for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua lua/telua/store/*.lua"):gmatch("lua/telua/([%w_/]+)%.lua") do
-        mods[#mods + 1] = f == "init" and "telua" or ("telua." .. f:gsub("/", "."))
+      -- (the modules that run only inside nginx refuse to load elsewhere, saying so;
+      -- spec/openresty loads them in nginx)
+      local nginx_only = { ["telua.ngx"] = true, ["telua.http.cosocket"] = true }
+      for f in sh("cd " .. q(ROOT) .. " && ls lua/telua/*.lua lua/telua/store/*.lua lua/telua/http/*.lua"):gmatch("lua/telua/([%w_/]+)%.lua") do
+        local m = f == "init" and "telua" or ("telua." .. f:gsub("/", "."))
+        if not nginx_only[m] then mods[#mods + 1] = m end
       end
       mods[#mods + 1] = "telua.core"
       local code = "for _, m in ipairs({" .. ("%q,"):rep(#mods):format(table.unpack(mods)) .. "}) do " ..
                    "local ok, e = pcall(require, m); if not ok then io.write('FAIL ', m, ': ', tostring(e), '\\n') end end " ..
+                   "for _, m in ipairs({'telua.ngx', 'telua.http.cosocket'}) do local ok, e = pcall(require, m); " ..
+                   "if ok or not tostring(e):find('inside nginx', 1, true) then io.write('FAIL ', m, ' outside nginx: ', " ..
+                   "tostring(e), '\\n') end end " ..
                    "local t = require 'telua'; assert(t.client.new, 'telua.client'); " ..
                    "assert(require('telua.core').hmac_sha1 or true); io.write('loaded ', _VERSION, '\\n')"
       local env = "LUA_PATH=" .. q(tree .. "/share/lua/" .. ver .. "/?.lua;" .. tree .. "/share/lua/" .. ver ..

@@ -5,12 +5,20 @@
  * interval such as 1/3 s never accumulates rounding: each event adds
  * exactly cost x period. The store is an array of 16-slot buckets; a key
  * lives in the bucket its hash picks, and each bucket has a spinlock.
+ *
+ * tl_gcra_share puts the locks, the eviction count and the table in one
+ * MAP_SHARED anonymous mapping: processes forked after it (nginx's workers,
+ * when init_by_lua made it in the master) decide on the same memory. The
+ * spinlocks are atomic test-and-set bytes, which work across processes as
+ * across threads, and CLOCK_MONOTONIC is one clock for the whole machine,
+ * so every process sees one schedule per key.
  */
 #include "gcra.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define BUCKET 16
@@ -35,18 +43,32 @@ typedef struct {
     entry e[BUCKET];
 } bucket;
 
+/* What every user of the table must see the same: in the process, or at
+ * the start of the shared mapping. */
+typedef struct {
+    volatile char locks[STRIPES];
+    uint64_t evicted;
+} __attribute__((aligned(64))) header;
+
+static header local_hdr;
+static header *hdr = &local_hdr;
 static bucket *table;
 static size_t nbuckets, capacity = 65536;
-static uint64_t evicted;
+static int shared;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int alloc_failed;
-static volatile char locks[STRIPES];
+
+static size_t buckets_for(size_t keys)
+{
+    size_t want = (keys + BUCKET - 1) / BUCKET, n = 1;
+    while (n < want) n <<= 1;
+    return n;
+}
 
 static void setup(void)
 {
-    size_t want = (capacity + BUCKET - 1) / BUCKET, n = 1;
-    while (n < want) n <<= 1;
-    nbuckets = n;
+    if (table) return; /* tl_gcra_share made it */
+    nbuckets = buckets_for(capacity);
     table = calloc(nbuckets, sizeof *table);
     if (!table) alloc_failed = 1;
 }
@@ -55,6 +77,26 @@ void tl_gcra_set_capacity(size_t keys)
 {
     if (!table && keys >= BUCKET) capacity = keys;
 }
+
+int tl_gcra_share(size_t keys)
+{
+    size_t n, bytes;
+    void *m;
+    if (shared) return 0;
+    if (table) return -1; /* decisions were made on process memory already */
+    if (keys >= BUCKET) capacity = keys;
+    n = buckets_for(capacity);
+    bytes = sizeof(header) + n * sizeof(bucket);
+    m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return -2; /* zero-filled by the kernel: empty slots, open locks */
+    hdr = m;
+    table = (bucket *)((char *)m + sizeof(header));
+    nbuckets = n;
+    shared = 1;
+    return 0;
+}
+
+int tl_gcra_is_shared(void) { return shared; }
 
 uint64_t tl_gcra_now(void)
 {
@@ -97,11 +139,11 @@ static uint64_t hash_of(uint64_t seed, const char *key, size_t len)
 
 static void lock(size_t b)
 {
-    while (__atomic_test_and_set(&locks[b % STRIPES], __ATOMIC_ACQUIRE))
-        while (__atomic_load_n(&locks[b % STRIPES], __ATOMIC_RELAXED)) __builtin_ia32_pause();
+    while (__atomic_test_and_set(&hdr->locks[b % STRIPES], __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&hdr->locks[b % STRIPES], __ATOMIC_RELAXED)) __builtin_ia32_pause();
 }
 
-static void unlock(size_t b) { __atomic_clear(&locks[b % STRIPES], __ATOMIC_RELEASE); }
+static void unlock(size_t b) { __atomic_clear(&hdr->locks[b % STRIPES], __ATOMIC_RELEASE); }
 
 static int same(const entry *e, uint64_t seed, const char *key, size_t len)
 {
@@ -154,7 +196,7 @@ static entry *find(uint64_t h, size_t b, uint64_t seed, const char *key, size_t 
     if (!claim) return NULL;
     if (slot < 0) {
         slot = oldest;
-        __atomic_add_fetch(&evicted, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&hdr->evicted, 1, __ATOMIC_RELAXED);
     }
     e = &bk->e[slot];
     e->hash = h;
@@ -243,7 +285,7 @@ void tl_gcra_stats_get(tl_gcra_stats *out)
     size_t i, n = 0;
     pthread_once(&once, setup);
     out->capacity = table ? nbuckets * BUCKET : 0;
-    out->evicted = __atomic_load_n(&evicted, __ATOMIC_RELAXED);
+    out->evicted = __atomic_load_n(&hdr->evicted, __ATOMIC_RELAXED);
     for (i = 0; table && i < nbuckets * BUCKET; i++) n += table[i / BUCKET].e[i % BUCKET].hash != 0;
     out->keys = n;
 }

@@ -68,8 +68,21 @@ void tl_gcra_uncommit(const tl_gcra_limit *lim, const char *key, size_t len, uin
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t tl_gcra_now(void);
 
-/* Sets the store's capacity (keys, default 1,000,000); only before first use. */
+/* Sets the store's capacity (keys, default 65,536); only before first use. */
 void tl_gcra_set_capacity(size_t keys);
+
+/*
+ * Puts the store in memory shared with the processes this one forks after
+ * the call (MAP_SHARED | MAP_ANONYMOUS), holding `keys` keys (0: the
+ * capacity set before). Call it before the first decision: nginx's master
+ * in init_by_lua, so that every worker paces on one schedule. Returns 0
+ * (also when already shared), -1 when decisions were already made on
+ * process memory, -2 when the mapping failed (errno set by mmap).
+ */
+int tl_gcra_share(size_t keys);
+
+/* 1 when the store is in shared memory (tl_gcra_share), else 0. */
+int tl_gcra_is_shared(void);
 
 typedef struct tl_gcra_stats {
     size_t keys, capacity;

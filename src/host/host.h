@@ -11,7 +11,7 @@
  *              resumes, hands I/O to the worker's I/O thread, reads and
  *              checks the answer; every step inside a protected call
  *   status.c   GET /-/status
- *   sender.c   the sender thread (lua/telua/host/sender.lua)
+ *   sender.c   the sender thread (lua/telua/sender.lua)
  *   embed.c    the embedding API: events, C modules, telua_send
  *
  * Threads: one MHD daemon thread per worker (worker i only ever runs

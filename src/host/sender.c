@@ -1,5 +1,5 @@
 /*
- * sender.c - the sender thread: lua/telua/host/sender.lua on a state of its
+ * sender.c - the sender thread: lua/telua/sender.lua on a state of its
  * own, sending what rules queued in the outbox.
  */
 #include "host.h"
@@ -21,7 +21,7 @@ static void *sender_main(void *arg)
 {
     telua_host *h = arg;
     lua_State *L = h->sender->L;
-    /* the stack holds: telua.host.sender, opts (built by tl_sender_start) */
+    /* the stack holds: telua.sender, opts (built by tl_sender_start) */
     if (tl_vm_pcall(h->sender, 1, 0, 0) != LUA_OK)
         tl_log("error", "sender stopped: %s", lua_tostring(L, -1));
     lua_settop(L, 0);

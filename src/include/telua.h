@@ -126,7 +126,7 @@ typedef struct telua_config {
     const char *fallback_voice;     /* TwiML answered when a voice rule fails */
     const char *fallback_messaging; /* TwiML answered when a messaging rule fails */
     /* outbound: with an account SID (and a sqlite or memory store), a sender thread
-     * sends what rules queue with req.send (see lua/telua/host/sender.lua) */
+     * sends what rules queue with req.send (see lua/telua/sender.lua) */
     const char *account_sid;        /* AC...; NULL: no sender */
     const char *twilio_base_url;    /* NULL: https://api.twilio.com (e.g. the sandbox's URL) */
     const char *send_rates;         /* "long_code=1,toll_free=3,..." over the defaults; NULL: defaults */

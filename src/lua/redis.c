@@ -1084,6 +1084,86 @@ static int l_view_live(lua_State *L)
     return 1;
 }
 
+/* ---- Lua: core.redis_encode(cmds) and core.redis_reader(), for a socket
+ * that is not ours (OpenResty's cosockets): hiredis's encoder and reply
+ * reader over bytes the caller moves */
+
+#define READER_MT "telua.RedisReader"
+
+/* core.redis_encode(cmds) -> wire, n: the commands in RESP, as one string */
+static int l_encode(lua_State *L)
+{
+    char *buf = NULL;
+    size_t len;
+    int n;
+    tl_redis_format(L, 1, &buf, &len, &n);
+    lua_pushlstring(L, buf, len);
+    free(buf);
+    lua_pushinteger(L, n);
+    return 2;
+}
+
+typedef struct {
+    redisReader *r;
+} lreader;
+
+static redisReader *check_reader(lua_State *L)
+{
+    lreader *x = luaL_checkudata(L, 1, READER_MT);
+    if (!x->r) luaL_error(L, "redis: reader is closed");
+    return x->r;
+}
+
+/* core.redis_reader() -> reader with feed(bytes) and next() */
+static int l_reader(lua_State *L)
+{
+    lreader *x = lua_newuserdata(L, sizeof *x);
+    x->r = NULL;
+    luaL_setmetatable(L, READER_MT);
+    x->r = redisReaderCreate();
+    if (!x->r) return luaL_error(L, "redis: out of memory");
+    return 1;
+}
+
+/* reader:feed(bytes) */
+static int l_reader_feed(lua_State *L)
+{
+    redisReader *r = check_reader(L);
+    size_t len;
+    const char *b = luaL_checklstring(L, 2, &len);
+    if (redisReaderFeed(r, b, len) != REDIS_OK) return luaL_error(L, "redis: out of memory");
+    return 0;
+}
+
+/* reader:next() -> true, reply (as in a pipeline's list: nil as false, an
+ * error as { err = message }) | false (more bytes needed) | nil, message */
+static int l_reader_next(lua_State *L)
+{
+    redisReader *r = check_reader(L);
+    void *rep = NULL;
+    if (redisReaderGetReply(r, &rep) != REDIS_OK) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "redis: protocol error: %s", r->errstr);
+        return 2;
+    }
+    if (!rep) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushboolean(L, 1);
+    push_reply(L, rep, 1);
+    freeReplyObject(rep);
+    return 2;
+}
+
+static int l_reader_gc(lua_State *L)
+{
+    lreader *x = luaL_checkudata(L, 1, READER_MT);
+    if (x->r) redisReaderFree(x->r);
+    x->r = NULL;
+    return 0;
+}
+
 void tl_open_redis(lua_State *L)
 {
     if (luaL_newmetatable(L, REDIS_MT)) {
@@ -1114,6 +1194,21 @@ void tl_open_redis(lua_State *L)
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
+    if (luaL_newmetatable(L, READER_MT)) {
+        lua_newtable(L);
+        lua_pushcfunction(L, l_reader_feed);
+        lua_setfield(L, -2, "feed");
+        lua_pushcfunction(L, l_reader_next);
+        lua_setfield(L, -2, "next");
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_reader_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_encode);
+    lua_setfield(L, -2, "redis_encode");
+    lua_pushcfunction(L, l_reader);
+    lua_setfield(L, -2, "redis_reader");
     lua_pushcfunction(L, l_view);
     lua_setfield(L, -2, "redis_view");
     lua_pushcfunction(L, l_connect);

@@ -724,6 +724,32 @@ static int l_gcra_stats(lua_State *L)
     return 3;
 }
 
+/* core.gcra_share([keys]) -> true | nil, message: the store in memory
+ * shared with the processes forked after (see tl_gcra_share) */
+static int l_gcra_share(lua_State *L)
+{
+    lua_Number keys = luaL_optnumber(L, 1, 0);
+    int rc;
+    if (!(keys >= 0) || keys > 1e9) return luaL_argerror(L, 1, "keys must be a number 0..1e9");
+    rc = tl_gcra_share((size_t)keys);
+    if (rc == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, rc == -1 ? "gcra: the limiters' store is in use already: share it before the first decision "
+                                 "(nginx: in init_by_lua)"
+                               : "gcra: cannot map shared memory for the limiters' store");
+    return 2;
+}
+
+/* core.gcra_shared() -> boolean */
+static int l_gcra_shared(lua_State *L)
+{
+    lua_pushboolean(L, tl_gcra_is_shared());
+    return 1;
+}
+
 static const luaL_Reg gcra_methods[] = {
     { "incoming", l_gcra_incoming },
     { "incoming_at", l_gcra_incoming_at },
@@ -735,6 +761,8 @@ static const luaL_Reg core_funcs[] = {
     { "gcra_new", l_gcra_new },
     { "gcra_now", l_gcra_now },
     { "gcra_stats", l_gcra_stats },
+    { "gcra_share", l_gcra_share },
+    { "gcra_shared", l_gcra_shared },
     { "segments_count", l_segments_count },
     { "e164_parse", l_e164_parse },
     { "e164_normalize", l_e164_normalize },

@@ -9,7 +9,7 @@
 -- @module telua.host
 
 local rules = require "telua.rules"
-local status = require "telua.host.status"
+local status = require "telua.status"
 local store_mod = require "telua.store"
 
 local _M = { _VERSION = "0.1.0" }
@@ -48,7 +48,7 @@ end
 --   shared outbox), `visibility` (seconds)
 function _M.sender(o)
   local core = require "telua.core"
-  local sender = require "telua.host.sender"
+  local sender = require "telua.sender"
   local log = debug.getregistry()["telua.host_log"]
   local store = assert(store_mod.open(o.store, { connect = false, optout_view = true }))
   if store.backend == "redis" then
@@ -58,9 +58,9 @@ function _M.sender(o)
   end
   local rates = assert(sender.parse_rates(o.rates))
   sender.RECONCILE_GRACE = tonumber(os.getenv("TELUA_RECONCILE_GRACE")) or sender.RECONCILE_GRACE
-  local client = require("telua.client").new{
+  local client = assert(require("telua.client").new{
     account_sid = o.account_sid, auth_token = o.auth_token, base_url = o.base_url,
-  }
+  })
   o.auth_token = nil
   log("info", ("sender: sending to %s as %s, %d at once"):format(client.api_base, o.account_sid, o.concurrency))
   sender.run{ store = store, client = client, rates = rates, concurrency = o.concurrency,

@@ -36,7 +36,12 @@
 -- store's own connection, at most `timeout` seconds per exchange. When
 -- Redis cannot be reached a call returns `nil, message, code` (code
 -- `connect`, `timeout`, `recv`, ... or `redis` for an error reply), never
--- raises, and the next call connects again.
+-- raises, and the next call connects again. Inside nginx, where the phase
+-- has cosockets (rewrite, access, content, timer), a call goes over
+-- `ngx.socket.tcp` instead, with hiredis's encoder and reply reader
+-- (`core.redis_encode`, `core.redis_reader`), TLS by `sslhandshake`
+-- against `lua_ssl_trusted_certificate`, and nginx's keep-alive pool per
+-- store: it yields to nginx's event loop and never blocks the worker.
 --
 -- Not for Redis Cluster: scripts touch keys they compute (one server, or
 -- a primary with replicas).
@@ -128,11 +133,96 @@ end
 -- A failure inside Store:transaction ends the transaction's function.
 local TX_FAIL = {}
 
+-- Inside nginx: cosockets where the phase has them (see the module notes).
+local ngx = rawget(_G, "ngx")
+local NGX_PHASES = { rewrite = true, access = true, content = true, timer = true }
+local function cosockets()
+  return ngx and ngx.socket and NGX_PHASES[ngx.get_phase()] or false
+end
+
+-- One exchange over a cosocket from nginx's pool: AUTH/SELECT first on a
+-- new connection, then cmds; the replies, or nil, message, code.
+local function cosocket_exec(self, cmds)
+  local o = self.opts
+  local sock = ngx.socket.tcp()
+  local t = (o.timeout or 1) * 1000
+  sock:settimeouts((o.connect_timeout or 1) * 1000, t, t)
+  -- the pool's name: the spec's digest (it may hold a password)
+  local pool = self.pool_name
+  if not pool then
+    pool = "telua-redis:" .. core.sha1_hex(self.spec)
+    self.pool_name = pool
+  end
+  local ok, err
+  if o.path then ok, err = sock:connect("unix:" .. o.path, { pool = pool })
+  else ok, err = sock:connect(o.host, o.port, { pool = pool }) end
+  if not ok then
+    return nil, "redis: cannot connect to " .. _M.redact(self.path) .. ": " .. tostring(err),
+           err == "timeout" and "timeout" or "connect"
+  end
+  local pre = {}
+  if sock:getreusedtimes() == 0 then
+    if o.tls then
+      local hok, herr = sock:sslhandshake(nil, o.servername or o.host, true)
+      if not hok then
+        sock:close()
+        return nil, "redis: TLS handshake failed: " .. tostring(herr), "tls"
+      end
+    end
+    if o.password then pre[#pre + 1] = o.user and { "AUTH", o.user, o.password } or { "AUTH", o.password } end
+    if o.db and o.db > 0 then pre[#pre + 1] = { "SELECT", o.db } end
+  end
+  local all = cmds
+  if #pre > 0 then
+    all = {}
+    for i = 1, #pre do all[i] = pre[i] end
+    for i = 1, #cmds do all[#all + 1] = cmds[i] end
+  end
+  local wire, n = core.redis_encode(all)
+  local sent, serr = sock:send(wire)
+  if not sent then
+    sock:close()
+    return nil, "redis: cannot send to the server: " .. tostring(serr), serr == "timeout" and "timeout" or "send"
+  end
+  local reader, replies = core.redis_reader(), {}
+  while #replies < n do
+    local got, v = reader:next()
+    if got then
+      replies[#replies + 1] = v
+    elseif got == nil then
+      sock:close()
+      return nil, v, "protocol"
+    else
+      local data, rerr = sock:receiveany(16384)
+      if not data then
+        sock:close()
+        if rerr == "timeout" then return nil, "redis: no answer within the timeout", "timeout" end
+        return nil, "redis: connection lost", "recv"
+      end
+      reader:feed(data)
+    end
+  end
+  for i = 1, #pre do
+    local r = replies[i]
+    if type(r) == "table" and r.err then
+      sock:close()
+      return nil, "redis: " .. r.err, (pre[i][1] == "AUTH") and "auth" or "redis"
+    end
+  end
+  sock:setkeepalive(60000, 32)
+  if #pre == 0 then return replies end
+  local out = {}
+  for i = #pre + 1, n do out[#out + 1] = replies[i] end
+  return out
+end
+
 -- Runs cmds (a list of argument lists): the list of replies, or nil, message, code.
 function Store:exec(cmds)
   local res, err, code
   if in_request() then
     res, err, code = yield("telua.io", "redis", { key = self.spec, opts = self.opts, cmds = cmds })
+  elseif cosockets() then
+    res, err, code = cosocket_exec(self, cmds)
   else
     local conn = self.conn
     if not conn then

@@ -1,9 +1,9 @@
---- The host's sender: sends what the outbox holds, paced, with retries.
+--- The outbox's sender: sends what the outbox holds, paced, with retries.
 --
 -- Rules never wait on Twilio: `req.send{...}` writes the message to the
--- store's outbox and returns its id at once. The sender (one thread of
--- the host, its own Lua state and store connection) claims due entries,
--- and for each:
+-- store's outbox and returns its id at once. The sender (in the host, a
+-- thread with its own Lua state and store connection; under nginx, one
+-- worker's timer, `telua.ngx`) claims due entries, and for each:
 --
 -- 1. checks the opt-out list again at send time (an entry for a number
 --    that opted out since it was queued is `skipped`);
@@ -42,7 +42,7 @@
 -- every half second; a round whose answers could not be filed is filed
 -- again before anything new is claimed.
 --
--- @module telua.host.sender
+-- @module telua.sender
 
 local client_mod = require "telua.client"
 local core = require "telua.core"

@@ -1,6 +1,6 @@
---- The host's bookkeeping of status callbacks: the message log and resends.
+--- The bookkeeping of status callbacks: the message log and resends.
 --
--- Set as a router's `on_status` (`telua.host.load` does it); the router
+-- Set as a router's `on_status` (`telua.host.load` and `telua.ngx` do it); the router
 -- only dispatches. For a message status callback it logs the status,
 -- moves the store's message log forward (a status only moves forward:
 -- Twilio's callbacks may come late or twice; `req.status_changed` and
@@ -16,7 +16,7 @@
 -- repeated callback cannot queue it twice (the new entry's dedupe key is
 -- the SID).
 --
--- @module telua.host.status
+-- @module telua.status
 
 local store_mod = require "telua.store"
 local router_mod = require "telua.router"
