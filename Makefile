@@ -114,7 +114,7 @@ $(BUILD)/embed_cxx17: spec/c/embed_api.c src/include/telua.h $(BUILD)/libtelua.s
 	  -o $@ spec/c/embed_api.c $(TELUA_PKG) -lpthread
 
 BUSTED := /usr/bin/busted
-test: deps oracles all examples $(BUILD)/embed_c99 $(BUILD)/embed_cxx17 $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_strmatch $(BUILD)/test_vm \
+test: deps oracles all examples $(BUILD)/embed_c99 $(BUILD)/embed_cxx17 $(BUILD)/fuzz_e164 $(BUILD)/fuzz_segments $(BUILD)/test_gcra $(BUILD)/test_gcra_shared $(BUILD)/test_strmatch $(BUILD)/test_vm \
       $(LIBFUZZERS)
 	@sh spec/run.sh $(BUILD)
 
@@ -133,6 +133,10 @@ $(BUILD)/fuzz_segments: spec/c/fuzz_segments.c $(SEG_SRC) $(HDRS)
 $(BUILD)/test_gcra: spec/c/test_gcra.c src/core/gcra.c src/core/gcra.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/test_gcra.c src/core/gcra.c -lpthread
+
+$(BUILD)/test_gcra_shared: spec/c/test_gcra_shared.c src/core/gcra.c src/core/gcra.h
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/test_gcra_shared.c src/core/gcra.c -lpthread
 
 # the host's bounded pattern matcher against liblua5.4's own (the oracle)
 $(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c src/host/clock.c src/host/log.c \

@@ -112,6 +112,15 @@ describe("telua.gcra", function()
     assert.is_true(gcra.stats().keys >= 1)
   end)
 
+  it("refuses to share a store that decisions were made on (nginx: share in init_by_lua)", function()
+    assert.are.equal(0, gcra.new{ rate = 5 }:incoming(key())) -- this process's store is in use
+    local ok, err = gcra.share()
+    assert.is_nil(ok)
+    assert.matches("in use already", err, 1, true)
+    assert.is_false(gcra.shared())
+    assert.is_false(gcra.stats().shared)
+  end)
+
   it("limits concurrency per key", function()
     local c = gcra.concurrency{ max = 2 }
     assert.is_true(c:enter("AC1"))

@@ -35,7 +35,7 @@ if [ -x "$BUILD/test_core" ]; then
   [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out" && failed=$((failed + 1))
 fi
 
-for fz in fuzz_e164 fuzz_segments test_gcra test_strmatch test_vm embed_c99 embed_cxx17; do # C targets under ASan/UBSan (spec/c)
+for fz in fuzz_e164 fuzz_segments test_gcra test_gcra_shared test_strmatch test_vm embed_c99 embed_cxx17; do # C targets under ASan/UBSan (spec/c)
   [ -x "$BUILD/$fz" ] || continue
   echo "== $fz under ASan/UBSan"
   "$BUILD/$fz" > "$out" 2>&1; rc=$?

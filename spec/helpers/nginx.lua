@@ -43,7 +43,7 @@ http {
   init_by_lua_block { @INIT@ }
   init_worker_by_lua_block { @INIT_WORKER@ }
   server {
-    listen 127.0.0.1:@PORT@;
+    listen 127.0.0.1:@PORT@ @LISTEN@;
     @SERVER@
   }
 }
@@ -63,14 +63,16 @@ end
 
 --- Starts nginx. opts: `workers` (default 1), `main` (main-context lines,
 -- e.g. `env X;`), `http` (http-context lines), `init`, `init_worker` (Lua),
--- `server` (the server block's lines), `port` (default: a free one).
+-- `server` (the server block's lines), `port` (default: a free one),
+-- `reuseport` (the kernel spreads connections over the workers).
 function _M.start(opts)
   local self = setmetatable({ opts = opts, dir = h.tmpdir(), port = opts.port or h.free_port() }, Nginx)
   self.base = "http://127.0.0.1:" .. self.port
   local f = assert(io.open(self.dir .. "/nginx.conf", "w"))
   f:write(fill(CONF, { WORKERS = tostring(opts.workers or 1), DIR = self.dir, ROOT = h.root, BUILD = BUILD,
                        MAIN = opts.main, HTTP = opts.http, INIT = opts.init, INIT_WORKER = opts.init_worker,
-                       SERVER = opts.server, PORT = tostring(self.port) }))
+                       SERVER = opts.server, PORT = tostring(self.port),
+                       LISTEN = opts.reuseport and "reuseport" or "" }))
   f:close()
   return self:start_again()
 end
