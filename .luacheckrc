@@ -11,3 +11,5 @@ files["spec"] = {
 }
 files["bench/wrk_post.lua"] = { globals = { "wrk" } } -- wrk's script API
 exclude_files = { "spec/oracle/node_modules", "build" }
+-- code that runs inside nginx: lua-nginx-module's ngx API
+files["spec/openresty/cosocket_cases.lua"] = { std = "max+ngx_lua+busted" }

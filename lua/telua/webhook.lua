@@ -106,12 +106,12 @@ function _M.encode_form(params)
 end
 
 --- Collapses a pair list into a map of key to its first value.
--- @tparam table pairs a list of `{key, value}`
+-- @tparam table list a list of `{key, value}`
 -- @treturn table
-function _M.first_values(pairs)
+function _M.first_values(list)
   local map = {}
-  for i = 1, #pairs do
-    local p = pairs[i]
+  for i = 1, #list do
+    local p = list[i]
     if map[p[1]] == nil then map[p[1]] = p[2] end
   end
   return map

@@ -199,6 +199,7 @@ for _, backend in ipairs({ "sqlite", "redis" }) do
       store:close()
       -- a number that did not opt out still gets its help text
       code, body = post("/sms/incoming", hh.sms("HELP", "+14155550166"))
+      assert.are.equal(200, code)
       assert.matches("Reply STOP", body)
     end)
   end)
