@@ -133,4 +133,5 @@ function Nginx:request(method, target, body, headers)
   return code, table.concat(chunks), resp_headers
 end
 
+_M.Nginx = Nginx -- (its request method, for an nginx a spec started itself)
 return _M

@@ -76,6 +76,22 @@ describe("pacing inside nginx", function()
     assert.is_true(admitted > 1000, tostring(admitted))
   end)
 
+  it("keeps the schedule across nginx -s reload (the master keeps the shared store)", function()
+    local srv = nginx.start{ workers = 1, init = 'PER_PROCESS = false assert(require("telua.gcra").share())',
+                             server = TAKE }
+    local before = tally(hammer(srv, "/take", 1500, 8))
+    os.execute("kill -HUP " .. srv.pid)
+    local old = srv:workers()[1]
+    assert.is_true(require("spec.helpers.host").wait_for(function()
+      local w = srv:workers()
+      return #w == 1 and w[1] ~= old
+    end, 5), "no new worker after the reload")
+    local after = tally(hammer(srv, "/take", 500, 8))
+    srv:clean_up()
+    assert.are.equal(1000, before)
+    assert.are.equal(0, after)
+  end)
+
   it("refuses a per-process limiter inside nginx unless asked for, saying what to do", function()
     local srv = nginx.start{ workers = 1, init = "PER_PROCESS = nil", server = TAKE }
     local _, body = srv:request("GET", "/take")
