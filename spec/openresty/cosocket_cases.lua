@@ -102,6 +102,35 @@ function C.client()
            integer = err and math.type and math.type(err.code) or "n/a" }
 end
 
+-- telua.client on cosockets against `telua sandbox` (port in ?sb=, credentials in ?sid= and ?token=)
+local function sandbox_client()
+  local client_mod = require "telua.client"
+  return assert(client_mod.new{ account_sid = ngx.var.arg_sid, auth_token = ngx.var.arg_token,
+                                base_url = "http://127.0.0.1:" .. ngx.var.arg_sb, default_region = "US",
+                                retry_base = 0.01, retry_cap = 0.05 })
+end
+
+function C.sandbox()
+  local c = sandbox_client()
+  local m = assert(c.messages.create{ to = "(415) 555-2671", from = "+15005550006", body = "from nginx" })
+  local f = assert(c.messages.fetch(m.sid))
+  local list = assert(c.messages.list{ to = "+14155552671" })
+  local listed = false
+  for _, x in ipairs(list) do if x.sid == m.sid then listed = true end end
+  local bad, err = c.messages.create{ to = "+15005550001", from = "+15005550006", body = "x" }
+  return { sid = m.sid, to = m.to, status = m.status, fetched = f.sid, body = f.body, listed = listed,
+           bad = bad ~= nil, code = err and err.code, http = err and err.status }
+end
+
+function C.retry()
+  local c = sandbox_client()
+  ngx.update_time()
+  local t0 = ngx.now()
+  local m, err = c.messages.create{ to = "+14155552671", from = "+15005550006", body = "after 429" }
+  ngx.update_time()
+  return { ok = m ~= nil, err = err and tostring(err), took = ngx.now() - t0 }
+end
+
 function _M.run(name)
   local fn = C[name]
   if not fn then ngx.exit(404) end

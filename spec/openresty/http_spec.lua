@@ -128,6 +128,22 @@ describe("telua.http inside nginx (cosockets)", function()
     assert.are.equal("tls|x", r.good_body)
   end)
 
+  it("refuses the same peer when nginx.conf trusts no CA (no lua_ssl_trusted_certificate)", function()
+    local bare = nginx.start{ server = [[
+      location ~ ^/t/(\w+)$ { content_by_lua_block { require("spec.openresty.cosocket_cases").run(ngx.var[1]) } }
+      location /echo { return 200 "plain"; }
+    ]] }
+    local status, body = bare:request("GET", "/t/tls?good=" .. good .. "&bad=" .. bad)
+    local log = bare:error_log()
+    bare:clean_up()
+    if status ~= 200 then print(log:sub(-1500)) end
+    assert.are.equal(200, status, body)
+    local r = cjson.decode(body)
+    assert.are.equal("tls", r.bad_code)
+    assert.is_nil(r.good_status)
+    assert.matches("TLS handshake", r.good_err, 1, true)
+  end)
+
   it("runs a batch on light threads: 20 slow requests take about one request's time", function()
     local r = case("batch")
     assert.are.equal(21, r.n)
@@ -152,6 +168,40 @@ describe("telua.http inside nginx (cosockets)", function()
     local r = case("phase")
     assert.matches("no cosockets in the init_worker phase", r.init_worker, 1, true)
     assert.matches("ngx.timer.at", r.init_worker, 1, true)
+  end)
+
+  describe("telua.client from nginx against telua sandbox", function()
+    local sb, args
+    local SID, TOKEN = "AC" .. ("4"):rep(32), "sandbox-token-0123456789abcdef0"
+    setup(function()
+      sb = h.spawn("env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" .. TOKEN .. " " ..
+                   require("spec.helpers.host").BUILD .. "/telua sandbox --listen 127.0.0.1:0", dir .. "/sandbox.log")
+      args = "?sb=" .. sb.port .. "&sid=" .. SID .. "&token=" .. TOKEN
+    end)
+    teardown(function() if sb then h.kill(sb) end end)
+
+    it("creates, fetches and lists a message, and gets Twilio's error for a test number", function()
+      local r = case("sandbox", args)
+      assert.matches("^SM%x+$", r.sid)
+      assert.are.equal("+14155552671", r.to)
+      assert.are.equal("queued", r.status)
+      assert.are.equal(r.sid, r.fetched)
+      assert.are.equal("from nginx", r.body)
+      assert.is_true(r.listed)
+      assert.is_false(r.bad)
+      assert.are.equal(21211, r.code)
+      assert.are.equal(400, r.http)
+    end)
+
+    it("retries a 429 after its Retry-After, waiting with ngx.sleep", function()
+      local core = require "telua.core"
+      assert(core.http_request{ url = "http://127.0.0.1:" .. sb.port .. "/-/sandbox/inject", method = "POST",
+        body = core.form_encode{ { "Status", "429" }, { "Code", "20429" }, { "RetryAfter", "1" } },
+        headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
+      local r = case("retry", args)
+      assert.is_true(r.ok, r.err)
+      assert.is_true(r.took >= 1.0, tostring(r.took))
+    end)
   end)
 
   it("telua.client works on it: nil, err for missing credentials, Twilio's code as an integer", function()

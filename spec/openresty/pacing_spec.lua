@@ -101,6 +101,75 @@ describe("pacing inside nginx", function()
   end)
 end)
 
+-- Each of 2 workers polls two limits (1/s and 80/s, burst 2) every
+-- millisecond for 20 s from a timer, and records what it was admitted.
+local POLL = [[
+  local gcra = require "telua.gcra"
+  local function poll(premature)
+    if premature then return end
+    local limits = { { "r1", gcra.new{ rate = 1, burst = 2 } }, { "r80", gcra.new{ rate = 80, burst = 2 } } }
+    local d, id = ngx.shared.admitted, ngx.worker.id()
+    local stop = gcra.now() + DURATION
+    while gcra.now() < stop do
+      for _, l in ipairs(limits) do
+        if l[2]:incoming("+14155550100") == 0 then d:rpush(l[1], string.format("%.6f %d", gcra.now(), id)) end
+      end
+      ngx.sleep(0.001)
+    end
+    d:set("done" .. id, true)
+  end
+  assert(ngx.timer.at(0, poll))
+]]
+
+describe("pacing across 2 nginx workers over time", function()
+  it("holds 1/s and 80/s within 1 % over 20 s, both workers sending", function()
+    local srv = nginx.start{
+      workers = 2, http = "lua_shared_dict admitted 4m;",
+      init = 'DURATION = 20 assert(require("telua.gcra").share())', init_worker = POLL,
+      server = [[
+        location = /admitted {
+          content_by_lua_block {
+            local d = ngx.shared.admitted
+            if not (d:get("done0") and d:get("done1")) then ngx.say("running") return end
+            for _, k in ipairs({ "r1", "r80" }) do
+              ngx.say(k, " ", d:llen(k))
+              while true do local v = d:lpop(k) if not v then break end ngx.say(v) end
+            end
+          }
+        }
+      ]],
+    }
+    local out
+    local done = require("spec.helpers.host").wait_for(function()
+      local _, body = srv:request("GET", "/admitted")
+      out = body
+      return body ~= "running\n"
+    end, 40)
+    srv:clean_up()
+    assert.is_true(done, "the workers did not finish")
+    local times, by_worker, key = { r1 = {}, r80 = {} }, { r1 = {}, r80 = {} }, nil
+    for line in out:gmatch("[^\n]+") do
+      local k = line:match("^(r%d+) %d+$")
+      if k then key = k else
+        local t, id = line:match("^([%d.]+) (%d)$")
+        times[key][#times[key] + 1] = tonumber(t)
+        by_worker[key][id] = (by_worker[key][id] or 0) + 1
+      end
+    end
+    for k, rate in pairs({ r1 = 1, r80 = 80 }) do
+      local a = times[k]
+      table.sort(a)
+      -- burst 2 at the start, then one per interval: admitted k at a[2] + (k - 2) / rate
+      local measured = (#a - 2) / (a[#a] - a[2])
+      print(("# %s: %d admitted, %.4f/s (%d and %d by the two workers)"):format(k, #a, measured,
+            by_worker[k]["0"] or 0, by_worker[k]["1"] or 0))
+      assert.is_true(math.abs(measured - rate) / rate < 0.01, k .. ": " .. measured)
+      assert.is_true((by_worker[k]["0"] or 0) > 0 and (by_worker[k]["1"] or 0) > 0, k .. ": one worker only")
+      assert.is_true(#a >= 2 + rate * 19, k .. ": " .. #a) -- admitted over the whole 20 s
+    end
+  end)
+end)
+
 describe("the Redis store inside nginx (cosockets)", function()
   local redis, srv, dir
 

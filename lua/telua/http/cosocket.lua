@@ -166,7 +166,7 @@ local function connect(r, deadline)
   local reused = sock:getreusedtimes()
   if r.scheme == "https" and reused == 0 then
     -- the name for SNI and the certificate check; an IP literal is checked against the IP SANs
-    local okh, herr = sock:sslhandshake(nil, r.host, true)
+    local okh, herr = sock:sslhandshake(false, r.host, true)
     if not okh then return fail(sock, herr == "timeout" and "timeout" or "tls", "TLS handshake with " .. r.host ..
                                       " failed: " .. tostring(herr)) end
   end
@@ -240,6 +240,12 @@ local function exchange(r)
       if reused > 0 and try == 1 and err == "closed" and (not ok or headers == "") then
         sock:close()
       else
+        if not ok and err == "closed" and reused == 0 and r.scheme == "https" then
+          -- lua-nginx-module 0.10.23 can report a handshake whose certificate check failed
+          -- as done, and close the socket (its error log says "certificate verify error")
+          return fail(sock, "tls", "TLS handshake with " .. r.host .. " failed: the peer's certificate was " ..
+                                   "not verified (see lua_ssl_trusted_certificate in nginx.conf)")
+        end
         if not ok then return fail(sock, code_of(err, "send"), "send failed: " .. tostring(err)) end
         return fail(sock, code_of(err, "recv"), "reading the answer failed: " .. tostring(err))
       end

@@ -157,13 +157,14 @@ local function cosocket_exec(self, cmds)
   if o.path then ok, err = sock:connect("unix:" .. o.path, { pool = pool })
   else ok, err = sock:connect(o.host, o.port, { pool = pool }) end
   if not ok then
-    return nil, "redis: cannot connect to " .. _M.redact(self.path) .. ": " .. tostring(err),
+    return nil, "redis: cannot connect to " .. self.path .. ": " .. tostring(err),
            err == "timeout" and "timeout" or "connect"
   end
   local pre = {}
-  if sock:getreusedtimes() == 0 then
+  local fresh = sock:getreusedtimes() == 0
+  if fresh then
     if o.tls then
-      local hok, herr = sock:sslhandshake(nil, o.servername or o.host, true)
+      local hok, herr = sock:sslhandshake(false, o.servername or o.host, true)
       if not hok then
         sock:close()
         return nil, "redis: TLS handshake failed: " .. tostring(herr), "tls"
@@ -182,6 +183,10 @@ local function cosocket_exec(self, cmds)
   local sent, serr = sock:send(wire)
   if not sent then
     sock:close()
+    if serr == "closed" and fresh and o.tls then -- a failed certificate check, as telua.http.cosocket notes
+      return nil, "redis: TLS handshake failed: the server's certificate was not verified " ..
+                  "(see lua_ssl_trusted_certificate in nginx.conf)", "tls"
+    end
     return nil, "redis: cannot send to the server: " .. tostring(serr), serr == "timeout" and "timeout" or "send"
   end
   local reader, replies = core.redis_reader(), {}
