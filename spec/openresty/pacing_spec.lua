@@ -255,3 +255,30 @@ describe("the Redis store inside nginx (cosockets)", function()
     assert.is_true(slots[#slots] - slots[1] > 9.8)
   end)
 end)
+
+describe("the Redis store over TLS inside nginx", function()
+  it("verifies the server against lua_ssl_trusted_certificate, and refuses it without", function()
+    local redis = redis_helper.start{ tls = true }
+    -- (the certificate names localhost; cosockets connect to the IP and check the name given)
+    local url = "rediss://127.0.0.1:" .. redis.tls_port .. "/0?servername=localhost"
+    local location = [[
+      location = /tls {
+        content_by_lua_block {
+          local s = assert(require("telua.store").open(URL, { connect = false }))
+          local out, err, code = s:is_opted_out("+14155550100", "+14155550101")
+          ngx.print(tostring(out), "|", tostring(err), "|", tostring(code))
+        }
+      }
+    ]]
+    local trusted = nginx.start{ http = "lua_ssl_trusted_certificate " .. redis.cainfo .. ";",
+                                 init = ("URL = %q"):format(url), server = location }
+    local _, ok_body = trusted:request("GET", "/tls")
+    trusted:clean_up()
+    local bare = nginx.start{ init = ("URL = %q"):format(url), server = location }
+    local _, bad_body = bare:request("GET", "/tls")
+    bare:clean_up()
+    redis:destroy()
+    assert.are.equal("false|nil|nil", ok_body)
+    assert.matches("^nil|redis: TLS handshake failed.-|tls$", bad_body)
+  end)
+end)
