@@ -2,7 +2,8 @@
 # Side by side on loopback: a signed inbound-SMS webhook answered by a
 # routing rule with a TwiML reply. telua (2 workers) vs nginx + Debian's
 # Lua module (2 workers) doing the same form decode, signature check and
-# reply in Lua. wrk with keep-alive. Then signature validations per second
+# reply in Lua, and the same rule served by telua.ngx inside nginx (2
+# workers, opt-out check on SQLite, E.164 parse). wrk with keep-alive. Then signature validations per second
 # vs raw HMAC-SHA1 (bench/sigbench.c). With BREAKDOWN=1, telua with less of
 # the path: MHD alone (GET /-/health), a bad signature (body, form decode,
 # signature, 403: no Lua), and a rule answering a constant.
@@ -16,13 +17,14 @@ CONNS=${CONNS:-32}
 TOKEN=bench-token-0123456789abcdef
 TMP=$(mktemp -d)
 CPID=
-trap 'kill $TPID $NPID $CPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+XPID=
+trap 'kill $TPID $NPID $XPID $CPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BODY='MessageSid=SM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B14155550199&To=%2B14155550100&Body=Hello+there%2C+is+my+order+1234+on+its+way%3F&NumMedia=0&NumSegments=1&SmsStatus=received'
 PAIRS='[["MessageSid","SM0123456789abcdef0123456789abcdef"],["AccountSid","AC0123456789abcdef0123456789abcdef"],["From","+14155550199"],["To","+14155550100"],["Body","Hello there, is my order 1234 on its way?"],["NumMedia","0"],["NumSegments","1"],["SmsStatus","received"]]'
 
-TPORT=$(free_port); NPORT=$(free_port)
+TPORT=$(free_port); NPORT=$(free_port); XPORT=$(free_port)
 TWILIO_AUTH_TOKEN=$TOKEN "$BUILD/telua" serve --rules bench/rules --listen 127.0.0.1:$TPORT \
   --public-url http://127.0.0.1:$TPORT --store sqlite:$TMP/bench.db --workers 2 >/dev/null 2>"$TMP/telua.log" &
 TPID=$!
@@ -30,6 +32,11 @@ mkdir -p "$TMP/nginx"
 sed -e "s|@DIR@|$TMP/nginx|g" -e "s|@PORT@|$NPORT|g" -e "s|@TOKEN@|$TOKEN|g" bench/nginx.conf.in > "$TMP/nginx.conf"
 nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" 2>"$TMP/nginx.log" &
 NPID=$!
+mkdir -p "$TMP/ngx-telua"; chmod 711 "$TMP"; chmod 777 "$TMP/ngx-telua" # (the workers write the store as nobody)
+sed -e "s|@DIR@|$TMP/ngx-telua|g" -e "s|@PORT@|$XPORT|g" -e "s|@TOKEN@|$TOKEN|g" -e "s|@ROOT@|$ROOT|g" \
+    -e "s|@BUILD@|$(cd "$BUILD" && pwd)|g" bench/nginx_telua.conf.in > "$TMP/nginx_telua.conf"
+nginx -c "$TMP/nginx_telua.conf" -p "$TMP/ngx-telua" 2>"$TMP/nginx_telua.log" &
+XPID=$!
 sleep 1
 
 run() { # name port
@@ -53,6 +60,7 @@ run() { # name port
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNS -d${DUR}s"
 run "telua (2 workers)" $TPORT
 run "nginx+lua (2 workers)" $NPORT
+run "telua.ngx in nginx (2 workers)" $XPORT
 if [ -n "${BREAKDOWN:-}" ]; then
   row() { # name wrk-args...
     name=$1; shift

@@ -268,7 +268,9 @@ function _M.init_worker()
   W.started = ngx.now()
   local store, err = store_mod.open(conf.store, { connect = false })
   if not store then
-    log("error", "cannot open the store " .. tostring(conf.store) .. ": " .. tostring(err))
+    log("error", "cannot open the store " .. tostring(conf.store) .. ": " .. tostring(err) ..
+                 "; answering 503 until nginx is restarted with a store it can open")
+    W.last_error = { file = conf.store, message = "the store cannot be opened: " .. tostring(err), at = ngx.now() }
     return nil, err
   end
   W.store = store
@@ -302,7 +304,10 @@ end
 function _M.serve()
   if not conf then return answer(500, "text/plain", "telua.ngx.init was not called\n") end
   local gen = W.gen
-  if not gen then return answer(503, "text/plain", "no rules generation loaded (see the error log)\n") end
+  if not gen then
+    return answer(503, "text/plain", "no rules generation loaded: " ..
+                  (W.last_error and W.last_error.message or "see the error log") .. "\n")
+  end
   local method = ngx.req.get_method()
   local uri = ngx.var.request_uri or "/"
   local raw_path, query = uri:match("^([^?]*)%??(.*)$")

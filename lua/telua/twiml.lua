@@ -146,9 +146,9 @@ end
 local Element = {}
 local metas = {}
 
-local function meta_for(kind)
-  local mt = metas[kind]
-  if mt then return mt end
+-- (built once per kind, apart from meta_for: a function that makes closures
+-- cannot be compiled by LuaJIT, and meta_for runs for every element)
+local function build_meta(kind)
   local methods = setmetatable({}, { __index = Element })
   for _, m in ipairs(CHILDREN[kind] or {}) do
     local tag = tag_of(m)
@@ -159,9 +159,13 @@ local function meta_for(kind)
       return self:_add(tag, child_kind, text, attrs, 3)
     end
   end
-  mt = { __index = methods, __tostring = function(self) return self:to_xml() end }
+  local mt = { __index = methods, __tostring = function(self) return self:to_xml() end }
   metas[kind] = mt
   return mt
+end
+
+local function meta_for(kind)
+  return metas[kind] or build_meta(kind)
 end
 
 -- Adds a child element; `level` is the error level of the user's call.
