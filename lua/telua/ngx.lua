@@ -341,10 +341,10 @@ function _M.serve()
     log("warn", format("403 %s %s: %s", method, raw_path:sub(1, 200), tostring(why)))
     return answer(403, "text/plain", "invalid Twilio signature\n")
   end
-  local lower = {}
-  for k, v in pairs(headers) do lower[k:lower()] = type(v) == "table" and concat(v, ", ") or v end
+  -- (names come lower-case from get_headers; a repeated header joined with ", ", as the host gives it)
+  for k, v in pairs(headers) do if type(v) == "table" then headers[k] = concat(v, ", ") end end
   local req = { method = method, path = ngx.var.uri, query = query, url = url, form = form,
-                headers = lower, body = body }
+                headers = headers, body = body }
   local ctx = {}
   local done, res = xpcall(gen.router.handle, traceback, gen.router, req, ctx)
   if not done then

@@ -248,12 +248,37 @@ end
 -- An address in the form rules and the store use: a channel prefix kept
 -- ("whatsapp:"), the number in E.164 when it is a valid one, else as given.
 local normalize = e164.normalize
-local function canonical(addr, region)
-  if type(addr) ~= "string" or addr == "" then return addr end
+local function parse_canonical(addr, region)
   local prefix, rest = addr:match("^(%a[%w.+-]*:)(.+)$")
   if not prefix or prefix == "tel:" then prefix, rest = "", addr end
   local n = normalize(rest, region)
   return n and (prefix .. n) or addr
+end
+
+-- The canonical form is a pure function of the address and the region, and
+-- the same numbers write again and again: the last CANON_MAX answers per
+-- region are kept (the table starts afresh when full), which saves the two
+-- E.164 parses of most webhooks.
+local CANON_MAX = 10000
+local canon_cache, canon_n = {}, 0
+local function canonical(addr, region)
+  if type(addr) ~= "string" or addr == "" then return addr end
+  local key = region or ""
+  local byregion = canon_cache[key]
+  if not byregion then
+    byregion = {}
+    canon_cache[key] = byregion
+  end
+  local c = byregion[addr]
+  if c then return c end
+  c = parse_canonical(addr, region)
+  if canon_n >= CANON_MAX then
+    canon_cache, canon_n = { [key] = {} }, 0
+    byregion = canon_cache[key]
+  end
+  byregion[addr] = c
+  canon_n = canon_n + 1
+  return c
 end
 _M.canonical = canonical
 
@@ -482,11 +507,10 @@ end
 -- failed or when the webhook URL asks for retries.
 function Router:handle(req, ctx)
   ctx = ctx or {}
-  local token = req.headers and req.headers["i-twilio-idempotency-token"]
   local store, settings = self.store, self.settings
-  if type(token) ~= "string" or token == "" or not store or settings.idempotency ~= true then
-    return self:_handle(req, ctx)
-  end
+  if settings.idempotency ~= true or not store then return self:_handle(req, ctx) end
+  local token = req.headers and req.headers["i-twilio-idempotency-token"]
+  if type(token) ~= "string" or token == "" then return self:_handle(req, ctx) end
   local key = (req.method or "") .. " " .. (req.path or "") .. " " .. token
   local hit = store:kv_get("webhook", key)
   if hit then -- "status content-type\nbody"
