@@ -259,6 +259,11 @@ local function run_sender(premature)
   store:close()
 end
 
+-- The store's spec without a password (redis://user:secret@host -> redis://***@host).
+local function shown_store()
+  return (tostring(conf.store):gsub("^(%a+://)[^@/]*@", "%1***@"))
+end
+
 --- Starts this worker: opens its store connection, loads the rules, starts
 -- the folder watcher and, in worker 0, the sender. In `init_worker_by_lua`.
 -- @return `true`, or `nil, message` (init was not called, or the store cannot be opened)
@@ -268,9 +273,9 @@ function _M.init_worker()
   W.started = ngx.now()
   local store, err = store_mod.open(conf.store, { connect = false })
   if not store then
-    log("error", "cannot open the store " .. tostring(conf.store) .. ": " .. tostring(err) ..
+    log("error", "cannot open the store " .. shown_store() .. ": " .. tostring(err) ..
                  "; answering 503 until nginx is restarted with a store it can open")
-    W.last_error = { file = conf.store, message = "the store cannot be opened: " .. tostring(err), at = ngx.now() }
+    W.last_error = { file = shown_store(), message = "the store cannot be opened: " .. tostring(err), at = ngx.now() }
     return nil, err
   end
   W.store = store

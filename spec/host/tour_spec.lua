@@ -94,7 +94,9 @@ describe("the README's five-minute tour", function()
     assert.equal(#expected, #got, out)
     -- and the host logged what the README says it logs
     local log = h.read_file(work .. "/run.log")
-    assert.matches("rules/sms.lua:75: <eof> expected near 'oops'", log, 1, true)
+    -- (the tour appends a line to rules/sms.lua: the error is on the line after its last)
+    local last = select(2, h.read_file(ROOT .. "/rules/sms.lua"):gsub("\n", "")) + 1
+    assert.matches("rules/sms.lua:" .. last .. ": <eof> expected near 'oops'", log, 1, true)
     assert.matches("rules are back to generation 2's files", log, 1, true)
     assert.is_nil(log:find("dev-token-not-secret", 1, true))
   end)

@@ -250,6 +250,7 @@ tl_io *tl_io_start(void)
     pthread_mutex_init(&io->mu, NULL);
     pthread_cond_init(&io->rcond, NULL);
     io->rtail = &io->rhead;
+    tl_http_global_init();
     io->multi = curl_multi_init();
     if (!io->multi) {
         free(io);

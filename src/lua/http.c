@@ -108,6 +108,11 @@ static void req_free(http_req *r)
     free(r->hdr);
 }
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_setup(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+void tl_http_global_init(void) { pthread_once(&curl_once, curl_setup); }
+
 static http_pool *pool_of(lua_State *L)
 {
     http_pool *p;
@@ -115,6 +120,7 @@ static http_pool *pool_of(lua_State *L)
     p = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (p && p->multi) return p;
+    tl_http_global_init();
     p = lua_newuserdata(L, sizeof *p);
     p->nfree = 0;
     p->multi = curl_multi_init();
@@ -530,12 +536,8 @@ void tl_http_job_free(tl_http_job *j)
     free(j);
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_setup(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 void tl_open_http(lua_State *L)
 {
-    pthread_once(&curl_once, curl_setup);
     if (luaL_newmetatable(L, HTTP_MT)) {
         lua_pushcfunction(L, pool_gc);
         lua_setfield(L, -2, "__gc");

@@ -19,6 +19,11 @@ void tl_open_sqlite(lua_State *L);
  * table at the top of the stack (libcurl). */
 void tl_open_http(lua_State *L);
 
+/* libcurl's global init, once per process, before the first transfer (and
+ * not when telua.core is opened: a program that never uses libcurl, such
+ * as nginx on cosockets, never starts it). Any thread. */
+void tl_http_global_init(void);
+
 /*
  * Prepared HTTP requests, for a host that runs them on its own event loop
  * (the telua host's workers: the Lua caller yields, the request runs on
