@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -136,6 +137,53 @@ static const char *sig_code(int rc)
     }
 }
 
+/* The HMAC key of the last token validate saw, per Lua state (one state is
+ * one thread): OpenSSL 3 fetches SHA-1 and allocates two contexts to make a
+ * key, which costs more than the HMAC of a webhook, and a webhook handler
+ * validates with the same token every time. */
+#define SIGKEY_MT "telua.SigKey"
+typedef struct {
+    tl_sig_key *k;
+    size_t len;
+    unsigned char token[128];
+} sigkey_cache;
+
+static int sigkey_gc(lua_State *L)
+{
+    sigkey_cache *c = lua_touserdata(L, 1);
+    if (c->k) tl_sig_key_free(c->k);
+    c->k = NULL;
+    OPENSSL_cleanse(c->token, sizeof c->token);
+    return 0;
+}
+
+/* The key for token: the cached one, or a new one cached in its place
+ * (*owned = 1 and not cached for a token over 128 bytes). NULL: out of memory. */
+static tl_sig_key *key_for(lua_State *L, const char *token, size_t tlen, int *owned)
+{
+    sigkey_cache *c;
+    *owned = 0;
+    if (tlen > sizeof c->token) {
+        *owned = 1;
+        return tl_sig_key_new(token, tlen);
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, SIGKEY_MT ".cache");
+    c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!c) {
+        c = lua_newuserdata(L, sizeof *c);
+        memset(c, 0, sizeof *c);
+        luaL_setmetatable(L, SIGKEY_MT);
+        lua_setfield(L, LUA_REGISTRYINDEX, SIGKEY_MT ".cache");
+    }
+    if (c->k && c->len == tlen && CRYPTO_memcmp(c->token, token, tlen) == 0) return c->k;
+    if (c->k) tl_sig_key_free(c->k);
+    c->k = tl_sig_key_new(token, tlen);
+    c->len = c->k ? tlen : 0;
+    if (c->k) memcpy(c->token, token, tlen);
+    return c->k;
+}
+
 /* core.validate(token, url, params, signature [, body]) -> true | nil, reason, code */
 static int l_validate(lua_State *L)
 {
@@ -147,7 +195,15 @@ static int l_validate(lua_State *L)
     tl_param *p = body ? NULL : check_params(L, 3, &n);
     int rc;
     if (body) n = 0;
-    rc = tl_sig_validate(token, tlen, url, ulen, p, n, sig, slen, body, blen);
+    if (tlen == 0) rc = TL_SIG_EKEY;
+    else if (slen == 0) rc = TL_SIG_MISSING;
+    else {
+        int owned;
+        tl_sig_key *k = key_for(L, token, tlen, &owned);
+        if (!k) return luaL_error(L, "validate: out of memory");
+        rc = tl_sig_validate_key(k, url, ulen, p, n, sig, slen, body, blen);
+        if (owned) tl_sig_key_free(k);
+    }
     if (rc == TL_SIG_VALID) {
         lua_pushboolean(L, 1);
         return 1;
@@ -786,6 +842,11 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_telua_core(lua_State *L)
 {
+    if (luaL_newmetatable(L, SIGKEY_MT)) {
+        lua_pushcfunction(L, sigkey_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
     if (luaL_newmetatable(L, GCRA_MT)) {
         luaL_newlib(L, gcra_methods);
         lua_setfield(L, -2, "__index");
