@@ -319,6 +319,55 @@ backends.each("a campaign's figures (outbox:progress) and the unfinal list", fun
   end)
 end)
 
+describe("opt-out answers kept per SQLite connection while the database is unchanged", function()
+  local dir, a, b
+  before_each(function()
+    dir = h.tmpdir()
+    a = assert(store_mod.open("sqlite:" .. dir .. "/t.db"))
+    b = assert(store_mod.open("sqlite:" .. dir .. "/t.db")) -- another worker's connection
+  end)
+  after_each(function()
+    a:close()
+    b:close()
+    os.execute("rm -rf " .. h.quote(dir))
+  end)
+
+  it("sees another connection's STOP and START at once", function()
+    for _ = 1, 3 do assert.is_false(a:is_opted_out(US, THEM)) end -- kept
+    assert(b:optout_add(US, THEM, "STOP"))
+    assert.is_true(a:is_opted_out(US, THEM))
+    assert.is_true(a:is_opted_out(US, THEM))
+    assert(b:optout_remove(US, THEM))
+    assert.is_false(a:is_opted_out(US, THEM))
+    -- another scope is another answer
+    assert(b:optout_add(US, THEM, "STOP", { scope = "number" }))
+    assert.is_true(a:is_opted_out(US, THEM, { scope = "number" }))
+    assert.is_false(a:is_opted_out("+14155550101", THEM, { scope = "number" }))
+  end)
+
+  it("sees a write by another process (the sqlite3 command line) at once", function()
+    local db = h.quote(dir .. "/t.db")
+    assert.is_false(a:is_opted_out(US, THEM))
+    assert(os.execute("sqlite3 " .. db .. " \"INSERT INTO optouts (sender, recipient, keyword, created_at) " ..
+                      "VALUES ('" .. US .. "', '" .. THEM .. "', 'STOP', 0)\""))
+    assert.is_true(a:is_opted_out(US, THEM))
+    assert(os.execute("sqlite3 " .. db .. " \"DELETE FROM optouts\""))
+    assert.is_false(a:is_opted_out(US, THEM))
+  end)
+
+  it("inside a transaction answers from SQLite, its own writes included", function()
+    assert.is_false(a:is_opted_out(US, THEM))
+    local seen
+    assert(a:transaction(function()
+      assert(a:optout_add(US, THEM, "STOP"))
+      seen = a:is_opted_out(US, THEM)
+      return true
+    end))
+    assert.is_true(seen)
+    assert.is_true(b:is_opted_out(US, THEM))
+  end)
+end)
+
 describe("the outbox on Redis, many hosts", function()
   local srv
   setup(function() srv = require("spec.helpers.redis").start{ appendonly = true } end)

@@ -320,6 +320,8 @@ function Store:optout_remove(sender, recipient, opts)
   return true
 end
 
+local OPT_CACHE_MAX = 10000 -- answers kept per connection (see is_opted_out)
+
 --- Whether `recipient` has opted out of messages from `sender`, in the
 -- scope (see `OPTOUT_SCOPES`).
 -- @tparam string sender our number, or the Messaging Service SID sent from
@@ -328,12 +330,31 @@ end
 --   Messaging Service of a send from a number, when known)
 -- @return boolean, or `nil, message, "sqlite"`
 -- @raise on an unknown scope
+--
+-- Answers are kept per connection while the database is unchanged: the
+-- WAL index's header (`db:wal_mark()`), which any commit by any connection
+-- or process rewrites, is read first, and a kept answer is given only
+-- while it reads the same. A webhook's lookup then takes no SQLite lock
+-- until something is written; inside a transaction there is no mark, and
+-- the lookup goes to SQLite.
 function Store:is_opted_out(sender, recipient, opts)
   check_number(sender, "sender")
   check_number(recipient, "recipient")
+  local mark, key = self.db:wal_mark(), nil
+  if mark then
+    if mark ~= self.opt_mark then self.opt_cache, self.opt_mark, self.opt_n = {}, mark, 0 end
+    key = (opts and opts.scope or "") .. "\0" .. (opts and opts.service or "") .. "\0" .. sender .. "\0" .. recipient
+    local hit = self.opt_cache[key]
+    if hit ~= nil then return hit end
+  end
   local rows, err, code = in_scope(self.db, "query", LOOKUP, opts, sender, recipient)
   if not rows then return nil, err, code end
-  return rows[1] ~= nil
+  local out = rows[1] ~= nil
+  if key and self.opt_n < OPT_CACHE_MAX then
+    self.opt_cache[key] = out
+    self.opt_n = self.opt_n + 1
+  end
+  return out
 end
 
 --- Many opt-out lookups at once (the sender's round): on Redis one

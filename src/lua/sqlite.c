@@ -306,7 +306,39 @@ static int db_atomically(lua_State *L)
     return n;
 }
 
+/* db:wal_mark() -> string | nil: the WAL-index header of the database
+ * (walformat.html, "the WAL-index header": iChange, mxFrame, the salts and
+ * checksums, 48 bytes), which every committed transaction of any
+ * connection in any process rewrites. The same mark twice means nothing
+ * was committed in between, so answers read after the first are still
+ * true; readers compare the header's two copies as SQLite's own do
+ * (walIndexTryHdr), and a mark is only given when they agree. nil when
+ * there is no shared WAL index (not WAL mode, the memdb VFS) or inside a
+ * transaction (this connection's own uncommitted writes do not move it).
+ * The index is reached through the VFS's xShmMap on the connection's own
+ * file, the mapping SQLite itself uses, valid while the connection is open. */
+#define WAL_HDR 48
+static int db_wal_mark(lua_State *L)
+{
+    tl_db *d = check_db(L);
+    sqlite3_file *f = NULL;
+    volatile void *region = NULL;
+    unsigned char a[WAL_HDR], b[WAL_HDR];
+    if (!sqlite3_get_autocommit(d->db)) return 0;
+    if (sqlite3_file_control(d->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f || !f->pMethods ||
+        f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+        return 0;
+    if (f->pMethods->xShmMap(f, 0, 32768, 0, &region) != SQLITE_OK || !region) return 0;
+    memcpy(a, (const void *)region, WAL_HDR);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    memcpy(b, (const unsigned char *)region + WAL_HDR, WAL_HDR);
+    if (memcmp(a, b, WAL_HDR) != 0 || a[12] != 1) return 0; /* being written, or not initialised (isInit) */
+    lua_pushlstring(L, (const char *)a, WAL_HDR);
+    return 1;
+}
+
 static const luaL_Reg db_methods[] = {
+    { "wal_mark", db_wal_mark },
     { "exec", db_exec },
     { "atomically", db_atomically },
     { "run", db_run },
