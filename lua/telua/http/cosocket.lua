@@ -165,7 +165,7 @@ local function connect(r, deadline)
   end
   local reused = sock:getreusedtimes()
   if r.scheme == "https" and reused == 0 then
-    -- the name for SNI and the certificate check; an IP literal is checked against the IP SANs
+    -- the host (name or IP literal) for SNI and for the certificate's name check
     local okh, herr = sock:sslhandshake(false, r.host, true)
     if not okh then return fail(sock, herr == "timeout" and "timeout" or "tls", "TLS handshake with " .. r.host ..
                                       " failed: " .. tostring(herr)) end
@@ -206,7 +206,8 @@ local function read_chunked(sock, deadline)
     sock:settimeout(left(deadline))
     local line, err = sock:receive("*l")
     if not line then return nil, err end
-    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    local hex = line:match("^%s*(%x+)")
+    local size = hex and tonumber(hex, 16)
     if not size then return nil, "malformed chunk size" end
     if size == 0 then
       repeat -- trailers, up to the empty line
@@ -264,13 +265,20 @@ local function exchange(r)
         if n > MAX_BODY then return fail(sock, "too_large", "response body over 64 MiB") end
         sock:settimeout(left(deadline))
         if n == 0 then body = "" else body, berr = sock:receive(n) end
-      else -- until the connection closes
+      else -- until the connection closes (RFC 9112 §6.3, 8.)
         keep = false
-        sock:settimeout(left(deadline))
-        local got, rerr, partial = sock:receive("*a")
-        body, berr = got, rerr
-        if not got and partial then body, berr = nil, rerr end
-        if body and #body > MAX_BODY then berr, body = "too_large", nil end
+        local parts, total = {}, 0
+        while true do
+          sock:settimeout(left(deadline))
+          local got, rerr = sock:receiveany(65536)
+          if not got then
+            if rerr == "closed" then body = concat(parts) else berr = rerr end
+            break
+          end
+          total = total + #got
+          if total > MAX_BODY then berr = "too_large" break end
+          parts[#parts + 1] = got
+        end
       end
       if not body then
         if berr == "too_large" then return fail(sock, "too_large", "response body over 64 MiB") end
