@@ -4,31 +4,10 @@ local http = require "telua.http"
 local socket = require "socket"
 local h = require "spec.helpers"
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local nginx = require "spec.helpers.nginx"
 
-local CONF = [[
-load_module /usr/share/nginx/modules/ndk_http_module.so;
-load_module /usr/share/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon on;
-pid @DIR@/nginx.pid;
-error_log @DIR@/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path @DIR@/body;
-  proxy_temp_path @DIR@/proxy;
-  fastcgi_temp_path @DIR@/fastcgi;
-  uwsgi_temp_path @DIR@/uwsgi;
-  scgi_temp_path @DIR@/scgi;
-  keepalive_requests 1000;
-  server {
-    listen 127.0.0.1:@PORT@;
+local SERVER = [[
+    keepalive_requests 1000;
     listen 127.0.0.1:@TLSPORT@ ssl http2;
     ssl_certificate @DIR@/cert.pem;
     ssl_certificate_key @DIR@/key.pem;
@@ -43,29 +22,22 @@ http {
     }
     location /slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }
     location /busy { content_by_lua_block { ngx.header["Retry-After"] = "2" ngx.exit(503) } }
-  }
-}
 ]]
 
 describe("telua.http", function()
-  local dir, port, tls, base, cafile
+  local srv, dir, tls, base, cafile
+  local free_port = h.free_port
   setup(function()
     dir = h.tmpdir()
-    port, tls = free_port(), free_port()
+    tls = free_port()
     assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost " ..
       "-addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1"):format(dir, dir)))
-    local f = assert(io.open(dir .. "/nginx.conf", "w"))
-    f:write((CONF:gsub("@DIR@", dir):gsub("@PORT@", tostring(port)):gsub("@TLSPORT@", tostring(tls))))
-    f:close()
-    assert(os.execute(("nginx -c %s/nginx.conf -p %s 2>%s/start.log"):format(dir, dir, dir)))
-    base, cafile = "http://127.0.0.1:" .. port, dir .. "/cert.pem"
-    for _ = 1, 50 do -- until it answers
-      if http.request{ url = base .. "/echo", timeout = 1 } then break end
-      socket.sleep(0.05)
-    end
+    srv = nginx.start{ server = (SERVER:gsub("@DIR@", dir):gsub("@TLSPORT@", tostring(tls))) }
+    base, cafile = srv.base, dir .. "/cert.pem"
   end)
   teardown(function()
-    os.execute(("kill $(cat %s/nginx.pid) 2>/dev/null; sleep 0.2; rm -rf %s"):format(dir, dir))
+    if srv then srv:clean_up() end
+    os.execute("rm -rf " .. dir)
   end)
 
   it("sends method, headers, body and Basic auth, and reads status, headers and body", function()

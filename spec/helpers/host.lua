@@ -163,6 +163,14 @@ _M.CALL = { { "CallSid", "CA0123456789abcdef0123456789abcdef" }, { "AccountSid",
             { "From", "+14155550199" }, { "To", "+14155550100" }, { "CallStatus", "in-progress" },
             { "Direction", "inbound" }, { "ApiVersion", "2010-04-01" } }
 
+--- The pairs of base followed by those of extra (a webhook with more fields).
+function _M.with(base, extra)
+  local t = {}
+  for _, p in ipairs(base) do t[#t + 1] = p end
+  for _, p in ipairs(extra) do t[#t + 1] = p end
+  return t
+end
+
 function _M.sms(body, from)
   return { { "MessageSid", "SM0123456789abcdef0123456789abcdef" },
            { "AccountSid", "AC0123456789abcdef0123456789abcdef" }, { "From", from or "+14155550199" }, { "To", "+14155550100" }, { "Body", body },

@@ -45,12 +45,7 @@ local MENU = "Thanks for calling telua. For sales, press 1. For support, press 2
 local CALL = { { "CallSid", "CA0123456789abcdef0123456789abcdef" }, { "AccountSid", "AC0123456789abcdef0123456789abcdef" },
                { "From", "+14155550199" }, { "To", "+14155550100" }, { "CallStatus", "in-progress" },
                { "Direction", "inbound" }, { "ApiVersion", "2010-04-01" } }
-local function with(base, extra)
-  local t = {}
-  for _, p in ipairs(base) do t[#t + 1] = p end
-  for _, p in ipairs(extra) do t[#t + 1] = p end
-  return t
-end
+local with = H.with
 
 local function sms(body, from)
   return { { "MessageSid", "SM0123456789abcdef0123456789abcdef" }, { "AccountSid", "AC0123456789abcdef0123456789abcdef" },

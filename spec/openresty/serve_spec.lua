@@ -16,12 +16,7 @@ local SID, TOKEN = "AC" .. ("1"):rep(32), hh.TOKEN
 local PUBLIC, DECL = hh.PUBLIC, hh.DECL
 local MENU = "Thanks for calling telua. For sales, press 1. For support, press 2. To leave a message, press 3."
 
-local function with(base, extra)
-  local out = {}
-  for _, p in ipairs(base) do out[#out + 1] = p end
-  for _, p in ipairs(extra) do out[#out + 1] = p end
-  return out
-end
+local with = hh.with
 
 -- Writes by rename, as editors save.
 local function save(path, text)
