@@ -106,4 +106,27 @@ describe("telua.twiml", function()
     assert.is_function(twiml.voice():gather().say)
     assert.is_nil(twiml.voice():gather().dial)
   end)
+
+  it("renders in C: a tree that is not one telua built is refused with an error, not a crash", function()
+    local render = require("telua.core").xml_render
+    assert.are.equal('<?xml version="1.0" encoding="UTF-8"?><Response a="1" b="&quot;"><Say>x &amp; y</Say></Response>',
+      render{ tag = "Response", attrs = { b = '"', a = "1" }, children = { { tag = "Say", attrs = {}, children = { "x & y" } } } })
+    assert.has_error(function() render{ attrs = {}, children = {} } end, "twiml: an element without a tag")
+    assert.has_error(function() render{ tag = "R", attrs = { a = 1 }, children = {} } end)
+    assert.has_error(function() render{ tag = "R", attrs = {}, children = { true } } end)
+    assert.has_error(function() render{ tag = "R", children = {} } end)
+    local deep = { tag = "R", attrs = {}, children = {} }
+    local el = deep
+    for _ = 1, 300 do
+      local c = { tag = "C", attrs = {}, children = {} }
+      el.children[1] = c
+      el = c
+    end
+    assert.has_error(function() render(deep) end, "twiml: elements nested deeper than 200")
+    -- many attributes (past the 16 kept on the C stack), in byte order
+    local attrs, want = {}, {}
+    for i = 1, 40 do attrs[("k%02d"):format(i)] = tostring(i); want[#want + 1] = (' k%02d="%d"'):format(i, i) end
+    assert.are.equal('<?xml version="1.0" encoding="UTF-8"?><R' .. table.concat(want) .. '/>',
+      render{ tag = "R", attrs = attrs, children = {} })
+  end)
 end)

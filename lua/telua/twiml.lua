@@ -29,8 +29,8 @@ local core = require "telua.core"
 
 local type, tostring, pairs, ipairs, error, setmetatable, getmetatable, rawget =
       type, tostring, pairs, ipairs, error, setmetatable, getmetatable, rawget
-local concat, sort, floor, format = table.concat, table.sort, math.floor, string.format
-local xml_check, xml_escape = core.xml_check, core.xml_escape
+local concat, floor, format = table.concat, math.floor, string.format
+local xml_check, xml_render = core.xml_check, core.xml_render
 
 local _M = { _VERSION = "0.1.0", content_type = "text/xml" }
 
@@ -208,37 +208,11 @@ function Element:add_text(text)
   return self
 end
 
-local function render(el, out)
-  local n = #out
-  n = n + 1; out[n] = "<" .. el.tag
-  local keys, attrs = {}, el.attrs
-  for k in pairs(attrs) do keys[#keys + 1] = k end
-  if #keys > 1 then sort(keys) end
-  for _, k in ipairs(keys) do
-    n = n + 1; out[n] = " " .. k .. '="' .. xml_escape(attrs[k], true) .. '"'
-  end
-  local children = el.children
-  if #children == 0 then
-    n = n + 1; out[n] = "/>"
-    return
-  end
-  n = n + 1; out[n] = ">"
-  for _, c in ipairs(children) do
-    if type(c) == "string" then
-      out[#out + 1] = xml_escape(c, false)
-    else
-      render(c, out)
-    end
-  end
-  out[#out + 1] = "</" .. el.tag .. ">"
-end
-
---- The XML document, with the declaration twilio-node writes.
+--- The XML document, with the declaration twilio-node writes (rendered in C:
+-- `core.xml_render`, attributes sorted by name, empty elements as `<Tag/>`).
 -- @treturn string
 function Element:to_xml()
-  local out = { '<?xml version="1.0" encoding="UTF-8"?>' }
-  render(self, out)
-  return concat(out)
+  return xml_render(self)
 end
 
 local function response(kind)
