@@ -51,6 +51,8 @@ function _M.transport()
 end
 
 --- Chooses the transport: `"libcurl"` everywhere, `"cosocket"` only inside nginx.
+-- A switch for the whole process (every request of an nginx worker, all its
+-- rules): make it once, in `init_by_lua`, never from a rule.
 -- @tparam string name
 -- @raise on another name, or `"cosocket"` outside nginx
 function _M.use(name)
