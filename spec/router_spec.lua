@@ -265,6 +265,15 @@ backends.each("telua.router", function(B)
     assert.are.equal(2, ran)
   end)
 
+  it("gives params from the query and the body, the body's first value where both have a field", function()
+    local r = router.new()
+    local seen
+    assert(r:add("p.lua", { voice = { ["/p"] = function(req) seen = req.params end } }))
+    r:handle{ method = "POST", path = "/p", query = "a=q1&a=q2&only=q&both=q",
+              form = { { "both", "b1" }, { "both", "b2" }, { "body", "x" } } }
+    assert.are.same({ a = "q1", only = "q", both = "b1", body = "x" }, seen)
+  end)
+
   it("keeps the message log from status callbacks (with the host's telua.status), and opens WhatsApp windows", function()
     local seen = {}
     require("telua.status").attach(r)

@@ -372,14 +372,12 @@ local lazy_numbers = {
 
 -- Builds the table handlers see from the transport-level request.
 local function view(req, store, log, region, settings)
-  local params = {}
+  local form = req.form or {}
+  local params = webhook.first_values(form) -- the body's fields win over the query's
   if req.query and req.query ~= "" then
     local q = webhook.parse_form(req.query)
     if q then for _, p in ipairs(q) do if params[p[1]] == nil then params[p[1]] = p[2] end end end
   end
-  local form = req.form or {}
-  local form_first = webhook.first_values(form)
-  for k, v in pairs(form_first) do params[k] = v end
   return setmetatable({
     method = req.method, path = req.path, url = req.url, query = req.query, headers = req.headers or {},
     body = req.body, form = form, params = params, store = store,
