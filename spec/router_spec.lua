@@ -266,10 +266,10 @@ backends.each("telua.router", function(B)
   end)
 
   it("gives params from the query and the body, the body's first value where both have a field", function()
-    local r = router.new()
+    local rt = router.new()
     local seen
-    assert(r:add("p.lua", { voice = { ["/p"] = function(req) seen = req.params end } }))
-    r:handle{ method = "POST", path = "/p", query = "a=q1&a=q2&only=q&both=q",
+    assert(rt:add("p.lua", { voice = { ["/p"] = function(req) seen = req.params end } }))
+    rt:handle{ method = "POST", path = "/p", query = "a=q1&a=q2&only=q&both=q",
               form = { { "both", "b1" }, { "both", "b2" }, { "body", "x" } } }
     assert.are.same({ a = "q1", only = "q", both = "b1", body = "x" }, seen)
   end)
