@@ -7,22 +7,10 @@ local h = require "spec.helpers"
 local nginx = require "spec.helpers.nginx"
 
 local SERVER = [[
-    keepalive_requests 1000;
     listen 127.0.0.1:@TLSPORT@ ssl http2;
     ssl_certificate @DIR@/cert.pem;
     ssl_certificate_key @DIR@/key.pem;
-    location /echo {
-      content_by_lua_block {
-        ngx.req.read_body()
-        ngx.header["X-Conn"] = ngx.var.connection
-        ngx.header["Set-Cookie"] = { "a=1", "b=2" }
-        ngx.print(ngx.req.get_method(), "|", ngx.req.get_body_data() or "", "|",
-                  ngx.var.http_x_test or "", "|", ngx.var.remote_user or "")
-      }
-    }
-    location /slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }
-    location /busy { content_by_lua_block { ngx.header["Retry-After"] = "2" ngx.exit(503) } }
-]]
+]] .. nginx.PEER_LOCATIONS
 
 describe("telua.http", function()
   local srv, dir, tls, base, cafile

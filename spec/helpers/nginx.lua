@@ -133,5 +133,23 @@ function Nginx:request(method, target, body, headers)
   return code, table.concat(chunks), resp_headers
 end
 
+--- The peer both HTTP transports are tested against (spec/http_spec.lua for
+-- libcurl, spec/openresty/http_spec.lua for cosockets): a server block's
+-- locations that echo a request, answer slowly, and answer 503 with Retry-After.
+_M.PEER_LOCATIONS = [[
+    keepalive_requests 1000;
+    location /echo {
+      content_by_lua_block {
+        ngx.req.read_body()
+        ngx.header["X-Conn"] = ngx.var.connection
+        ngx.header["Set-Cookie"] = { "a=1", "b=2" }
+        ngx.print(ngx.req.get_method(), "|", ngx.req.get_body_data() or "", "|",
+                  ngx.var.http_x_test or "", "|", ngx.var.remote_user or "")
+      }
+    }
+    location /slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }
+    location /busy { content_by_lua_block { ngx.header["Retry-After"] = "2" ngx.exit(503) } }
+]]
+
 _M.Nginx = Nginx -- (its request method, for an nginx a spec started itself)
 return _M

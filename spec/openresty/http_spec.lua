@@ -49,19 +49,7 @@ describe("telua.http inside nginx (cosockets)", function()
         local ok, err = pcall(require("telua.http").request, { url = "http://127.0.0.1:1/" })
         ngx.shared.results:set("init_worker_error", ok and "no error" or tostring(err))
       ]],
-      server = [[
-        keepalive_requests 1000;
-        location /echo {
-          content_by_lua_block {
-            ngx.req.read_body()
-            ngx.header["X-Conn"] = ngx.var.connection
-            ngx.header["Set-Cookie"] = { "a=1", "b=2" }
-            ngx.print(ngx.req.get_method(), "|", ngx.req.get_body_data() or "", "|",
-                      ngx.var.http_x_test or "", "|", ngx.var.remote_user or "")
-          }
-        }
-        location /slow { content_by_lua_block { ngx.sleep(0.3) ngx.print("slow") } }
-        location /busy { content_by_lua_block { ngx.header["Retry-After"] = "2" ngx.exit(503) } }
+      server = nginx.PEER_LOCATIONS .. [[
         location /chunked { content_by_lua_block { for i = 1, 5 do ngx.print("part", i, ";") ngx.flush(true) end } }
         location /close {
           chunked_transfer_encoding off;
