@@ -36,7 +36,9 @@ LIB_SRC := $(filter-out src/host/main.c,$(HOST_SRC)) $(CORE_SRC) $(LUA_SRC)
 OBJDIR  := $(BUILD)/obj
 LIB_OBJ := $(patsubst src/%.c,$(OBJDIR)/%.o,$(LIB_SRC))
 OBJ_CFLAGS := $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden $(LUA54_CFLAGS) -Isrc/include \
-              -DTELUA_LUADIR='"$(CURDIR)/lua"'
+              -DTELUA_LUADIR='"$(CURDIR)/lua"' -DTELUA_DASHBOARD='"$(CURDIR)/src/host/dashboard.html"'
+
+$(OBJDIR)/host/admin.o: src/host/dashboard.html
 
 $(OBJDIR)/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
@@ -76,7 +78,8 @@ DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5
             libmicrohttpd-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev lua-busted lua-cjson \
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
             libnginx-mod-http-lua lua-resty-core redis-server libhiredis-dev clang libclang-rt-14-dev iproute2 g++ \
-            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils
+            lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils \
+            python3-prometheus-client chromium
 # `make deps`: what building and serving need (Debian packages only, so
 # `make run` works without the npm registry); `make oracles`: the npm test
 # oracles (the official twilio library, libphonenumber), for `make test`.

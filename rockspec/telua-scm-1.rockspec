@@ -66,6 +66,7 @@ build = {
     ["telua.segments"] = "lua/telua/segments.lua",
     ["telua.sender"] = "lua/telua/sender.lua",
     ["telua.status"] = "lua/telua/status.lua",
+    ["telua.metrics"] = "lua/telua/metrics.lua",
     ["telua.store"] = "lua/telua/store.lua",
     ["telua.store.redis"] = "lua/telua/store/redis.lua",
     ["telua.template"] = "lua/telua/template.lua",

@@ -4,13 +4,15 @@
 # starts `telua sandbox` on 127.0.0.1:8090 with development credentials and
 # points the host's sender at it, so the rules' outbound messages and their
 # status callbacks work on a fresh machine (see README, "Five-minute tour").
-# TELUA_LISTEN, TELUA_PUBLIC_URL, TELUA_SANDBOX_LISTEN, TELUA_RULES and
-# TELUA_STORE override the address, rules folder and store.
+# The admin listener (metrics, status, the dashboard) is on 127.0.0.1:9180.
+# TELUA_LISTEN, TELUA_ADMIN_LISTEN, TELUA_PUBLIC_URL, TELUA_SANDBOX_LISTEN,
+# TELUA_RULES and TELUA_STORE override the addresses, rules folder and store.
 set -eu
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p var
 LISTEN=${TELUA_LISTEN:-127.0.0.1:8080}
+ADMIN=${TELUA_ADMIN_LISTEN:-127.0.0.1:9180}
 RULES=${TELUA_RULES:-rules}
 STORE=${TELUA_STORE:-sqlite:var/telua.db}
 PUBLIC=${TELUA_PUBLIC_URL:-http://$LISTEN}
@@ -29,6 +31,6 @@ if [ -z "${TWILIO_ACCOUNT_SID:-}" ] || [ -z "${TWILIO_AUTH_TOKEN:-}" ]; then
        "development token: $TWILIO_AUTH_TOKEN)"
   echo "telua: try  TWILIO_AUTH_TOKEN=$TWILIO_AUTH_TOKEN $BUILD/telua sandbox inbound --to $PUBLIC/sms/incoming --from +14155550111 --body 'ORDER 1234'"
 fi
-echo "telua: serving $RULES on $LISTEN (public URL $PUBLIC); Ctrl-C stops"
+echo "telua: serving $RULES on $LISTEN (public URL $PUBLIC), dashboard on http://$ADMIN/; Ctrl-C stops"
 "$BUILD/telua" serve --rules "$RULES" --listen "$LISTEN" --public-url "$PUBLIC" \
-  --store "$STORE" --workers 2
+  --store "$STORE" --workers 2 --admin-listen "$ADMIN"

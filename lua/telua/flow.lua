@@ -91,7 +91,7 @@ function Flow:run(req, base, step, ctx, respond)
     return { status = 404, content_type = "text/plain", body = format("no step '%s' in flow %s\n", step, base) }
   end
   local info = debug.getinfo(fn, "S")
-  ctx.rule = info.short_src .. ":" .. info.linedefined
+  ctx.rule = (info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src) .. ":" .. info.linedefined
   local query = {}
   if req.query and req.query ~= "" then
     local q = webhook.parse_form(req.query)

@@ -26,7 +26,8 @@
 --
 -- @module telua.http
 
-local type, error, require = type, error, require
+local type, error, require, ipairs = type, error, require, ipairs
+local metrics = require "telua.metrics"
 local running, yield = coroutine.running, coroutine.yield
 
 local _M = { _VERSION = "0.1.0" }
@@ -84,6 +85,12 @@ local function in_host()
   return false
 end
 
+-- Counts one answer in the host's metrics (telua_http_client_requests_total).
+local function counted(res, err, code)
+  metrics.record("telua_http_client_requests_total", 1, res and res.status or "error")
+  return res, err, code
+end
+
 --- Makes one request and waits for the answer.
 -- @tparam table opts `url` (http or https), `method` (default `"GET"`),
 --   `headers` (name -> value), `body` (string), `timeout` (seconds for the
@@ -98,8 +105,8 @@ end
 function _M.request(opts)
   if type(opts) ~= "table" then error("http.request needs a table of options", 2) end
   if cosocket then return cosocket.request(opts) end
-  if in_host() then return yield("telua.io", "http", opts) end
-  return curl().http_request(opts)
+  if in_host() then return counted(yield("telua.io", "http", opts)) end
+  return counted(curl().http_request(opts))
 end
 
 --- Makes many requests at once and waits for all of them.
@@ -113,8 +120,13 @@ end
 function _M.batch(list, max_connections)
   if type(list) ~= "table" then error("http.batch needs a list of requests", 2) end
   if cosocket then return cosocket.batch(list, max_connections) end
-  if in_host() then return yield("telua.io", "batch", list) end
-  return curl().http_batch(list, max_connections)
+  local out
+  if in_host() then out = yield("telua.io", "batch", list)
+  else out = curl().http_batch(list, max_connections) end
+  if metrics.on() and type(out) == "table" then
+    for _, r in ipairs(out) do metrics.record("telua_http_client_requests_total", 1, r.status or "error") end
+  end
+  return out
 end
 
 --- Waits, without blocking the host's worker (see the module notes).

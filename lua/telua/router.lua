@@ -57,6 +57,7 @@
 -- @module telua.router
 
 local e164 = require "telua.e164"
+local metrics = require "telua.metrics"
 local optout = require "telua.optout"
 local store_mod = require "telua.store"
 local twiml = require "telua.twiml"
@@ -109,11 +110,16 @@ function _M.new(opts)
   }, Router)
 end
 
+-- "file:line" of a handler: the file as it was loaded (never cut short
+-- as short_src is past 60 bytes), so the host can show it relative to the
+-- rules folder.
 local function where(fn, file)
   if type(fn) == "function" then
     local info = getinfo(fn, "S")
     if info and info.linedefined and info.linedefined > 0 then
-      return (file or info.short_src) .. ":" .. info.linedefined
+      local src = info.source
+      src = src:sub(1, 1) == "@" and src:sub(2) or info.short_src
+      return (file or src) .. ":" .. info.linedefined
     end
   end
   return file or "?"
@@ -425,12 +431,14 @@ function Router:_message(r, ctx)
       local ok, werr = store:optout_add(sender, recipient, word, scope)
       if not ok then return store_failed(log, format("opt-out of %s (%s)", recipient, word), werr) end
       log("info", format("opt-out: %s sent %s to %s", recipient, word, sender))
+      metrics.record("telua_optouts_total", 1, "keyword")
       if self.on_event then self:emit("optout", { from = recipient, to = sender, keyword = word }) end
       return reply(replies and (settings.stop_reply or optout.REPLIES.STOP))
     elseif kind == "START" then
       local ok, werr = store:optout_remove(sender, recipient, scope)
       if not ok then return store_failed(log, format("opt-in of %s (%s)", recipient, word), werr) end
       log("info", format("opt-in: %s sent %s to %s", recipient, word, sender))
+      metrics.record("telua_optins_total", 1)
       if self.on_event then self:emit("optin", { from = recipient, to = sender, keyword = word }) end
       return reply(replies and (settings.start_reply or optout.REPLIES.START))
     else -- HELP: Twilio sends no help reply to an opted-out number
@@ -489,8 +497,10 @@ end
 --   (the full public URL), `form` (decoded `{key, value}` pairs),
 --   `headers` (lower-case names), `body` (raw, for non-form bodies)
 -- @tparam[opt] table ctx filled with `kind` (`"voice"`, `"messaging"`,
---   `"status"`) and `rule` (`"file:line"` of the handler) before the
---   handler runs, so a caller can answer with the right fallback
+--   `"status"`), `rule` (`"file:line"` of the handler) and `route` (the
+--   route's path as the rules wrote it, `"/base/*"` for a flow's steps;
+--   unset when no route matched) before the handler runs, so a caller can
+--   answer with the right fallback and count by route
 -- @treturn table `{ status = n, content_type = s, body = s }`
 -- @raise whatever the handler raises
 --
@@ -533,21 +543,24 @@ function Router:_handle(req, ctx)
   local r = view(req, self.store, self.log, region, self.settings)
   local v = self.voice[path]
   if v then
-    ctx.kind, ctx.rule = "voice", v.source
+    ctx.kind, ctx.rule, ctx.route = "voice", v.source, path
     if is_flow(v.handler) then return v.handler:run(r, path, nil, ctx, respond) end
     return respond(v.handler(r), "voice")
   end
   for _, f in ipairs(self.flows) do
     local base = f.base
     if path:sub(1, #base + 1) == base .. "/" then
-      ctx.kind = "voice"
+      ctx.kind, ctx.route = "voice", base .. "/*"
       return f.flow:run(r, base, path:sub(#base + 2), ctx, respond)
     end
   end
-  if self.message_paths[path] then return self:_message(r, ctx) end
+  if self.message_paths[path] then
+    ctx.route = path
+    return self:_message(r, ctx)
+  end
   local s = self.status[path]
   if s then
-    ctx.kind, ctx.rule = "status", s.source
+    ctx.kind, ctx.rule, ctx.route = "status", s.source, path
     if self.on_status then -- the host's bookkeeping (telua.status): the message log, resends
       local res = self.on_status(self, r)
       if res then return res end

@@ -48,6 +48,7 @@ local client_mod = require "telua.client"
 local core = require "telua.core"
 local store_mod = require "telua.store"
 local gcra = require "telua.gcra"
+local metrics = require "telua.metrics"
 
 local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, ceil =
   pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor, math.ceil
@@ -118,6 +119,7 @@ function _M.new(opts)
     campaign_limiters = {},
     recent = {},      -- campaign -> ring of its last rate + 1 send times (epoch seconds)
     waiting = {},     -- limiter key -> when the last entry put back on it is due (see pace)
+    campaigns_seen = {}, -- campaigns sent for, shown in the host's metrics (publish_gauges)
     sent = 0, failed = 0,
     visibility = opts.visibility or _M.VISIBILITY,
   }, Sender)
@@ -288,6 +290,7 @@ function Sender:file(entry, msg, err, now)
   local from = p.from or p.messaging_service_sid
   if msg then
     self.sent = self.sent + 1
+    metrics.record("telua_sends_total", 1, "sent", "")
     store.outbox:complete(entry.id, msg.sid)
     store:message_status(msg.sid, msg.status or "queued", {
       to = p.to, from = p.from, segments = tonumber(msg.num_segments) })
@@ -300,21 +303,26 @@ function Sender:file(entry, msg, err, now)
     store:optout_add(from, p.to, "21610", { service = p.messaging_service_sid })
     self.log("info", ("outbox %d: %s has opted out (21610); recorded"):format(entry.id, p.to))
     self:emit("optout", { from = p.to, to = from, keyword = "21610" })
+    metrics.record("telua_optouts_total", 1, "21610")
   end
   if err.where == "transport" and err.transport == "timeout" then
     self.failed = self.failed + 1
     store.outbox:lose(entry.id, "timed out in flight: Twilio may have it")
+    metrics.record("telua_sends_total", 1, "unknown", "")
     self.log("warn", ("outbox %d: request timed out in flight; marked unknown"):format(entry.id))
     return
   end
   if err.retryable and code ~= 21610 and entry.attempts < self.max_attempts then
     local at = now + self:backoff(entry.attempts, err)
     store.outbox:retry(entry.id, at, code, err.message)
+    metrics.record("telua_sends_total", 1, "retry", code)
     self.log("info", ("outbox %d: %s; retry %d at +%.1fs"):format(entry.id, tostring(err), entry.attempts, at - now))
     return
   end
   self.failed = self.failed + 1
   store.outbox:fail(entry.id, code, err.message)
+  metrics.record("telua_sends_total", 1, "failed", code)
+  metrics.record("telua_messages_final_total", 1, from, "failed", code) -- Twilio never took it: no callback comes
   self.log("warn", ("outbox %d failed: %s"):format(entry.id, tostring(err)))
   self:emit("status", { outbox_id = entry.id, from = from, to = p.to, status = "failed", error_code = code })
 end
@@ -403,9 +411,16 @@ function Sender:step(now)
   -- left, not when it was decided (the checks and store reads of the rest
   -- of the round came in between)
   local t_send = core.time()
+  local measure = metrics.on()
   for _, e in ipairs(go) do
     local ring = e.ring_slot and self.recent[e.campaign]
     if ring and ring[e.ring_slot] == e.ring_at then ring[e.ring_slot] = t_send end
+    -- pacing delay: queued to sent, for first attempts sent as soon as they
+    -- could be (a resend or a retry waits for its backoff first)
+    if measure and e.campaign then self.campaigns_seen[e.campaign] = true end
+    if measure and e.attempts <= 1 and not e.resend_of and e.created_at then
+      metrics.record("telua_pacing_delay_seconds", max(0, t_send - e.created_at), _M.sender_type(e.sender))
+    end
   end
   local results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
   -- every write of the round in one transaction (filed again at the next
@@ -414,6 +429,7 @@ function Sender:step(now)
     for _, x in ipairs(later) do store.outbox:defer(x[1], x[2], x[3]) end
     for _, e in ipairs(skipped) do
       store.outbox:skip(e.id, "opted out")
+      metrics.record("telua_sends_total", 1, "skipped", "")
       self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
     end
     for _, x in ipairs(invalid) do self:file(x[1], nil, x[2], now) end
@@ -429,6 +445,32 @@ function Sender:step(now)
     self.unfiled = filing
   end
   return #claimed
+end
+
+local OUTBOX_STATES = { "queued", "sending", "sent", "failed", "skipped", "unknown" }
+local CAMPAIGN_FIGURES = { "queued", "sending", "sent", "failed", "skipped", "unknown", "delivered",
+                           "undelivered", "msg_failed" }
+
+--- How often the sender counts the outbox for the host's metrics (seconds).
+_M.GAUGE_INTERVAL = 2
+
+--- Counts the outbox by state, and the entries of each campaign it has
+-- sent for, into the host's metrics (`telua_outbox_entries`,
+-- `telua_campaign_entries`). A campaign is shown until it has nothing
+-- left to send and its figures were shown once more.
+function Sender:publish_gauges()
+  local store = self.store
+  local counts = store.outbox:counts()
+  if counts then
+    for _, st in ipairs(OUTBOX_STATES) do metrics.record("telua_outbox_entries", counts[st] or 0, st) end
+  end
+  for name in pairs(self.campaigns_seen) do
+    local p = store.outbox:progress(name)
+    if p then
+      for _, k in ipairs(CAMPAIGN_FIGURES) do metrics.record("telua_campaign_entries", p[k] or 0, name, k) end
+      if (p.queued or 0) + (p.sending or 0) == 0 then self.campaigns_seen[name] = nil end
+    end
+  end
 end
 
 --- The shortest time between two rounds that found work (seconds).
@@ -534,6 +576,7 @@ function _M.run(opts)
   local idle = 0
   local next_reconcile, next_refresh = core.time() + 5, core.time() + 60
   local next_takeover = core.time() + s.visibility / 4
+  local next_gauges = 0
   while not stopping() do
     local t = core.time()
     if t >= next_takeover then -- another host's claims past the visibility timeout
@@ -552,6 +595,10 @@ function _M.run(opts)
     if t >= next_refresh then
       s:refresh_statuses(60)
       next_refresh = t + 60
+    end
+    if t >= next_gauges and metrics.on() then
+      s:publish_gauges()
+      next_gauges = t + _M.GAUGE_INTERVAL
     end
     local n = s:step()
     if n < 0 then

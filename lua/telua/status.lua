@@ -18,6 +18,7 @@
 --
 -- @module telua.status
 
+local metrics = require "telua.metrics"
 local store_mod = require "telua.store"
 local router_mod = require "telua.router"
 
@@ -26,6 +27,7 @@ local format, tostring, tonumber = string.format, tostring, tonumber
 local _M = { _VERSION = "0.1.0" }
 
 local DEFAULT_RESEND = { [30003] = true, [30008] = true }
+local FINAL = { delivered = true, read = true, undelivered = true, failed = true }
 
 -- Queues the resend of sid when its final status and code call for one.
 local function resend(router, sid, status, code)
@@ -64,10 +66,16 @@ function _M.record(router, r)
     local status = p.MessageStatus or p.SmsStatus
     local code = tonumber(p.ErrorCode)
     log("info", format("status %s %s%s", p.MessageSid, tostring(status), p.ErrorCode and (" error " .. p.ErrorCode) or ""))
-    if not store or not store_mod.STATUS_RANK[status] then return nil end
+    local known = store_mod.STATUS_RANK[status]
+    -- label values from Twilio's own set only (the labels stay bounded)
+    metrics.record("telua_status_callbacks_total", 1, known and status or "other", code or "")
+    if not store or not known then return nil end
     local changed, now = store:message_status(p.MessageSid, status, { to = r.to, from = r.from, error_code = code })
     if changed == nil then return router_mod.store_failed(log, "message log update of " .. p.MessageSid, now) end
     r.status_changed, r.message_status = changed, now
+    if changed and FINAL[now] then
+      metrics.record("telua_messages_final_total", 1, p.From or "", now, code or "")
+    end
     if changed then
       if router.on_event then
         local e = store.outbox:get(p.MessageSid)

@@ -634,7 +634,7 @@ local CLAIM = "UPDATE outbox SET state = 'sending', attempts = attempts + 1, upd
   "(SELECT id FROM outbox %s WHERE state = 'queued' AND reserved = %d AND not_before <= ? %s " ..
   "ORDER BY not_before, id LIMIT ?) " ..
   "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments, " ..
-  "optout_scope"
+  "optout_scope, created_at"
 -- entries holding a pacing slot (their time is now); single messages (a
 -- verification code must not wait behind a campaign's backlog); campaign
 -- entries. Each through an index of its own.

@@ -88,18 +88,19 @@ function _M.start(opts)
   local log = os.tmpname()
   local cmd = (opts.prefix or "") .. "echo $$; exec env TWILIO_AUTH_TOKEN=" .. _M.TOKEN .. " " .. (opts.env or "") ..
     " " .. _M.BUILD .. "/telua serve --rules " .. opts.rules .. " --listen 127.0.0.1:0" ..
-    " --public-url " .. _M.PUBLIC ..
+    " --public-url " .. _M.PUBLIC .. " --admin-listen 127.0.0.1:0" ..
     (opts.store == false and "" or (" --store " .. (opts.store or ("sqlite:" .. opts.rules .. "/state.db")))) ..
     " --workers " .. (opts.workers or 2) .. " --cpu-ms " .. (opts.cpu_ms or 100) * _M.CPU_FACTOR .. " " .. (opts.args or "") ..
     " 2>>" .. log
   local p = assert(io.popen("sh -c " .. q(cmd)))
   local pid = p:read("*l")
   local port = (p:read("*l") or ""):match("listening on port (%d+)")
+  local admin = port and (p:read("*l") or ""):match("admin on port (%d+)")
   if not port then
     p:close()
     return nil, h.read_file(log)
   end
-  return setmetatable({ pipe = p, pid = pid, port = tonumber(port), log = log }, Host)
+  return setmetatable({ pipe = p, pid = pid, port = tonumber(port), admin_port = tonumber(admin), log = log }, Host)
 end
 
 -- What a test started, undone after it however it ended (last first):
@@ -154,8 +155,19 @@ function Host:twilio(target, pairs_, opts)
   return self:request("POST", target, _M.form(pairs_), headers)
 end
 
+--- One GET on the admin listener; returns status, body, headers.
+function Host:admin(target, headers)
+  local chunks = {}
+  local _, code, resp_headers = http.request{
+    url = "http://127.0.0.1:" .. assert(self.admin_port, "no admin listener") .. target, headers = headers,
+    sink = ltn12.sink.table(chunks),
+  }
+  return code, table.concat(chunks), resp_headers
+end
+
+--- /-/status of the admin listener, decoded.
 function Host:status()
-  local _, body = self:request("GET", "/-/status")
+  local _, body = self:admin("/-/status")
   return cjson.decode(body)
 end
 

@@ -92,13 +92,14 @@ test ! -e %s/lua/telua/router.lua
 cd %s
 %s check rules
 TWILIO_AUTH_TOKEN=install-spec-token %s serve --rules rules --listen 127.0.0.1:0 --public-url https://x.example.com \
-  --store sqlite:%s/t.db > serve.out 2> serve.log &
+  --store sqlite:%s/t.db --admin-listen 127.0.0.1:0 > serve.out 2> serve.log &
 pid=$!
 i=0
 while ! grep -q "listening on port" serve.out; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.05; done
 port=$(sed -n 's/listening on port //p' serve.out)
 curl -s -o /dev/null -w '%%{http_code}\n' http://127.0.0.1:$port/-/health
-curl -s http://127.0.0.1:$port/-/status
+while ! grep -q "admin on port" serve.out; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.05; done
+curl -s http://127.0.0.1:$(sed -n 's/admin on port //p' serve.out)/-/status
 kill $pid
 wait $pid || true
 ASAN_OPTIONS=detect_leaks=0 LD_LIBRARY_PATH=%s ./embed

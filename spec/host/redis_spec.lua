@@ -39,11 +39,14 @@ describe("two hosts on one Redis", function()
 
   local function start_host(name, port, extra)
     local hp = port or h.free_port()
+    local ap = h.free_port()
     local host = h.spawn(ENV .. "TELUA_RECONCILE_GRACE=1 TELUA_TWILIO_BASE_URL=http://127.0.0.1:" .. sandbox.port ..
       " " .. BUILD .. "/telua serve --rules " .. dir .. "/rules --listen 127.0.0.1:" .. hp ..
       " --public-url http://127.0.0.1:" .. hp .. " --store " .. redis.url .. " --consumer " .. name ..
-      " --send-rates long_code=0 --send-concurrency 16 " .. (extra or ""), dir .. "/" .. name .. ".log")
+      " --send-rates long_code=0 --send-concurrency 16 --admin-listen 127.0.0.1:" .. ap .. " " .. (extra or ""),
+      dir .. "/" .. name .. ".log")
     host.base = "http://127.0.0.1:" .. hp
+    host.admin = "http://127.0.0.1:" .. ap
     host.name = name
     hosts[name] = host
     return host
@@ -68,7 +71,7 @@ describe("two hosts on one Redis", function()
   end
 
   local function status(host)
-    return cjson.decode(sh("curl -s " .. host.base .. "/-/status"))
+    return cjson.decode(sh("curl -s " .. host.admin .. "/-/status"))
   end
 
   -- each recipient of prefix exactly once

@@ -244,21 +244,21 @@ return { voice = {
       return body
     end
     assert.matches("9am to 5pm", hours(), 1, true)
-    local status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    local status = host:status()
     local gen = status.generation
 
     write(dir .. "/lib/templates.lua", h.read_file(dir .. "/lib/templates.lua"):gsub("9am to 5pm", "8am to 8pm"))
     assert.is_true(wait_for(function() return hours():find("8am to 8pm", 1, true) ~= nil end))
-    status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    status = host:status()
     assert.are.equal(gen + 1, status.generation)
     assert.are.equal(cjson.null, status.last_reload_error)
 
     write(path, original .. "\nthis is not lua\n")
     assert.is_true(wait_for(function()
-      local s = cjson.decode((select(2, host:request("GET", "/-/status"))))
+      local s = host:status()
       return s.last_reload_error ~= cjson.null
     end))
-    status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    status = host:status()
     assert.are.equal(gen + 1, status.generation)
     assert.matches("sms.lua$", status.last_reload_error.file)
     local lines = select(2, original:gsub("\n", "\n"))
@@ -268,7 +268,7 @@ return { voice = {
 
     write(path, (original:gsub("return answer%(templates.hours, {}%)", 'return answer("Open all night.", {})')))
     assert.is_true(wait_for(function() return hours():find("Open all night.", 1, true) ~= nil end))
-    status = cjson.decode((select(2, host:request("GET", "/-/status"))))
+    status = host:status()
     assert.are.equal(gen + 2, status.generation)
     assert.are.equal(cjson.null, status.last_reload_error)
   end)

@@ -52,12 +52,13 @@ describe("the README's five-minute tour", function()
     assert(os.execute("cp -r " .. q(ROOT .. "/rules") .. " " .. q(work .. "/rules") .. " && mkdir " .. q(work .. "/tools") ..
                       " && cp " .. q(ROOT .. "/tools/run.sh") .. " " .. q(work .. "/tools/") ..
                       " && ln -s " .. q(BUILD) .. " " .. q(work .. "/build")))
-    local hp, sp = h.free_port(), h.free_port()
+    local hp, sp, ap = h.free_port(), h.free_port(), h.free_port()
     while sp == hp do sp = h.free_port() end
+    while ap == hp or ap == sp do ap = h.free_port() end
     -- `make run` is `sh tools/run.sh BUILD` after the build; in its own
     -- process group, so the teardown stops the host and the sandbox with it
     local p = io.popen("cd " .. q(work) .. " && env -u TWILIO_ACCOUNT_SID -u TWILIO_AUTH_TOKEN TELUA_LISTEN=127.0.0.1:" ..
-                       hp .. " TELUA_SANDBOX_LISTEN=127.0.0.1:" .. sp ..
+                       hp .. " TELUA_SANDBOX_LISTEN=127.0.0.1:" .. sp .. " TELUA_ADMIN_LISTEN=127.0.0.1:" .. ap ..
                        " setsid sh tools/run.sh build > run.out 2> run.log & echo $!")
     pgid = p:read("*l")
     p:close()
@@ -75,7 +76,8 @@ describe("the README's five-minute tour", function()
     local script, expected = { "set -u" }, {}
     for _, b in ipairs(blocks) do
       for _, c in ipairs(b.commands) do
-        script[#script + 1] = (c:gsub("127%.0%.0%.1:8080", "127.0.0.1:" .. hp):gsub("127%.0%.0%.1:8090", "127.0.0.1:" .. sp))
+        script[#script + 1] = (c:gsub("127%.0%.0%.1:8080", "127.0.0.1:" .. hp):gsub("127%.0%.0%.1:8090", "127.0.0.1:" .. sp)
+                                :gsub("127%.0%.0%.1:9180", "127.0.0.1:" .. ap))
       end
       for _, e in ipairs(b.expected) do expected[#expected + 1] = e end
     end

@@ -39,7 +39,7 @@ typedef struct slice {
     int drop_co;              /* the coroutine must not be reused */
     int store_failed;         /* A_ANSWER: the router's 503 for a store write that failed */
     unsigned status;
-    const char *ctype, *body, *err, *kind, *rule;
+    const char *ctype, *body, *err, *kind, *rule, *route;
     size_t blen;
     double sleep_s;
     tl_http_job *job;
@@ -51,6 +51,20 @@ static void io_done(void *arg)
 {
     req_ctx *c = arg;
     MHD_resume_connection(c->con);
+}
+
+/* A rule's "file:line" relative to the rules folder when it is in it
+ * ("/srv/rules/sms.lua:12" -> "sms.lua:12"): the form logs and metric
+ * labels show. */
+static const char *in_rules(const telua_host *h, const char *rule)
+{
+    const char *dir = h->cfg.rules_dir;
+    size_t n = strlen(dir);
+    if (n && strncmp(rule, dir, n) == 0 && (rule[n] == '/' || dir[n - 1] == '/')) {
+        rule += n;
+        while (*rule == '/') rule++;
+    }
+    return rule;
 }
 
 /* lua_pcall'd by slice_cf: tl_http_prepare(options at 1, batch flag at 2),
@@ -321,7 +335,10 @@ ctx: /* what the router recorded: the kind of webhook and the rule's file:line *
     s->kind = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "voice";
     lua_pushliteral(L, "rule");
     lua_rawget(L, -3);
-    s->rule = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    s->rule = lua_type(L, -1) == LUA_TSTRING ? in_rules(s->h, lua_tostring(L, -1)) : NULL;
+    lua_pushliteral(L, "route");
+    lua_rawget(L, -4);
+    s->route = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     return lua_gettop(L);
 }
 
@@ -353,34 +370,77 @@ static void end_rules(telua_host *h, req_ctx *c, int drop_co)
     atomic_fetch_sub(&h->inflight, 1);
 }
 
+static void rule_file(const char *rule, char *out, size_t outlen);
+
 /* A failed request: the log line, and the fallback TwiML for voice and
  * messaging (Twilio plays or sends nothing worse), a 500 for a status
  * callback or an answer that is no HTTP answer. */
-static enum MHD_Result fail(telua_host *h, req_ctx *c, const slice *s)
+static enum MHD_Result fail(telua_host *h, req_ctx *c, const slice *s, unsigned *status)
 {
     tl_vm *vm = c->gen->vm[c->index];
     const char *kind = s->kind ? s->kind : "voice", *fallback;
     int gen = c->gen->id;
+    char file[300];
+    const char *labels[2] = { file, NULL };
+    rule_file(s->rule, file, sizeof file);
     atomic_fetch_add(&h->errors, 1);
+    tl_metrics_record(h->metrics, c->index, TL_M_RULE_ERRORS, labels, 1);
     if (s->bad_result) {
         atomic_fetch_add(&h->bad_results, 1);
         tl_log("error", "rule %s answered %s %s (generation %d) with a bad result: %s; answering 500",
                s->rule ? s->rule : "?", c->method, c->path, gen, s->err ? s->err : "?");
+        *status = 500;
         return tl_reply(c->con, 500, "text/plain; charset=utf-8", "rule answered a bad result\n", 27, gen);
     }
     if (vm->budget_hit && vm->budget_file[0]) {
+        labels[1] = "cpu";
+        tl_metrics_record(h->metrics, c->index, TL_M_BUDGET_HITS, labels, 1);
         atomic_fetch_add(&h->budget_hits, 1);
         tl_log("error", "rule %s failed on %s %s (generation %d): CPU budget of %u ms ran out at %s:%d: %s",
                s->rule ? s->rule : "?", c->method, c->path, gen, h->cfg.cpu_ms, vm->budget_file, vm->budget_line,
                s->err ? s->err : "?");
     } else {
-        if (s->rc == LUA_ERRMEM) atomic_fetch_add(&h->mem_hits, 1);
+        if (s->rc == LUA_ERRMEM) {
+            labels[1] = "memory";
+            tl_metrics_record(h->metrics, c->index, TL_M_BUDGET_HITS, labels, 1);
+            atomic_fetch_add(&h->mem_hits, 1);
+        }
         tl_log("error", "rule %s failed on %s %s (generation %d): %s", s->rule ? s->rule : "?", c->method, c->path,
                gen, s->err ? s->err : "error");
     }
-    if (strcmp(kind, "status") == 0) return tl_reply(c->con, 500, "text/plain", "status handler failed\n", 22, gen);
+    if (strcmp(kind, "status") == 0) {
+        *status = 500;
+        return tl_reply(c->con, 500, "text/plain", "status handler failed\n", 22, gen);
+    }
     fallback = strcmp(kind, "voice") == 0 ? h->fallback_voice : h->fallback_messaging;
+    *status = 200;
     return tl_reply(c->con, 200, "text/xml", fallback, strlen(fallback), gen);
+}
+
+/* The file of a rule's "file:line" ("-": none). */
+static void rule_file(const char *rule, char *out, size_t outlen)
+{
+    const char *colon = rule ? strrchr(rule, ':') : NULL;
+    if (!rule) snprintf(out, outlen, "-");
+    else if (colon) snprintf(out, outlen, "%.*s", (int)(colon - rule), rule);
+    else snprintf(out, outlen, "%s", rule);
+}
+
+/* An answered webhook: its metrics and its access line. Called before the
+ * slice's strings leave the state's stack. */
+static void account(telua_host *h, req_ctx *c, const slice *s, unsigned status)
+{
+    double secs = (double)(tl_now_ns() - c->arrived_ns) / 1e9;
+    const char *kind = s->route ? (s->kind ? s->kind : "voice") : "unmatched";
+    if (h->metrics) {
+        char st[12];
+        const char *v[3] = { kind, s->route ? s->route : "unmatched", st };
+        snprintf(st, sizeof st, "%u", status);
+        tl_metrics_record(h->metrics, c->index, TL_M_WEBHOOKS, v, 1);
+        tl_metrics_record(h->metrics, c->index, TL_M_WEBHOOK_SECONDS, &kind, secs);
+    }
+    if (h->cfg.access_log)
+        tl_log_access(c->method, c->path, status, secs, s->rule ? s->rule : "-", kind, c->id, c->gen->id);
 }
 
 /* Runs slices until the request is answered or waits for I/O. Touches the
@@ -390,6 +450,7 @@ static enum MHD_Result step_inner(telua_host *h, req_ctx *c, slice *s)
     tl_vm *vm = c->gen->vm[c->index];
     lua_State *L = vm->L;
     int top = lua_gettop(L), prc;
+    unsigned answered = 500;
     enum MHD_Result ret;
     for (;;) {
         s->action = 0;
@@ -442,10 +503,13 @@ static enum MHD_Result step_inner(telua_host *h, req_ctx *c, slice *s)
         break;
     }
     if (s->action == A_ANSWER && s->store_failed) atomic_fetch_add(&h->store_failures, 1);
-    if (s->action == A_ANSWER)
+    if (s->action == A_ANSWER) {
+        answered = s->status;
         ret = tl_reply(c->con, s->status, s->ctype ? s->ctype : "text/xml", s->body, s->blen, c->gen->id);
-    else
-        ret = fail(h, c, s);
+    } else {
+        ret = fail(h, c, s, &answered);
+    }
+    account(h, c, s, answered);
     lua_settop(L, top);
     end_rules(h, c, s->drop_co);
     return ret;
@@ -470,6 +534,13 @@ static enum MHD_Result panicked(telua_host *h, req_ctx *c)
     atomic_fetch_sub(&h->inflight, 1);
     tl_gens_refresh(&h->gens);
     ret = tl_reply(c->con, 500, "text/plain; charset=utf-8", "internal error\n", 15, gen->id);
+    {
+        slice none;
+        memset(&none, 0, sizeof none);
+        c->gen = gen;
+        account(h, c, &none, 500);
+        c->gen = NULL;
+    }
     tl_gen_release(gen);
     return ret;
 }
@@ -482,8 +553,10 @@ static enum MHD_Result step(telua_host *h, req_ctx *c, slice *s)
     jmp_buf jb;
     enum MHD_Result ret;
     c->gen->vm[c->index]->panic_jmp = &jb;
+    tl_log_request(c->id); /* the rule's req.log lines carry the request id */
     if (setjmp(jb) == 0) ret = step_inner(h, c, s);
     else ret = panicked(h, c);
+    tl_log_request(NULL);
     if (c->gen) c->gen->vm[c->index]->panic_jmp = NULL;
     return ret;
 }
@@ -495,6 +568,20 @@ enum MHD_Result tl_driver_resume(telua_host *h, req_ctx *c)
     s.h = h;
     s.c = c;
     return step(h, c, &s);
+}
+
+/* A request id: 16 hex digits from the worker's generator (splitmix64,
+ * seeded from the kernel's random source when the worker started). */
+static void request_id(worker *w, char out[17])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned long long z = (w->rng += 0x9e3779b97f4a7c15ULL);
+    int i;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    for (i = 15; i >= 0; i--, z >>= 4) out[i] = hex[z & 15];
+    out[16] = 0;
 }
 
 enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
@@ -518,6 +605,7 @@ enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *c
     c->budget_ns = (long long)h->cfg.cpu_ms * 1000000LL;
     c->wall_due_ns = tl_now_ns() + (long long)(h->cfg.request_timeout_s ? h->cfg.request_timeout_s : 14) * 1000000000LL;
     snprintf(c->method, sizeof c->method, "%s", method);
+    request_id(&h->w[index], c->id);
     free(c->path);
     c->path = strdup(path);
     if (!c->path) {

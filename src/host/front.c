@@ -81,6 +81,13 @@ static void log_rejected(telua_host *h, const char *fmt, ...)
         tl_log("warn", "%s", msg);
 }
 
+/* Counts a request turned away before any rule ran. */
+static void reject(telua_host *h, int index, const char *status, const char *reason)
+{
+    const char *v[2] = { status, reason };
+    tl_metrics_record(h->metrics, index, TL_M_REJECTED, v, 1);
+}
+
 /* ---- connections and requests ----------------------------------------- */
 
 static tl_conn *socket_conn(struct MHD_Connection *con)
@@ -189,21 +196,22 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
     enum MHD_Result ret;
 
     atomic_fetch_add(&h->requests, 1);
-    if (c->body.too_large) return tl_send_text(con, 413, "request body too large\n");
+    c->arrived_ns = tl_now_ns();
+    if (c->body.too_large) {
+        reject(h, index, "413", "too_large");
+        return tl_send_text(con, 413, "request body too large\n");
+    }
     path = strdup(c->uri);
     if (!path) return MHD_NO;
     query = strchr(path, '?');
     if (query) *query++ = 0;
-    if (strcmp(method, "GET") == 0 && strcmp(path, "/-/status") == 0) {
-        free(path);
-        return tl_send_status(con, h);
-    }
     if (strcmp(method, "GET") == 0 && strcmp(path, "/-/health") == 0) {
         free(path);
         return tl_send_text(con, 200, "ok\n");
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
         free(path);
+        reject(h, index, "405", "method");
         return tl_send_text(con, 405, "webhooks are GET or POST\n");
     }
     /* the URL Twilio requested: public base + the request target as received */
@@ -231,6 +239,7 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
             params.oom) {
             char msg[96];
             atomic_fetch_add(&h->rejected, 1);
+            reject(h, index, "400", "malformed_form");
             snprintf(msg, sizeof msg, "malformed form body (bad percent escape at byte %zu)\n", pos + 1);
             log_rejected(h, "400 %s %.200s: malformed form body", method, path);
             ret = tl_send_text(con, 400, params.oom ? "out of memory\n" : msg);
@@ -241,6 +250,7 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
                               raw_body, raw_len);
     if (src != TL_SIG_VALID) {
         atomic_fetch_add(&h->rejected, 1);
+        reject(h, index, "403", "signature");
         log_rejected(h, "403 %s %.200s: %s", method, path, tl_sig_reason(src));
         ret = tl_send_text(con, 403, "invalid Twilio signature\n");
         goto out;
@@ -272,6 +282,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *con, const ch
         if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body + (size_t)1024 * 1024) {
             atomic_fetch_add(&h->requests, 1);
             atomic_fetch_add(&h->rejected, 1);
+            reject(h, w->index, "413", "too_large");
             log_rejected(h, "413 %s: body of %.30s bytes over the %zu byte limit", method, cl, h->cfg.max_body);
             tl_conns_answering(&h->conns, socket_conn(con));
             return tl_send_text(con, 413, "request body too large\n");

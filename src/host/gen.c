@@ -2,6 +2,7 @@
  * gen.c - rules generations and hot reload (see gen.h).
  */
 #include "gen.h"
+#include "metrics.h"
 #include "embed.h"
 #include "log.h"
 #include "clock.h"
@@ -178,7 +179,7 @@ static int set_env(lua_State *L)
     return 0;
 }
 
-tl_vm *tl_load_rules(const tl_gens *g, char **files, int nfiles, tl_load_error *err)
+tl_vm *tl_load_rules(const tl_gens *g, int index, char **files, int nfiles, tl_load_error *err)
 {
     const char *rules_dir = g->rules_dir, *lua_dir = g->lua_dir, *store = g->store;
     unsigned load_ms = g->load_ms;
@@ -216,7 +217,9 @@ tl_vm *tl_load_rules(const tl_gens *g, char **files, int nfiles, tl_load_error *
     }
     lua_pushstring(L, store);
     lua_getfield(L, LUA_REGISTRYINDEX, "telua.host_log");
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
+    tl_push_metric_fn(L, g->metrics, index);
+    lua_setfield(L, -2, "metric");
     lua_pushboolean(L, unsafe);
     lua_setfield(L, -2, "unsafe");
     tl_push_module_names(L, g->modules, g->nmodules);
@@ -261,7 +264,7 @@ static tl_gen *gen_build(tl_gens *g, char **files, int nfiles, const char *hash,
         return NULL;
     }
     for (i = 0; i < g->workers; i++) {
-        gen->vm[i] = tl_load_rules(g, files, nfiles, err);
+        gen->vm[i] = tl_load_rules(g, i, files, nfiles, err);
         if (!gen->vm[i]) {
             gen->nvm = i;
             gen_free(gen);
@@ -325,6 +328,7 @@ int tl_gens_reload(tl_gens *g, int force)
         g->has_error = 1;
         g->failures++;
         pthread_mutex_unlock(&g->mu);
+        tl_metrics_record(g->metrics, -1, TL_M_RELOADS, (const char *[]){ "failed" }, 1);
         if (err.line)
             tl_log("error", "reload failed, still serving generation %d: %s:%d: %s",
                    g->current ? g->current->id : 0, err.file, err.line, err.message);
@@ -341,6 +345,7 @@ int tl_gens_reload(tl_gens *g, int force)
     g->has_error = 0;
     g->reloads++;
     pthread_mutex_unlock(&g->mu);
+    tl_metrics_record(g->metrics, -1, TL_M_RELOADS, (const char *[]){ "ok" }, 1);
     tl_log("info", "rules generation %d loaded (%d files, sha256 %.12s)%s", gen->id, gen->nfiles, hash,
            force ? ": fresh states" : "");
     tl_gen_release(old);

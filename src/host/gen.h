@@ -49,6 +49,7 @@ typedef struct tl_gens {
     size_t nmodules;
     telua_event_fn on_event;     /* NULL: no events */
     void *event_ud;
+    struct tl_metrics *metrics;  /* the host's (NULL: none, as for telua check) */
 
     pthread_mutex_t mu;          /* guards current, last_error, next_id */
     pthread_rwlock_t cur_lock;   /* also taken (write, inside mu) to swap current, so
@@ -98,7 +99,7 @@ void tl_gens_refresh(tl_gens *g);
  * and where rules cannot look). On
  * success the vm's handler_ref is set; on failure err names file and line
  * (for a budget overrun, where the code was running when it ran out). */
-tl_vm *tl_load_rules(const tl_gens *settings, char **files, int nfiles, tl_load_error *err);
+tl_vm *tl_load_rules(const tl_gens *settings, int index, char **files, int nfiles, tl_load_error *err);
 
 /* The error for a folder without rules files. */
 void tl_empty_rules_error(const char *dir, tl_load_error *err);

@@ -10,7 +10,9 @@
  *   driver.c   runs a request's rules as a coroutine: builds `req`,
  *              resumes, hands I/O to the worker's I/O thread, reads and
  *              checks the answer; every step inside a protected call
- *   status.c   GET /-/status
+ *   admin.c    the admin listener: /metrics, /-/status, /-/health, dashboard
+ *   metrics.c  the counters, gauges and histograms behind /metrics
+ *   status.c   the JSON of GET /-/status
  *   sender.c   the sender thread (lua/telua/sender.lua)
  *   embed.c    the embedding API: events, C modules, telua_send
  *
@@ -26,6 +28,7 @@
 #include "body.h"
 #include "gen.h"
 #include "io.h"
+#include "metrics.h"
 
 #include "../core/signature.h"
 
@@ -41,6 +44,7 @@ typedef struct worker {
     int index;
     struct MHD_Daemon *daemon;
     tl_io *io;                /* the rules' HTTP requests and timers */
+    unsigned long long rng;   /* request ids (driver.c); this worker's thread only */
 } worker;
 
 /* A socket's read deadline (conns.c). */
@@ -83,6 +87,13 @@ struct telua_host {
     atomic_ulong requests, rejected, errors, bad_results, budget_hits, mem_hits, store_failures;
     atomic_int inflight;      /* requests whose rules have not finished (some wait on I/O) */
     unsigned port;
+    /* seeing it run (admin.c, metrics.h) */
+    tl_metrics *metrics;      /* NULL: no admin listener, nothing recorded */
+    struct MHD_Daemon *admin;
+    unsigned admin_port;
+    char *admin_token;        /* NULL: none; never logged */
+    long long started_ns;     /* tl_now_ns() at start, for the uptime */
+    time_t started_at;
     /* rejection log lines (400/403/413), at most REJECT_LOG_PER_S a second */
     pthread_mutex_t reject_mu;
     time_t reject_sec;
@@ -109,6 +120,8 @@ typedef struct req_ctx {
     long long wall_due_ns;    /* request_timeout_s after the rules started */
     char method[16];
     char *path;
+    long long arrived_ns;     /* the whole request read, for its duration */
+    char id[17];              /* the request id: access line, the rule's req.log lines */
 } req_ctx;
 
 enum { IO_HTTP = 1, IO_BATCH, IO_SLEEP, IO_REDIS };
@@ -140,6 +153,10 @@ enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *c
                               const tl_param *params, size_t nparams, const char *raw_body, size_t raw_len);
 enum MHD_Result tl_driver_resume(telua_host *h, req_ctx *c);
 void tl_driver_abandon(telua_host *h, req_ctx *c);
+
+/* admin.c: the admin listener (nothing when cfg.admin_listen is NULL) */
+int tl_admin_start(telua_host *h, char *err, size_t errlen);
+void tl_admin_stop(telua_host *h);
 
 /* status.c */
 enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h);

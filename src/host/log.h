@@ -1,7 +1,8 @@
 /*
  * log.h - the host's log: one line per event on stderr, with a UTC
- * timestamp and a level. Callers never pass secrets (the auth token is
- * never formatted into a message).
+ * timestamp and a level, as text or as one JSON object a line. Callers
+ * never pass secrets (the auth token is never formatted into a message)
+ * nor message bodies.
  */
 #ifndef TELUA_LOG_H
 #define TELUA_LOG_H
@@ -12,6 +13,21 @@
  * stderr again). Process-wide; safe to call while other threads log. */
 void tl_log_set(telua_log_fn fn, void *ud);
 
+/* 1: lines are JSON objects ({"time", "level", "msg", and "request_id"
+ * when one is set}); 0: text. Process-wide. */
+void tl_log_json(int on);
+
+/* The request this thread works for now (NULL: none): its id goes into
+ * every line the thread logs until it is cleared. */
+void tl_log_request(const char *id);
+
 void tl_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The access line of one webhook the rules answered. rule: "file:line"
+ * of the handler ("-": none matched); kind: "voice", "messaging",
+ * "status"; seconds: from the whole request read to the answer. The path
+ * is written without its query (which may carry message content). */
+void tl_log_access(const char *method, const char *path, unsigned status, double seconds, const char *rule,
+                   const char *kind, const char *id, int generation);
 
 #endif

@@ -75,6 +75,14 @@ static const char SERVE_USAGE[] =
     "  --send-concurrency N    REST requests in flight (default 8)\n"
     "  --consumer NAME         this host's name in an outbox shared on Redis (default HOSTNAME:PORT)\n"
     "  --claim-timeout SECONDS another host's claim on a shared outbox entry stands this long (default 60)\n"
+    "  --admin-listen ADDR     the admin listener: /metrics (Prometheus), /-/status (JSON), /-/health\n"
+    "                          and the dashboard at / (default 127.0.0.1:9180, skipped with a warning\n"
+    "                          when taken; never the webhook port; off: none, no metrics kept)\n"
+    "  --admin-token-file FILE the admin listener asks for Authorization: Bearer <FILE's token>\n"
+    "                          (at least 16 characters) on /metrics and /-/status\n"
+    "  --log-format FORMAT     text (default) or json: one JSON object a line\n"
+    "  --access-log on|off     one line per webhook the rules answered (default on): method, path,\n"
+    "                          status, duration, rule file:line, request id, generation\n"
     "  -h, --help              this text\n"
     "\n"
     "environment: TWILIO_AUTH_TOKEN (read once, then cleared); with TWILIO_ACCOUNT_SID set, rules'\n"
@@ -147,7 +155,7 @@ enum {
     O_RULES = 256, O_LISTEN, O_PUBLIC_URL, O_STORE, O_WORKERS, O_MAX_BODY, O_TIMEOUT, O_READ_TIMEOUT,
     O_PER_IP, O_MAX_CONN, O_CPU_MS, O_LOAD_MS, O_REQ_TIMEOUT, O_MEM_MB, O_DEBOUNCE, O_UNSAFE,
     O_FB_VOICE, O_FB_MSG, O_TOKEN_FILE, O_LUA_DIR, O_SEND_RATES, O_SEND_CONC,
-    O_CONSUMER, O_CLAIM_TIMEOUT
+    O_CONSUMER, O_CLAIM_TIMEOUT, O_ADMIN_LISTEN, O_ADMIN_TOKEN_FILE, O_LOG_FORMAT, O_ACCESS_LOG
 };
 
 static const struct option SERVE_OPTS[] = {
@@ -175,6 +183,10 @@ static const struct option SERVE_OPTS[] = {
     { "send-concurrency", required_argument, NULL, O_SEND_CONC },
     { "consumer", required_argument, NULL, O_CONSUMER },
     { "claim-timeout", required_argument, NULL, O_CLAIM_TIMEOUT },
+    { "admin-listen", required_argument, NULL, O_ADMIN_LISTEN },
+    { "admin-token-file", required_argument, NULL, O_ADMIN_TOKEN_FILE },
+    { "log-format", required_argument, NULL, O_LOG_FORMAT },
+    { "access-log", required_argument, NULL, O_ACCESS_LOG },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -198,7 +210,11 @@ static int serve(int argc, char **argv)
     pthread_t sig_thread;
     int opt, idx, sig = 0;
     long mem_mb = 64;
+    const char *admin_token_file = NULL;
+    char *admin_token = NULL;
     telua_config_defaults(&c);
+    c.admin_listen = "127.0.0.1:9180";
+    c.admin_optional = 1; /* the default address taken (another telua here): serve without it */
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", SERVE_OPTS, &idx)) != -1) {
@@ -235,6 +251,25 @@ static int serve(int argc, char **argv)
         case O_SEND_CONC: NUM_OPT(c.send_concurrency, 1, 1024); break;
         case O_CONSUMER: c.consumer = optarg; break;
         case O_CLAIM_TIMEOUT: NUM_OPT(c.claim_timeout_s, 1, 86400); break;
+        case O_ADMIN_LISTEN:
+            c.admin_listen = strcmp(optarg, "off") == 0 ? NULL : optarg;
+            c.admin_optional = 0;
+            break;
+        case O_ADMIN_TOKEN_FILE: admin_token_file = optarg; break;
+        case O_LOG_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+                fprintf(stderr, "telua serve: --log-format is text or json, not %s\n", optarg);
+                goto bad;
+            }
+            c.log_json = strcmp(optarg, "json") == 0;
+            break;
+        case O_ACCESS_LOG:
+            if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                fprintf(stderr, "telua serve: --access-log is on or off, not %s\n", optarg);
+                goto bad;
+            }
+            c.access_log = strcmp(optarg, "on") == 0;
+            break;
         case O_FB_VOICE:
         case O_FB_MSG: {
             char **dst = opt == O_FB_VOICE ? &fb_voice : &fb_msg;
@@ -278,6 +313,24 @@ static int serve(int argc, char **argv)
         goto bad;
     }
     c.auth_token = token;
+    if (admin_token_file) {
+        size_t n;
+        if (!(admin_token = slurp(admin_token_file, 4096))) {
+            fprintf(stderr, "telua serve: cannot read the admin token file: %s\n", strerror(errno));
+            free(token);
+            goto bad;
+        }
+        n = strlen(admin_token);
+        while (n > 0 && (admin_token[n - 1] == '\n' || admin_token[n - 1] == '\r' || admin_token[n - 1] == ' '))
+            admin_token[--n] = 0;
+        if (n < 16) {
+            fprintf(stderr, "telua serve: the admin token must be at least 16 characters\n");
+            free(admin_token);
+            free(token);
+            goto bad;
+        }
+        c.admin_token = admin_token;
+    }
     c.account_sid = getenv("TWILIO_ACCOUNT_SID") && getenv("TWILIO_ACCOUNT_SID")[0] ? getenv("TWILIO_ACCOUNT_SID") : NULL;
     c.twilio_base_url = getenv("TELUA_TWILIO_BASE_URL") && getenv("TELUA_TWILIO_BASE_URL")[0] ? getenv("TELUA_TWILIO_BASE_URL") : NULL;
 
@@ -298,7 +351,12 @@ static int serve(int argc, char **argv)
     if (telua_host_start(&c, &h, err, sizeof err) != 0) {
         fprintf(stderr, "telua: %s\n", err);
         free(token);
+        free(admin_token);
         return 1;
+    }
+    if (admin_token) {
+        memset(admin_token, 0, strlen(admin_token));
+        free(admin_token);
     }
     atomic_store(&started, 1);
     memset(token, 0, strlen(token));
@@ -306,7 +364,12 @@ static int serve(int argc, char **argv)
     tl_log("info", "telua %s listening on %s (port %u), %d workers, public URL %s, store %s, modules in %s",
            TELUA_VERSION, c.listen, telua_host_port(h), c.workers, c.public_url, c.store,
            c.lua_dir ? c.lua_dir : tl_default_lua_dir());
+    if (telua_host_admin_port(h))
+        tl_log("info", "admin listener on %s (port %u): /metrics, /-/status, /-/health, dashboard at /%s",
+               c.admin_listen, telua_host_admin_port(h), c.admin_token ? " (bearer token required)" : "");
     printf("listening on port %u\n", telua_host_port(h));
+    if (telua_host_admin_port(h)) printf("admin on port %u\n", telua_host_admin_port(h));
+    else printf("admin off\n");
     fflush(stdout);
     if (read(sig_pipe[0], &sig, sizeof sig) != (ssize_t)sizeof sig) sig = 0;
     tl_log("info", "signal %d: stopping", sig);

@@ -67,6 +67,8 @@ static int prepare(lua_State *L)
     lua_setfield(L, -2, "stopping");
     tl_push_event_fn(L, cfg->on_event, cfg->event_ud);
     lua_setfield(L, -2, "on_event");
+    tl_push_metric_fn(L, h->metrics, -1);
+    lua_setfield(L, -2, "metric");
     return 2;
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -43,6 +44,7 @@ void telua_config_defaults(telua_config *c)
     c->mem_limit = 64u * 1024 * 1024;
     c->debounce_ms = 150;
     c->send_concurrency = 8;
+    c->access_log = 1;
 }
 
 /* The folder holding the telua modules next to this code's install prefix:
@@ -218,6 +220,11 @@ static void host_free(telua_host *h)
     free(h->fallback_voice);
     free(h->fallback_messaging);
     free(h->w);
+    tl_metrics_free(h->metrics);
+    if (h->admin_token) {
+        OPENSSL_cleanse(h->admin_token, strlen(h->admin_token));
+        free(h->admin_token);
+    }
     pthread_mutex_destroy(&h->reject_mu);
     pthread_mutex_destroy(&h->api_mu);
     free(h);
@@ -261,7 +268,22 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         return -1;
     }
     tl_log_set(cfg->log, cfg->log_ud);
+    tl_log_json(cfg->log_json);
     if (h->cfg.workers < 1) h->cfg.workers = 1;
+    h->started_ns = tl_now_ns();
+    h->started_at = time(NULL);
+    if (cfg->admin_listen) {
+        const char *version = TELUA_VERSION;
+        h->metrics = tl_metrics_new(h->cfg.workers);
+        if (!h->metrics || (cfg->admin_token && !(h->admin_token = strdup(cfg->admin_token)))) {
+            host_free(h);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        tl_metrics_record(h->metrics, -1, TL_M_BUILD_INFO, &version, 1);
+        tl_metrics_record(h->metrics, -1, TL_M_START_TIME, NULL, (double)h->started_at);
+    }
+    h->cfg.admin_token = NULL; /* the caller's copy */
     if (!h->cfg.max_connections) h->cfg.max_connections = connection_limit(h->cfg.workers);
     h->key = tl_sig_key_new(cfg->auth_token, strlen(cfg->auth_token));
     h->public_url = strdup(cfg->public_url);
@@ -310,6 +332,7 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     h->gens.nmodules = h->cfg.nmodules;
     h->gens.on_event = cfg->on_event;
     h->gens.event_ud = cfg->event_ud;
+    h->gens.metrics = h->metrics;
     h->gens.auth_token = h->token = strdup(cfg->auth_token);
     if (!h->token) {
         host_free(h);
@@ -331,6 +354,8 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         worker *w = &h->w[i];
         w->h = h;
         w->index = i;
+        if (getrandom(&w->rng, sizeof w->rng, 0) != (ssize_t)sizeof w->rng)
+            w->rng = (unsigned long long)tl_now_ns() ^ ((unsigned long long)i << 48);
         w->io = tl_io_start();
         if (!w->io) snprintf(err, errlen, "cannot start an I/O thread");
         if (!w->io || tl_front_start(h, i, (struct sockaddr *)&ss, v6, err, errlen) != 0) {
@@ -347,6 +372,17 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
             else ((struct sockaddr_in *)&ss)->sin_port = htons((unsigned short)h->port);
         }
     }
+    if (tl_admin_start(h, err, errlen) != 0) {
+        if (!h->cfg.admin_optional) {
+            stop_daemons(h);
+            tl_conns_close(&h->conns);
+            tl_gens_close(&h->gens);
+            host_free(h);
+            return -1;
+        }
+        tl_log("warn", "%s; serving without it", err);
+        err[0] = 0;
+    }
     h->cfg.auth_token = h->token; /* for the sender's client */
     if (h->cfg.consumer) snprintf(h->consumer, sizeof h->consumer, "%s", h->cfg.consumer);
     else { /* the host's name and port: a host restarted the same way finds what it held */
@@ -358,6 +394,7 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
     i = tl_sender_start(h, err, errlen);
     h->cfg.auth_token = NULL;
     if (i != 0) {
+        tl_admin_stop(h);
         stop_daemons(h);
         tl_conns_close(&h->conns);
         tl_gens_close(&h->gens);
@@ -371,9 +408,12 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
 
 unsigned telua_host_port(const telua_host *h) { return h->port; }
 
+unsigned telua_host_admin_port(const telua_host *h) { return h->admin_port; }
+
 void telua_host_stop(telua_host *h)
 {
     if (!h) return;
+    tl_admin_stop(h);
     stop_daemons(h); /* joins the workers: in-flight requests finish */
     tl_sender_stop(h);
     pthread_mutex_lock(&h->api_mu); /* a telua_send still running finishes first */
@@ -408,7 +448,7 @@ int telua_check(const telua_config *c, FILE *out)
     settings.modules = c->modules;
     settings.nmodules = c->modules ? c->nmodules : 0;
     if (c->log) tl_log_set(c->log, c->log_ud);
-    vm = n == 0 ? NULL : tl_load_rules(&settings, files, n, &err);
+    vm = n == 0 ? NULL : tl_load_rules(&settings, -1, files, n, &err);
     if (n == 0) tl_empty_rules_error(c->rules_dir, &err);
     if (!vm) {
         format_load_error(&err, msg, sizeof msg);

@@ -1,12 +1,14 @@
 /*
- * status.c - GET /-/status: the current generation, the last reload
- * error and the host's counters, as JSON (no secrets).
+ * status.c - GET /-/status on the admin listener: the version and uptime,
+ * the current generation, the last reload error, the host's counters and
+ * every metric (metrics.h's JSON form), as JSON (no secrets).
  */
 #include "host.h"
 
 #include "../lua/telua_core.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* s as the inside of a JSON string, cut to fit out. */
@@ -49,8 +51,8 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
 #define PUT(...) o += (size_t)snprintf(buf + o, o < sizeof buf ? sizeof buf - o : 0, __VA_ARGS__)
     pthread_mutex_lock(&g->mu);
     cur = g->current;
-    PUT("{\"version\":\"%s\",\"generation\":%d,\"sha256\":\"%s\",\"loaded_at\":%lld,\"files\":%d,", TELUA_VERSION,
-        cur ? cur->id : 0, cur ? cur->hash : "", cur ? (long long)cur->loaded_at : 0LL, cur ? cur->nfiles : 0);
+    PUT("{\"version\":\"%s\",\"uptime_s\":%.3f,\"started_at\":%lld,\"generation\":%d,\"sha256\":\"%s\",\"loaded_at\":%lld,\"files\":%d,", TELUA_VERSION,
+        (double)(tl_now_ns() - h->started_ns) / 1e9, (long long)h->started_at, cur ? cur->id : 0, cur ? cur->hash : "", cur ? (long long)cur->loaded_at : 0LL, cur ? cur->nfiles : 0);
     store_shown(h->cfg.store, store, sizeof store);
     PUT("\"store\":\"%s\",", store);
     if (tl_store_redis(h->cfg.store)) {
@@ -78,9 +80,35 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
     } else {
         PUT("null");
     }
-    PUT("}\n");
     pthread_mutex_unlock(&g->mu);
 #undef PUT
     if (o >= sizeof buf) return tl_send_text(con, 500, "status too large\n");
-    return tl_reply(con, 200, "application/json", buf, o, 0);
+    {
+        size_t mlen = 0;
+        char *metrics = h->metrics ? tl_metrics_render(h->metrics, 1, &mlen) : NULL;
+        char *all = malloc(o + mlen + 32);
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+        if (!all) {
+            free(metrics);
+            return tl_send_text(con, 500, "out of memory\n");
+        }
+        memcpy(all, buf, o);
+        o += (size_t)sprintf(all + o, ",\"metrics\":");
+        if (metrics) memcpy(all + o, metrics, mlen);
+        else memcpy(all + o, "{}", mlen = 2);
+        o += mlen;
+        o += (size_t)sprintf(all + o, "}\n");
+        free(metrics);
+        r = MHD_create_response_from_buffer(o, all, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(all);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        ret = MHD_queue_response(con, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
 }

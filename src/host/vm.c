@@ -105,6 +105,39 @@ static int host_log(lua_State *L)
     return 0;
 }
 
+/* The metric function of a state (telua.metrics.use): upvalues the
+ * registry (light userdata) and the shard (a worker's index, or -1). Label
+ * values are strings or numbers (never converted through __tostring: the
+ * caller may be rule code); anything else is "". */
+static int host_metric(lua_State *L)
+{
+    tl_metrics *m = lua_touserdata(L, lua_upvalueindex(1));
+    int shard = (int)lua_tointeger(L, lua_upvalueindex(2));
+    const char *name = luaL_checkstring(L, 1);
+    double v = luaL_checknumber(L, 2);
+    const char *vals[3] = { "", "", "" };
+    int fam = tl_metrics_find(name), n, i;
+    if (fam < 0 || fam == TL_M_DELIVERY_RATIO) return luaL_error(L, "metrics: no family %s", name);
+    n = tl_metrics_nlabels(fam);
+    for (i = 0; i < n; i++) {
+        int t = lua_type(L, 3 + i);
+        if (t == LUA_TSTRING || t == LUA_TNUMBER) vals[i] = lua_tostring(L, 3 + i);
+    }
+    tl_metrics_record(m, shard, fam, vals, v);
+    return 0;
+}
+
+void tl_push_metric_fn(lua_State *L, tl_metrics *m, int shard)
+{
+    if (!m) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_pushlightuserdata(L, m);
+    lua_pushinteger(L, shard);
+    lua_pushcclosure(L, host_metric, 2);
+}
+
 /* telua.arm(co): co runs under the caller's hook (the budget), whatever it
  * had when it was created. */
 static int arm(lua_State *L)

@@ -15,6 +15,7 @@
 #define TELUA_VM_H
 
 #include "clock.h"
+#include "metrics.h"
 
 #include <lua.h>
 #include <setjmp.h>
@@ -48,6 +49,10 @@ const char *tl_default_lua_dir(void);
 tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir);
 
 void tl_vm_free(tl_vm *vm);
+
+/* Pushes the function telua.metrics.use takes: records into m from shard
+ * (a worker's index on its own thread, or -1); nil when m is NULL. */
+void tl_push_metric_fn(lua_State *L, tl_metrics *m, int shard);
 
 /* lua_pcall(nargs, nresults) under the message handler and, when
  * budget_ms > 0, a CPU deadline that far ahead. Returns the lua_pcall

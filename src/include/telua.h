@@ -147,6 +147,17 @@ typedef struct telua_config {
                                        restarted host with the same name reconciles what it held */
     unsigned claim_timeout_s;       /* another host's claim on an outbox entry stands this long, then
                                        this host takes the entry over (default 60) */
+    /* seeing it run */
+    const char *admin_listen;       /* the admin listener (/metrics, /-/status, /-/health, dashboard):
+                                       "127.0.0.1:9180"; never the webhook port; NULL (the default
+                                       here; `telua serve` defaults to 127.0.0.1:9180): none, and no
+                                       metrics are kept */
+    int admin_optional;             /* 1: when admin_listen cannot be bound, log a warning and serve
+                                       without it (telua serve's default address) */
+    const char *admin_token;        /* NULL: none; else /metrics and /-/status need
+                                       "Authorization: Bearer TOKEN" */
+    int log_json;                   /* 1: every log line is one JSON object (stderr or the log function) */
+    int access_log;                 /* 1 (default): one line per webhook the rules answered */
 } telua_config;
 
 /* An outbound message for telua_send: the parameters of Twilio's Messages
@@ -185,6 +196,9 @@ TELUA_API int telua_host_start(const telua_config *c, telua_host **out, char *er
 
 /* The port actually bound (useful with port 0). */
 TELUA_API unsigned telua_host_port(const telua_host *h);
+
+/* The admin listener's port (0: none). */
+TELUA_API unsigned telua_host_admin_port(const telua_host *h);
 
 /* Stops accepting, lets in-flight requests finish, frees everything. */
 TELUA_API void telua_host_stop(telua_host *h);

@@ -8,6 +8,7 @@
 --
 -- @module telua.host
 
+local metrics = require "telua.metrics"
 local rules = require "telua.rules"
 local status = require "telua.status"
 local store_mod = require "telua.store"
@@ -22,10 +23,12 @@ local _M = { _VERSION = "0.1.0" }
 -- @tparam[opt] table opts `unsafe = true`: the rules get the whole standard
 --   library instead of the sandbox (`telua.rules`); `modules`: names of the
 --   embedder's C modules (preloaded), which the sandbox lets rules require;
---   `on_event`: function(kind, fields) for the router's events
+--   `on_event`: function(kind, fields) for the router's events; `metric`:
+--   the host's recording function for `telua.metrics` (nil: none)
 -- @return function(req, ctx) -> response table, or `nil, {file, line, message}`
 function _M.load(dir, files, store_spec, log, opts)
   opts = opts or {}
+  metrics.use(opts.metric)
   -- (Redis: reached at the first call, so a generation loads while it is down;
   -- the opt-out lookups of every webhook answered by the process's view)
   local store, err = store_mod.open(store_spec, { connect = false, optout_view = true })
@@ -45,8 +48,10 @@ end
 -- @tparam table o `store` (spec), `account_sid`, `auth_token`, `base_url`,
 --   `rates` (spec string), `concurrency`, `stopping` (function), `on_event`
 --   (function(kind, fields) or nil), `consumer` (this host's name in a
---   shared outbox), `visibility` (seconds)
+--   shared outbox), `visibility` (seconds), `metric` (the host's recording
+--   function for `telua.metrics`, or nil)
 function _M.sender(o)
+  metrics.use(o.metric)
   local core = require "telua.core"
   local sender = require "telua.sender"
   local log = debug.getregistry()["telua.host_log"]
