@@ -10,6 +10,7 @@ files["spec"] = {
   unused_args = false,     -- handlers given as fixtures ignore their request
 }
 files["bench/wrk_post.lua"] = { globals = { "wrk" } } -- wrk's script API
-exclude_files = { "spec/oracle/node_modules", "build" }
+-- the lint fixture holds on purpose what `telua check` must find
+exclude_files = { "spec/oracle/node_modules", "build", "spec/fixtures/lint" }
 -- code that runs inside nginx: lua-nginx-module's ngx API
 files["spec/openresty/cosocket_cases.lua"] = { std = "max+ngx_lua+busted" }

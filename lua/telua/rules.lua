@@ -223,7 +223,7 @@ local function sandbox_base(dir, log, rules_require)
   -- __index the string table every module of this state shares
   local smt = getmetatable("")
   if smt and smt.__metatable == nil then smt.__metatable = false end
-  return view, env_of
+  return view, env_of, base
 end
 
 --- Loads a rules folder.
@@ -304,6 +304,24 @@ function _M.load(dir, files, opts)
     if not added then return nil, located(aerr, path) end
   end
   return r
+end
+
+--- The globals the rules' sandbox gives, with the fields of its library
+-- tables (for a linter's list of known globals).
+-- @treturn table name -> true, or name -> { field names } for a table
+function _M.sandbox_globals()
+  local _, _, base = sandbox_base(".", function() end, function() end)
+  local out = {}
+  for k, v in pairs(base) do
+    if type(v) == "table" and k ~= "_G" then
+      local fields = {}
+      for f in pairs(v) do fields[#fields + 1] = f end
+      out[k] = fields
+    else
+      out[k] = true
+    end
+  end
+  return out
 end
 
 --- Formats a load error as `file:line: message`.

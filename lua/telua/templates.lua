@@ -10,6 +10,9 @@
 --         es = "Hola {{name}}, tu pedido {{order}} ha sido enviado.",
 --         ["pt-BR"] = "Oi {{name}}, seu pedido {{order}} foi enviado.",
 --       },
+--       -- optional: "marketing", "utility" or "authentication" (WhatsApp's
+--       -- categories); a marketing text must carry opt-out wording
+--       category = "utility",
 --       -- optional: the approved WhatsApp template (Content API) for the same message
 --       whatsapp = { content_sid = "HX...", variables = { "name", "order" } },
 --     }
@@ -37,6 +40,10 @@ local type, pairs, ipairs, tostring, error, setmetatable, format, concat =
 
 local _M = { _VERSION = "0.1.0" }
 
+-- WhatsApp's template categories, used for SMS too: a marketing template
+-- must say how to opt out (`telua check` warns when it does not)
+local CATEGORIES = { marketing = true, utility = true, authentication = true }
+
 local Set = {}
 Set.__index = Set
 
@@ -54,6 +61,10 @@ local function check(name, t, file)
   if not t.locales[def] then
     return nil, format("%s: default_locale '%s' has no text", file, tostring(def))
   end
+  if t.category ~= nil and not CATEGORIES[t.category] then
+    return nil, format('%s: category must be "marketing", "utility" or "authentication", got %s', file,
+                       tostring(t.category))
+  end
   local wa = t.whatsapp
   if wa ~= nil then
     if type(wa) ~= "table" or type(wa.content_sid) ~= "string" or not wa.content_sid:find("^HX%x+$") then
@@ -63,7 +74,7 @@ local function check(name, t, file)
       return nil, format("%s: whatsapp.variables must be a list of variable names", file)
     end
   end
-  return { name = name, default_locale = def, locales = t.locales, whatsapp = wa, file = file }
+  return { name = name, default_locale = def, locales = t.locales, whatsapp = wa, file = file, category = t.category }
 end
 
 --- Loads every `*.lua` file of a folder.

@@ -92,9 +92,16 @@ static const char SERVE_USAGE[] =
 static const char CHECK_USAGE[] =
     "usage: telua check [options] DIR\n"
     "\n"
-    "Loads the rules in DIR once, as `telua serve` would, and prints \"ok\" or the first error\n"
-    "as file:line: message. Exits 0 when the rules load, 1 when they do not.\n"
+    "Loads the rules in DIR once, as `telua serve` would, and prints the first error as\n"
+    "file:line: message; then lints them and prints each finding as file:line: code: message:\n"
+    "credentials in code (account-sid, api-key, auth-token), phone numbers outside settings and\n"
+    "templates (phone-number), marketing templates without opt-out wording (opt-out), undefined\n"
+    "globals (luacheck's W111, W112, W113), a route written twice (duplicate-route), a flow step\n"
+    "that does not exist (missing-step). Exits 0 when the rules load and no error is found, 1\n"
+    "otherwise.\n"
     "\n"
+    "  --strict                warnings fail the check too\n"
+    "  --format FORMAT         text (default) or json: one object with ok, findings, notes\n"
     "  --load-ms MS            CPU budget of loading the rules (default 2000)\n"
     "  --unsafe-rules          load them with the whole standard library (no sandbox)\n"
     "  --lua-dir DIR           where the telua Lua modules live\n"
@@ -155,7 +162,8 @@ enum {
     O_RULES = 256, O_LISTEN, O_PUBLIC_URL, O_STORE, O_WORKERS, O_MAX_BODY, O_TIMEOUT, O_READ_TIMEOUT,
     O_PER_IP, O_MAX_CONN, O_CPU_MS, O_LOAD_MS, O_REQ_TIMEOUT, O_MEM_MB, O_DEBOUNCE, O_UNSAFE,
     O_FB_VOICE, O_FB_MSG, O_TOKEN_FILE, O_LUA_DIR, O_SEND_RATES, O_SEND_CONC,
-    O_CONSUMER, O_CLAIM_TIMEOUT, O_ADMIN_LISTEN, O_ADMIN_TOKEN_FILE, O_LOG_FORMAT, O_ACCESS_LOG
+    O_CONSUMER, O_CLAIM_TIMEOUT, O_ADMIN_LISTEN, O_ADMIN_TOKEN_FILE, O_LOG_FORMAT, O_ACCESS_LOG,
+    O_STRICT, O_FORMAT
 };
 
 static const struct option SERVE_OPTS[] = {
@@ -417,6 +425,8 @@ static const struct option CHECK_OPTS[] = {
     { "load-ms", required_argument, NULL, O_LOAD_MS },
     { "unsafe-rules", no_argument, NULL, O_UNSAFE },
     { "lua-dir", required_argument, NULL, O_LUA_DIR },
+    { "strict", no_argument, NULL, O_STRICT },
+    { "format", required_argument, NULL, O_FORMAT },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -434,6 +444,14 @@ static int check(int argc, char **argv)
         case 'h': fputs(CHECK_USAGE, stdout); return 0;
         case O_UNSAFE: c.unsafe_rules = 1; break;
         case O_LUA_DIR: c.lua_dir = optarg; break;
+        case O_STRICT: c.check_strict = 1; break;
+        case O_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+                fprintf(stderr, "telua check: --format is text or json, not %s\n", optarg);
+                return 2;
+            }
+            c.check_json = strcmp(optarg, "json") == 0;
+            break;
         case O_LOAD_MS:
             if (tl_cli_long("check", "load-ms", optarg, 1, 600000, &n) != 0) return 2;
             c.load_ms = (unsigned)n;

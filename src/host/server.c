@@ -426,6 +426,71 @@ void telua_host_stop(telua_host *h)
     tl_log_set(NULL, NULL);
 }
 
+/* s as the inside of a JSON string (cut to fit). */
+static void json_str(const char *s, char *out, size_t outlen)
+{
+    size_t e = 0;
+    for (; *s && e + 7 < outlen; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[e++] = '\\';
+            out[e++] = (char)ch;
+        } else if (ch < 0x20) {
+            e += (size_t)snprintf(out + e, 7, "\\u%04x", ch);
+        } else {
+            out[e++] = (char)ch;
+        }
+    }
+    out[e] = 0;
+}
+
+/* lua_pcall'd on a plain state: require("telua.lint").report(dir, opts)
+ * -> text, ok */
+static int lint_cf(lua_State *L)
+{
+    const telua_config *c = lua_touserdata(L, 1);
+    int files = (int)lua_tointeger(L, 2);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "telua.lint");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "report");
+    lua_pushstring(L, c->rules_dir);
+    lua_createtable(L, 0, 4);
+    lua_pushboolean(L, c->unsafe_rules);
+    lua_setfield(L, -2, "unsafe");
+    lua_pushboolean(L, c->check_strict);
+    lua_setfield(L, -2, "strict");
+    lua_pushstring(L, c->check_json ? "json" : "text");
+    lua_setfield(L, -2, "format");
+    lua_pushinteger(L, files);
+    lua_setfield(L, -2, "files");
+    lua_call(L, 2, 2);
+    return 2;
+}
+
+/* The lint of rules that loaded: its findings to out; 0 when it passed. */
+static int lint(const telua_config *c, const char *lua_dir, int files, FILE *out)
+{
+    tl_vm *vm = tl_vm_new(0, 0, lua_dir);
+    int rc;
+    if (!vm) {
+        fprintf(out, "telua: out of memory\n");
+        return 1;
+    }
+    lua_pushcfunction(vm->L, lint_cf);
+    lua_pushlightuserdata(vm->L, (void *)c);
+    lua_pushinteger(vm->L, files);
+    if (tl_vm_pcall(vm, 2, 2, 0) != LUA_OK) {
+        fprintf(out, "telua: the lint failed: %s\n", lua_tostring(vm->L, -1));
+        tl_vm_free(vm);
+        return 1;
+    }
+    fprintf(out, "%s\n", lua_tostring(vm->L, -2));
+    rc = lua_toboolean(vm->L, -1) ? 0 : 1;
+    tl_vm_free(vm);
+    return rc;
+}
+
 int telua_check(const telua_config *c, FILE *out)
 {
     char **files = NULL, msg[2200];
@@ -452,12 +517,21 @@ int telua_check(const telua_config *c, FILE *out)
     if (n == 0) tl_empty_rules_error(c->rules_dir, &err);
     if (!vm) {
         format_load_error(&err, msg, sizeof msg);
-        fprintf(out, "%s\ntelua: rules in %s failed to load\n", msg, c->rules_dir);
+        if (c->check_json) {
+            char file[1100], message[2200];
+            json_str(err.file, file, sizeof file);
+            json_str(err.message, message, sizeof message);
+            fprintf(out, "{\"ok\":false,\"files\":%d,\"load_error\":{\"file\":\"%s\",\"line\":", n, file);
+            if (err.line) fprintf(out, "%d", err.line);
+            else fprintf(out, "null");
+            fprintf(out, ",\"message\":\"%s\"},\"findings\":[]}\n", message);
+        } else {
+            fprintf(out, "%s\ntelua: rules in %s failed to load\n", msg, c->rules_dir);
+        }
         tl_free_list(files, n);
         return 1;
     }
-    fprintf(out, "telua: rules in %s are ok (%d files)\n", c->rules_dir, n);
     tl_vm_free(vm);
     tl_free_list(files, n);
-    return 0;
+    return lint(c, settings.lua_dir, n, out);
 }

@@ -158,6 +158,9 @@ typedef struct telua_config {
                                        "Authorization: Bearer TOKEN" */
     int log_json;                   /* 1: every log line is one JSON object (stderr or the log function) */
     int access_log;                 /* 1 (default): one line per webhook the rules answered */
+    /* telua_check */
+    int check_strict;               /* 1: the lint's warnings fail the check too */
+    int check_json;                 /* 1: telua_check writes one JSON object */
 } telua_config;
 
 /* An outbound message for telua_send: the parameters of Twilio's Messages
@@ -204,7 +207,12 @@ TELUA_API unsigned telua_host_admin_port(const telua_host *h);
 TELUA_API void telua_host_stop(telua_host *h);
 
 /* Loads a rules folder once and writes its first error (file:line:
- * message) or "ok" to out. Returns 0 when the rules load. */
+ * message), or lints it (lua/telua/lint.lua: credentials in code, phone
+ * numbers outside settings, marketing templates without opt-out wording,
+ * undefined globals, duplicate routes, flow steps that do not exist) and
+ * writes each finding as file:line: code: message, then a summary; as one
+ * JSON object with c.check_json. Returns 0 when the rules load and the
+ * lint found no error (with c.check_strict, no warning either). */
 TELUA_API int telua_check(const telua_config *c, FILE *out);
 
 /* Queues one outbound message in the outbox, for the host's sender, with
