@@ -67,6 +67,7 @@ build = {
     ["telua.sender"] = "lua/telua/sender.lua",
     ["telua.status"] = "lua/telua/status.lua",
     ["telua.metrics"] = "lua/telua/metrics.lua",
+    ["telua.lint"] = "lua/telua/lint.lua",
     ["telua.store"] = "lua/telua/store.lua",
     ["telua.store.redis"] = "lua/telua/store/redis.lua",
     ["telua.template"] = "lua/telua/template.lua",
