@@ -6,8 +6,11 @@
 # workers, opt-out check on SQLite, E.164 parse). wrk with keep-alive. Then signature validations per second
 # vs raw HMAC-SHA1 (bench/sigbench.c). With BREAKDOWN=1, telua with less of
 # the path: MHD alone (GET /-/health), a bad signature (body, form decode,
-# signature, 403: no Lua), and a rule answering a constant.
-# usage: [DUR=10] [BREAKDOWN=1] sh bench/webhook.sh [BUILD]
+# signature, 403: no Lua), and a rule answering a constant. telua runs as
+# `telua serve` does by default: metrics kept (admin listener on) and an
+# access line per webhook (to a file); a second telua with both off shows
+# what seeing it run costs (OBSERVE=0 skips it).
+# usage: [DUR=10] [BREAKDOWN=1] [OBSERVE=0] sh bench/webhook.sh [BUILD]
 set -eu
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -18,16 +21,24 @@ TOKEN=bench-token-0123456789abcdef
 TMP=$(mktemp -d)
 CPID=
 XPID=
-trap 'kill $TPID $NPID $XPID $CPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+OPID=
+trap 'kill $TPID $NPID $XPID $CPID $OPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BODY='MessageSid=SM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef&From=%2B14155550199&To=%2B14155550100&Body=Hello+there%2C+is+my+order+1234+on+its+way%3F&NumMedia=0&NumSegments=1&SmsStatus=received'
 PAIRS='[["MessageSid","SM0123456789abcdef0123456789abcdef"],["AccountSid","AC0123456789abcdef0123456789abcdef"],["From","+14155550199"],["To","+14155550100"],["Body","Hello there, is my order 1234 on its way?"],["NumMedia","0"],["NumSegments","1"],["SmsStatus","received"]]'
 
-TPORT=$(free_port); NPORT=$(free_port); XPORT=$(free_port)
+TPORT=$(free_port); NPORT=$(free_port); XPORT=$(free_port); APORT=$(free_port); OPORT=$(free_port)
 TWILIO_AUTH_TOKEN=$TOKEN "$BUILD/telua" serve --rules bench/rules --listen 127.0.0.1:$TPORT \
-  --public-url http://127.0.0.1:$TPORT --store sqlite:$TMP/bench.db --workers 2 >/dev/null 2>"$TMP/telua.log" &
+  --public-url http://127.0.0.1:$TPORT --store sqlite:$TMP/bench.db --workers 2 \
+  --admin-listen 127.0.0.1:$APORT >/dev/null 2>"$TMP/telua.log" &
 TPID=$!
+if [ "${OBSERVE:-1}" != 0 ]; then
+  TWILIO_AUTH_TOKEN=$TOKEN "$BUILD/telua" serve --rules bench/rules --listen 127.0.0.1:$OPORT \
+    --public-url http://127.0.0.1:$OPORT --store sqlite:$TMP/off.db --workers 2 \
+    --admin-listen off --access-log off >/dev/null 2>"$TMP/telua-off.log" &
+  OPID=$!
+fi
 mkdir -p "$TMP/nginx"
 sed -e "s|@DIR@|$TMP/nginx|g" -e "s|@PORT@|$NPORT|g" -e "s|@TOKEN@|$TOKEN|g" bench/nginx.conf.in > "$TMP/nginx.conf"
 nginx -c "$TMP/nginx.conf" -p "$TMP/nginx" 2>"$TMP/nginx.log" &
@@ -59,6 +70,10 @@ run() { # name port
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNS -d${DUR}s"
 run "telua (2 workers)" $TPORT
+if [ -n "$OPID" ]; then
+  run "telua, metrics+log off" $OPORT
+  echo "  (telua's /metrics after the run: $(curl -s http://127.0.0.1:$APORT/metrics | awk '/^telua_webhooks_total/ {n += $2} END {print n}') webhooks counted; $(grep -c '"access"\| access ' "$TMP/telua.log" || true) access lines)"
+fi
 run "nginx+lua (2 workers)" $NPORT
 run "telua.ngx in nginx (2 workers)" $XPORT
 if [ -n "${BREAKDOWN:-}" ]; then

@@ -430,7 +430,8 @@ static void rule_file(const char *rule, char *out, size_t outlen)
  * slice's strings leave the state's stack. */
 static void account(telua_host *h, req_ctx *c, const slice *s, unsigned status)
 {
-    double secs = (double)(tl_now_ns() - c->arrived_ns) / 1e9;
+    long long ns = tl_now_ns() - c->arrived_ns;
+    double secs = (double)ns / 1e9;
     const char *kind = s->route ? (s->kind ? s->kind : "voice") : "unmatched";
     if (h->metrics) {
         char st[12];
@@ -439,8 +440,9 @@ static void account(telua_host *h, req_ctx *c, const slice *s, unsigned status)
         tl_metrics_record(h->metrics, c->index, TL_M_WEBHOOKS, v, 1);
         tl_metrics_record(h->metrics, c->index, TL_M_WEBHOOK_SECONDS, &kind, secs);
     }
-    if (h->cfg.access_log)
-        tl_log_access(c->method, c->path, status, secs, s->rule ? s->rule : "-", kind, c->id, c->gen->id);
+    if (h->access)
+        tl_log_access(h->access, c->index, c->method, c->path, status, ns, s->rule ? s->rule : "-", kind, c->id,
+                      c->gen->id);
 }
 
 /* Runs slices until the request is answered or waits for I/O. Touches the

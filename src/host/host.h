@@ -89,6 +89,7 @@ struct telua_host {
     unsigned port;
     /* seeing it run (admin.c, metrics.h) */
     tl_metrics *metrics;      /* NULL: no admin listener, nothing recorded */
+    struct tl_access_log *access; /* NULL: no access lines (log.h) */
     struct MHD_Daemon *admin;
     unsigned admin_port;
     char *admin_token;        /* NULL: none; never logged */

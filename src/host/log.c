@@ -3,7 +3,10 @@
  */
 #include "log.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -100,22 +103,165 @@ void tl_log(const char *level, const char *fmt, ...)
     }
 }
 
-void tl_log_access(const char *method, const char *path, unsigned status, double seconds, const char *rule,
-                   const char *kind, const char *id, int generation)
+/* ---- the access log ------------------------------------------------- */
+
+#define ACCESS_BUF 65536
+
+typedef struct access_buf {
+    pthread_mutex_t mu;       /* the worker appends, the flusher writes out */
+    size_t n;
+    time_t sec;               /* the second `stamp` was made for */
+    char stamp[32];           /* "2026-12-03T11:43:05" */
+    char data[ACCESS_BUF];
+} access_buf;
+
+struct tl_access_log {
+    int nbuf;
+    access_buf *buf;
+    pthread_t flusher;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    int stopping;
+};
+
+/* Writes b's lines to stderr; called with b->mu held. A short write
+ * (a full disk) drops the rest: the host serves on. */
+static void drain(access_buf *b)
 {
-    char p[700], r[700], m[64], line[2000];
-    if (atomic_load(&json_lines)) {
+    size_t off = 0;
+    while (off < b->n) {
+        ssize_t w = write(2, b->data + off, b->n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    b->n = 0;
+}
+
+static void *flusher_main(void *arg)
+{
+    tl_access_log *a = arg;
+    int i;
+    pthread_mutex_lock(&a->stop_mu);
+    while (!a->stopping) {
+        struct timespec due;
+        clock_gettime(CLOCK_REALTIME, &due);
+        due.tv_nsec += TL_ACCESS_FLUSH_MS * 1000000L;
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_sec++;
+            due.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&a->stop_cv, &a->stop_mu, &due);
+        pthread_mutex_unlock(&a->stop_mu);
+        for (i = 0; i < a->nbuf; i++) {
+            pthread_mutex_lock(&a->buf[i].mu);
+            if (a->buf[i].n) drain(&a->buf[i]);
+            pthread_mutex_unlock(&a->buf[i].mu);
+        }
+        pthread_mutex_lock(&a->stop_mu);
+    }
+    pthread_mutex_unlock(&a->stop_mu);
+    return NULL;
+}
+
+tl_access_log *tl_access_log_new(int workers)
+{
+    tl_access_log *a = calloc(1, sizeof *a);
+    int i;
+    if (!a) return NULL;
+    a->nbuf = workers > 0 ? workers : 1;
+    a->buf = calloc((size_t)a->nbuf, sizeof *a->buf);
+    if (!a->buf) {
+        free(a);
+        return NULL;
+    }
+    for (i = 0; i < a->nbuf; i++) pthread_mutex_init(&a->buf[i].mu, NULL);
+    pthread_mutex_init(&a->stop_mu, NULL);
+    pthread_cond_init(&a->stop_cv, NULL);
+    if (pthread_create(&a->flusher, NULL, flusher_main, a) != 0) {
+        for (i = 0; i < a->nbuf; i++) pthread_mutex_destroy(&a->buf[i].mu);
+        free(a->buf);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void tl_access_log_free(tl_access_log *a)
+{
+    int i;
+    if (!a) return;
+    pthread_mutex_lock(&a->stop_mu);
+    a->stopping = 1;
+    pthread_cond_signal(&a->stop_cv);
+    pthread_mutex_unlock(&a->stop_mu);
+    pthread_join(a->flusher, NULL);
+    for (i = 0; i < a->nbuf; i++) {
+        drain(&a->buf[i]);
+        pthread_mutex_destroy(&a->buf[i].mu);
+    }
+    pthread_mutex_destroy(&a->stop_mu);
+    pthread_cond_destroy(&a->stop_cv);
+    free(a->buf);
+    free(a);
+}
+
+void tl_log_access(tl_access_log *a, int worker, const char *method, const char *path, unsigned status, long long ns,
+                   const char *rule, const char *kind, const char *id, int generation)
+{
+    char p[700], r[700], m[64], line[2100];
+    struct timespec now;
+    long long us = ns / 1000;
+    int as_json = atomic_load(&json_lines), n;
+    access_buf *b;
+    if (as_json) {
         json_str(method, m, sizeof m);
         json_str(path, p, sizeof p);
         json_str(rule, r, sizeof r);
-        snprintf(line, sizeof line,
-                 "\"msg\":\"access\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%.3f,"
-                 "\"rule\":\"%s\",\"kind\":\"%s\",\"request_id\":\"%s\",\"generation\":%d",
-                 m, p, status, seconds * 1e3, r, kind, id, generation);
-        emit("info", NULL, line);
-    } else {
-        snprintf(line, sizeof line, "[%s] access %.15s %.600s %u %.3fms rule=%.600s kind=%s generation=%d", id,
-                 method, path, status, seconds * 1e3, rule, kind, generation);
-        emit("info", line, NULL);
     }
+    pthread_rwlock_rdlock(&sink_lock);
+    if (sink_fn || !a || worker < 0 || worker >= a->nbuf) { /* a log function: each line at once */
+        pthread_rwlock_unlock(&sink_lock);
+        if (as_json)
+            snprintf(line, sizeof line,
+                     "\"msg\":\"access\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%lld.%03lld,"
+                     "\"rule\":\"%s\",\"kind\":\"%s\",\"request_id\":\"%s\",\"generation\":%d",
+                     m, p, status, us / 1000, us % 1000, r, kind, id, generation);
+        else
+            snprintf(line, sizeof line, "[%s] access %.15s %.600s %u %lld.%03lldms rule=%.600s kind=%s generation=%d",
+                     id, method, path, status, us / 1000, us % 1000, rule, kind, generation);
+        emit("info", as_json ? NULL : line, as_json ? line : NULL);
+        return;
+    }
+    pthread_rwlock_unlock(&sink_lock);
+    b = &a->buf[worker];
+    clock_gettime(CLOCK_REALTIME, &now);
+    pthread_mutex_lock(&b->mu);
+    if (now.tv_sec != b->sec) { /* the timestamp's date part, once a second */
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(b->stamp, sizeof b->stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        b->sec = now.tv_sec;
+    }
+    if (as_json)
+        n = snprintf(line, sizeof line,
+                     "{\"time\":\"%s.%03ldZ\",\"level\":\"info\",\"msg\":\"access\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"status\":%u,\"duration_ms\":%lld.%03lld,\"rule\":\"%s\",\"kind\":\"%s\",\"request_id\":\"%s\","
+                     "\"generation\":%d}\n",
+                     b->stamp, now.tv_nsec / 1000000, m, p, status, us / 1000, us % 1000, r, kind, id, generation);
+    else
+        n = snprintf(line, sizeof line,
+                     "%s.%03ldZ [info] [%s] access %.15s %.600s %u %lld.%03lldms rule=%.600s kind=%s generation=%d\n",
+                     b->stamp, now.tv_nsec / 1000000, id, method, path, status, us / 1000, us % 1000, rule, kind,
+                     generation);
+    if (n >= (int)sizeof line) { /* cut: still one line */
+        n = (int)sizeof line - 1;
+        line[n - 1] = '\n';
+    }
+    if (n > 0) {
+        if (b->n + (size_t)n > sizeof b->data) drain(b);
+        memcpy(b->data + b->n, line, (size_t)n);
+        b->n += (size_t)n;
+    }
+    pthread_mutex_unlock(&b->mu);
 }

@@ -23,11 +23,28 @@ void tl_log_request(const char *id);
 
 void tl_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The access line of one webhook the rules answered. rule: "file:line"
- * of the handler ("-": none matched); kind: "voice", "messaging",
- * "status"; seconds: from the whole request read to the answer. The path
- * is written without its query (which may carry message content). */
-void tl_log_access(const char *method, const char *path, unsigned status, double seconds, const char *rule,
-                   const char *kind, const char *id, int generation);
+/* The access log: one line per webhook the rules answered, written in
+ * batches (as nginx's `access_log ... buffer= flush=`): each worker fills
+ * its own buffer, written out when full or at least every
+ * TL_ACCESS_FLUSH_MS by the log's flusher thread, so workers never wait
+ * on each other for the log file. With a log function set (tl_log_set)
+ * each line goes to it at once instead. */
+#define TL_ACCESS_FLUSH_MS 200
+typedef struct tl_access_log tl_access_log;
+
+/* A log for `workers` workers, with its flusher thread; NULL when out of
+ * memory or no thread could start. */
+tl_access_log *tl_access_log_new(int workers);
+
+/* Writes out what is buffered, stops the flusher, frees. */
+void tl_access_log_free(tl_access_log *a);
+
+/* The access line of one webhook, from worker `worker`'s thread. rule:
+ * "file:line" of the handler ("-": none matched); kind: "voice",
+ * "messaging", "status", "unmatched"; ns: from the whole request read to
+ * the answer. The path is written without its query (which may carry
+ * message content). */
+void tl_log_access(tl_access_log *a, int worker, const char *method, const char *path, unsigned status, long long ns,
+                   const char *rule, const char *kind, const char *id, int generation);
 
 #endif

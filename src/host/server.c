@@ -220,6 +220,7 @@ static void host_free(telua_host *h)
     free(h->fallback_voice);
     free(h->fallback_messaging);
     free(h->w);
+    tl_access_log_free(h->access);
     tl_metrics_free(h->metrics);
     if (h->admin_token) {
         OPENSSL_cleanse(h->admin_token, strlen(h->admin_token));
@@ -284,6 +285,11 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         tl_metrics_record(h->metrics, -1, TL_M_START_TIME, NULL, (double)h->started_at);
     }
     h->cfg.admin_token = NULL; /* the caller's copy */
+    if (cfg->access_log && !(h->access = tl_access_log_new(h->cfg.workers))) {
+        host_free(h);
+        snprintf(err, errlen, "cannot start the access log");
+        return -1;
+    }
     if (!h->cfg.max_connections) h->cfg.max_connections = connection_limit(h->cfg.workers);
     h->key = tl_sig_key_new(cfg->auth_token, strlen(cfg->auth_token));
     h->public_url = strdup(cfg->public_url);
