@@ -71,8 +71,18 @@ run() { # name port
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNS -d${DUR}s"
 run "telua (2 workers)" $TPORT
 if [ -n "$OPID" ]; then
-  run "telua, metrics+log off" $OPORT
-  echo "  (telua's /metrics after the run: $(curl -s http://127.0.0.1:$APORT/metrics | awk '/^telua_webhooks_total/ {n += $2} END {print n}') webhooks counted; $(grep -c '"access"\| access ' "$TMP/telua.log" || true) access lines)"
+  # what seeing it run costs: telua as above vs with metrics and access log
+  # off, in alternating order (on off off on ...), so that a drift of the
+  # machine's speed weighs on both
+  on=0; off=0
+  for i in $(seq 1 "${OBSERVE_ROUNDS:-2}"); do
+    if [ $((i % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+    for which in $order; do
+      if [ $which = on ]; then run "  metrics+access log on" $TPORT; on=$(awk -v a="$on" -v b="$rps" 'BEGIN {print a + b}')
+      else run "  metrics+access log off" $OPORT; off=$(awk -v a="$off" -v b="$rps" 'BEGIN {print a + b}'); fi
+    done
+  done
+  echo "  on/off: $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a / b}')x; telua's /metrics after the runs: $(curl -s http://127.0.0.1:$APORT/metrics | awk '/^telua_webhooks_total/ {n += $2} END {print n}') webhooks counted, $(grep -c '"access"\| access ' "$TMP/telua.log" || true) access lines"
 fi
 run "nginx+lua (2 workers)" $NPORT
 run "telua.ngx in nginx (2 workers)" $XPORT

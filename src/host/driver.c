@@ -434,9 +434,8 @@ static void account(telua_host *h, req_ctx *c, const slice *s, unsigned status)
     double secs = (double)ns / 1e9;
     const char *kind = s->route ? (s->kind ? s->kind : "voice") : "unmatched";
     if (h->metrics) {
-        char st[12];
+        char st[4] = { (char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10), (char)('0' + status % 10), 0 };
         const char *v[3] = { kind, s->route ? s->route : "unmatched", st };
-        snprintf(st, sizeof st, "%u", status);
         tl_metrics_record(h->metrics, c->index, TL_M_WEBHOOKS, v, 1);
         tl_metrics_record(h->metrics, c->index, TL_M_WEBHOOK_SECONDS, &kind, secs);
     }
