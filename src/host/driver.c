@@ -370,7 +370,14 @@ static void end_rules(telua_host *h, req_ctx *c, int drop_co)
     atomic_fetch_sub(&h->inflight, 1);
 }
 
-static void rule_file(const char *rule, char *out, size_t outlen);
+/* The file of a rule's "file:line" ("-": none). */
+static void rule_file(const char *rule, char *out, size_t outlen)
+{
+    const char *colon = rule ? strrchr(rule, ':') : NULL;
+    if (!rule) snprintf(out, outlen, "-");
+    else if (colon) snprintf(out, outlen, "%.*s", (int)(colon - rule), rule);
+    else snprintf(out, outlen, "%s", rule);
+}
 
 /* A failed request: the log line, and the fallback TwiML for voice and
  * messaging (Twilio plays or sends nothing worse), a 500 for a status
@@ -417,15 +424,6 @@ static enum MHD_Result fail(telua_host *h, req_ctx *c, const slice *s, unsigned 
     return tl_reply(c->con, 200, "text/xml", fallback, strlen(fallback), gen);
 }
 
-/* The file of a rule's "file:line" ("-": none). */
-static void rule_file(const char *rule, char *out, size_t outlen)
-{
-    const char *colon = rule ? strrchr(rule, ':') : NULL;
-    if (!rule) snprintf(out, outlen, "-");
-    else if (colon) snprintf(out, outlen, "%.*s", (int)(colon - rule), rule);
-    else snprintf(out, outlen, "%s", rule);
-}
-
 /* An answered webhook: its metrics and its access line. Called before the
  * slice's strings leave the state's stack. */
 static void account(telua_host *h, req_ctx *c, const slice *s, unsigned status)
@@ -455,7 +453,7 @@ static enum MHD_Result step_inner(telua_host *h, req_ctx *c, slice *s)
     enum MHD_Result ret;
     for (;;) {
         s->action = 0;
-        s->err = s->kind = s->rule = s->ctype = NULL;
+        s->err = s->kind = s->rule = s->route = s->ctype = NULL;
         s->bad_result = 0;
         lua_pushcfunction(L, slice_cf);
         lua_pushlightuserdata(L, s);

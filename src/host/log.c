@@ -36,7 +36,7 @@ void tl_log_request(const char *id) { request_id = id; }
 /* s as the inside of a JSON string into out (cut to fit, never inside an
  * escape); returns the length. Invalid UTF-8 is passed as it is: lines
  * hold what telua and the rules wrote. */
-static size_t json_str(const char *s, char *out, size_t outlen)
+size_t tl_json_escape(const char *s, char *out, size_t outlen)
 {
     size_t e = 0;
     for (; *s && e + 7 < outlen; s++) {
@@ -93,7 +93,7 @@ void tl_log(const char *level, const char *fmt, ...)
     va_end(ap);
     if (atomic_load(&json_lines)) {
         size_t o = (size_t)snprintf(json, sizeof json, "\"msg\":\"");
-        o += json_str(msg, json + o, sizeof json - o - 64);
+        o += tl_json_escape(msg, json + o, sizeof json - o - 64);
         if (id) snprintf(json + o, sizeof json - o, "\",\"request_id\":\"%s\"", id);
         else snprintf(json + o, sizeof json - o, "\"");
         emit(level, NULL, json);
@@ -270,9 +270,9 @@ void tl_log_access(tl_access_log *a, int worker, const char *method, const char 
     int as_json = atomic_load(&json_lines), n;
     access_buf *b;
     if (as_json) {
-        json_str(method, m, sizeof m);
-        json_str(path, p, sizeof p);
-        json_str(rule, r, sizeof r);
+        tl_json_escape(method, m, sizeof m);
+        tl_json_escape(path, p, sizeof p);
+        tl_json_escape(rule, r, sizeof r);
     }
     pthread_rwlock_rdlock(&sink_lock);
     if (sink_fn || !a || worker < 0 || worker >= a->nbuf) { /* a log function: each line at once */

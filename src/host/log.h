@@ -21,6 +21,10 @@ void tl_log_json(int on);
  * every line the thread logs until it is cleared. */
 void tl_log_request(const char *id);
 
+/* s as the inside of a JSON string into out (cut to fit, never inside an
+ * escape; outlen > 7); returns the length written. */
+size_t tl_json_escape(const char *s, char *out, size_t outlen);
+
 void tl_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The access log: one line per webhook the rules answered, written in

@@ -432,24 +432,6 @@ void telua_host_stop(telua_host *h)
     tl_log_set(NULL, NULL);
 }
 
-/* s as the inside of a JSON string (cut to fit). */
-static void json_str(const char *s, char *out, size_t outlen)
-{
-    size_t e = 0;
-    for (; *s && e + 7 < outlen; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            out[e++] = '\\';
-            out[e++] = (char)ch;
-        } else if (ch < 0x20) {
-            e += (size_t)snprintf(out + e, 7, "\\u%04x", ch);
-        } else {
-            out[e++] = (char)ch;
-        }
-    }
-    out[e] = 0;
-}
-
 /* lua_pcall'd on a plain state: require("telua.lint").report(dir, opts)
  * -> text, ok */
 static int lint_cf(lua_State *L)
@@ -525,8 +507,8 @@ int telua_check(const telua_config *c, FILE *out)
         format_load_error(&err, msg, sizeof msg);
         if (c->check_json) {
             char file[1100], message[2200];
-            json_str(err.file, file, sizeof file);
-            json_str(err.message, message, sizeof message);
+            tl_json_escape(err.file, file, sizeof file);
+            tl_json_escape(err.message, message, sizeof message);
             fprintf(out, "{\"ok\":false,\"files\":%d,\"load_error\":{\"file\":\"%s\",\"line\":", n, file);
             if (err.line) fprintf(out, "%d", err.line);
             else fprintf(out, "null");

@@ -4,30 +4,13 @@
  * every metric (metrics.h's JSON form), as JSON (no secrets).
  */
 #include "host.h"
+#include "log.h"
 
 #include "../lua/telua_core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* s as the inside of a JSON string, cut to fit out. */
-static void json_escape(const char *s, char *out, size_t outlen)
-{
-    size_t e = 0;
-    for (; *s && e + 8 < outlen; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[e++] = '\\';
-            out[e++] = (char)c;
-        } else if (c < 0x20) {
-            e += (size_t)snprintf(out + e, 8, "\\u%04x", c);
-        } else {
-            out[e++] = (char)c;
-        }
-    }
-    out[e] = 0;
-}
 
 /* The store's spec without any user or password it holds
  * ("redis://user:secret@host" -> "redis://host"). */
@@ -38,7 +21,7 @@ static void store_shown(const char *spec, char *out, size_t outlen)
     if (scheme && (at = strchr(scheme + 3, '@')) && !memchr(scheme + 3, '/', (size_t)(at - scheme - 3)))
         snprintf(plain, sizeof plain, "%.*s%s", (int)(scheme + 3 - spec), spec, at + 1);
     else snprintf(plain, sizeof plain, "%s", spec);
-    json_escape(plain, out, outlen);
+    tl_json_escape(plain, out, outlen);
 }
 
 enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
@@ -57,7 +40,7 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
     PUT("\"store\":\"%s\",", store);
     if (tl_store_redis(h->cfg.store)) {
         char consumer[700];
-        json_escape(h->consumer, consumer, sizeof consumer);
+        tl_json_escape(h->consumer, consumer, sizeof consumer);
         PUT("\"consumer\":\"%s\",", consumer);
     }
     PUT("\"workers\":%d,\"reloads\":%lu,\"reload_failures\":%lu,", h->cfg.workers,
@@ -71,8 +54,8 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
         (unsigned long)atomic_load(&h->conns.reaped));
     if (g->has_error) {
         char file[2100], msg[2100];
-        json_escape(g->last_error.file, file, sizeof file);
-        json_escape(g->last_error.message, msg, sizeof msg);
+        tl_json_escape(g->last_error.file, file, sizeof file);
+        tl_json_escape(g->last_error.message, msg, sizeof msg);
         PUT("{\"file\":\"%s\",\"line\":", file);
         if (g->last_error.line) PUT("%d", g->last_error.line);
         else PUT("null");
