@@ -50,7 +50,11 @@ nginx -c "$TMP/nginx_telua.conf" -p "$TMP/ngx-telua" 2>"$TMP/nginx_telua.log" &
 XPID=$!
 sleep 1
 
-run() { # name port
+HZ=$(getconf CLK_TCK)
+ticks() { # utime + stime of processes (a space-separated list of PIDs), in clock ticks
+  t=0; for p in $1; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t
+}
+run() { # name port [pid: also its CPU time per request, from /proc/PID/stat]
   URL=http://127.0.0.1:$2/sms/incoming
   SIG=$(node spec/oracle/sign.js "$TOKEN" "$URL" "$PAIRS")
   code=$(curl -s -o "$TMP/out" -w '%{http_code}' -H "X-Twilio-Signature: $SIG" \
@@ -60,32 +64,37 @@ run() { # name port
          -H 'Content-Type: application/x-www-form-urlencoded' --data "$BODY" "$URL")
   [ "$bad" = 403 ] || { echo "$1: a bad signature got $bad"; exit 1; }
   echo "--- $1: $(cat "$TMP/out")"
+  t0=${3:+$(ticks "$3")}
   BODY=$BODY SIG=$SIG wrk -t1 -c$CONNS -d${DUR}s --latency -s bench/wrk_post.lua "$URL" > "$TMP/wrk-$1.txt"
+  cpu=
+  [ -n "${3:-}" ] && cpu=$(awk -v t=$(( $(ticks "$3") - t0 )) -v hz=$HZ '/requests in/ {printf "CPU %.1f us/req", t / hz / $1 * 1e6}' "$TMP/wrk-$1.txt")
   rps=$(awk '/Requests\/sec/ {print $2}' "$TMP/wrk-$1.txt")
   p50=$(awk '$1=="50%" {print $2}' "$TMP/wrk-$1.txt")
   p99=$(awk '$1=="99%" {print $2}' "$TMP/wrk-$1.txt")
   errs=$(awk '/Non-2xx|Socket errors/' "$TMP/wrk-$1.txt")
-  printf '%-28s %12s req/s   p50 %8s   p99 %8s   %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+  printf '%-28s %12s req/s   p50 %8s   p99 %8s   %s %s\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$errs"
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); wrk -t1 -c$CONNS -d${DUR}s"
-run "telua (2 workers)" $TPORT
+run "telua (2 workers)" $TPORT $TPID
 if [ -n "$OPID" ]; then
   # what seeing it run costs: telua as above vs with metrics and access log
   # off, in alternating order (on off off on ...), so that a drift of the
   # machine's speed weighs on both
-  on=0; off=0
+  on=0; off=0; con=0; coff=0
   for i in $(seq 1 "${OBSERVE_ROUNDS:-2}"); do
     if [ $((i % 2)) = 1 ]; then order="on off"; else order="off on"; fi
     for which in $order; do
-      if [ $which = on ]; then run "  metrics+access log on" $TPORT; on=$(awk -v a="$on" -v b="$rps" 'BEGIN {print a + b}')
-      else run "  metrics+access log off" $OPORT; off=$(awk -v a="$off" -v b="$rps" 'BEGIN {print a + b}'); fi
+      if [ $which = on ]; then run "  metrics+access log on" $TPORT $TPID; on=$(awk -v a="$on" -v b="$rps" 'BEGIN {print a + b}')
+        con=$(echo "$cpu" | awk -v a="$con" '{print a + $2}')
+      else run "  metrics+access log off" $OPORT $OPID; off=$(awk -v a="$off" -v b="$rps" 'BEGIN {print a + b}')
+        coff=$(echo "$cpu" | awk -v a="$coff" '{print a + $2}'); fi
     done
   done
-  echo "  on/off: $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a / b}')x; telua's /metrics after the runs: $(curl -s http://127.0.0.1:$APORT/metrics | awk '/^telua_webhooks_total/ {n += $2} END {print n}') webhooks counted, $(grep -c '"access"\| access ' "$TMP/telua.log" || true) access lines"
+  echo "  on/off: req/s $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.3f", a / b}')x, CPU per request $(awk -v a="$con" -v b="$coff" 'BEGIN {printf "%.3f", a / b}')x; telua's /metrics after the runs: $(curl -s http://127.0.0.1:$APORT/metrics | awk '/^telua_webhooks_total/ {n += $2} END {print n}') webhooks counted, $(grep -c '"access"\| access ' "$TMP/telua.log" || true) access lines"
 fi
-run "nginx+lua (2 workers)" $NPORT
-run "telua.ngx in nginx (2 workers)" $XPORT
+run "nginx+lua (2 workers)" $NPORT "$(pgrep -d' ' -P "$(cat "$TMP/nginx/nginx.pid")")"
+run "telua.ngx in nginx (2 workers)" $XPORT "$(pgrep -d' ' -P "$(cat "$TMP/ngx-telua/nginx.pid")")"
 if [ -n "${BREAKDOWN:-}" ]; then
   row() { # name wrk-args...
     name=$1; shift
