@@ -210,7 +210,7 @@ install: all
 run: deps all
 	@sh tools/run.sh $(BUILD)
 
-bench: deps oracles all $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/gcrabench
+bench: deps oracles all $(BUILD)/observe_cost $(BUILD)/sigbench $(BUILD)/e164bench $(BUILD)/segbench $(BUILD)/gcrabench
 	@sh bench/webhook.sh $(BUILD)
 	@sh bench/e164.sh $(BUILD)
 	@sh bench/segments.sh $(BUILD)
@@ -228,6 +228,9 @@ lint:
 
 clean:
 	rm -rf build
+
+$(BUILD)/observe_cost: bench/observe_cost.c src/host/log.c src/host/metrics.c src/host/clock.c $(HDRS)
+	$(CC) $(WARN) -O2 -Isrc/include -o $@ bench/observe_cost.c src/host/log.c src/host/metrics.c src/host/clock.c -lpthread
 
 $(BUILD)/sigbench: bench/sigbench.c $(CORE_SRC) $(HDRS)
 	$(CC) $(WARN) -O2 -o $@ bench/sigbench.c src/core/signature.c src/core/url.c src/core/form.c -lcrypto
