@@ -6,7 +6,6 @@
 -- the spec sent and from the sandbox's own records (its callbacks), never
 -- from the host; /metrics is read by prometheus_client's parser (Debian's
 -- python3-prometheus-client) and the dashboard by headless Chromium.
-local socket = require "socket"
 local cjson = require "cjson"
 local h = require "spec.helpers"
 local H = require "spec.helpers.host"
@@ -61,15 +60,7 @@ local function line_of(text, needle)
   error("no " .. needle)
 end
 
-local function wait_for(fn, seconds)
-  local deadline = socket.gettime() + (seconds or 10)
-  while socket.gettime() < deadline do
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.1)
-  end
-  return nil
-end
+local wait_for = H.wait_for
 
 local function sign(url, pairs_)
   return sh("node " .. ROOT .. "/spec/oracle/sign.js " .. q(TOKEN) .. " " .. q(url) .. " " .. q(cjson.encode(pairs_)))
