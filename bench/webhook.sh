@@ -96,10 +96,12 @@ fi
 run "nginx+lua (2 workers)" $NPORT "$(pgrep -d' ' -P "$(cat "$TMP/nginx/nginx.pid")")"
 run "telua.ngx in nginx (2 workers)" $XPORT "$(pgrep -d' ' -P "$(cat "$TMP/ngx-telua/nginx.pid")")"
 if [ -n "${BREAKDOWN:-}" ]; then
-  row() { # name wrk-args...
+  row() { # name wrk-args... (the CPU per request is telua's, $TPID)
     name=$1; shift
+    t0=$(ticks "$TPID")
     wrk -t1 -c$CONNS -d${DUR}s "$@" > "$TMP/wrk-row.txt"
-    printf '%-28s %12s req/s\n' "$name" "$(awk '/Requests\/sec/ {print $2}' "$TMP/wrk-row.txt")"
+    printf '%-28s %12s req/s   %s\n' "$name" "$(awk '/Requests\/sec/ {print $2}' "$TMP/wrk-row.txt")" \
+      "$(awk -v t=$(( $(ticks "$TPID") - t0 )) -v hz=$HZ '/requests in/ {printf "CPU %.1f us/req", t / hz / $1 * 1e6}' "$TMP/wrk-row.txt")"
   }
   echo "breakdown (telua, 2 workers):"
   row "  MHD alone (GET /-/health)" http://127.0.0.1:$TPORT/-/health
@@ -109,7 +111,7 @@ if [ -n "${BREAKDOWN:-}" ]; then
     --public-url http://127.0.0.1:$CPORT --store sqlite:$TMP/const.db --workers 2 >/dev/null 2>"$TMP/const.log" &
   CPID=$!
   sleep 1
-  run "  rule answering a constant" $CPORT
+  run "  rule answering a constant" $CPORT $CPID
 fi
 echo
 make -s "$BUILD/sigbench" >/dev/null 2>&1 || true
