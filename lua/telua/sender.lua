@@ -596,7 +596,7 @@ function _M.run(opts)
       s:refresh_statuses(60)
       next_refresh = t + 60
     end
-    if t >= next_gauges and metrics.on() then
+    if t >= next_gauges and metrics.on() and not s.down then -- (never poll a store known to be down)
       s:publish_gauges()
       next_gauges = t + _M.GAUGE_INTERVAL
     end
