@@ -61,22 +61,6 @@ static int authorized(telua_host *h, struct MHD_Connection *con)
     return n == tn && CRYPTO_memcmp(auth, h->admin_token, n) == 0;
 }
 
-static enum MHD_Result send_owned(struct MHD_Connection *con, unsigned status, const char *ctype, char *body,
-                                  size_t len)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    enum MHD_Result ret;
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    ret = MHD_queue_response(con, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 static enum MHD_Result admin_cb(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                                 const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -126,7 +110,7 @@ static enum MHD_Result admin_cb(void *cls, struct MHD_Connection *con, const cha
         size_t len;
         char *text = tl_metrics_render(h->metrics, 0, &len);
         if (!text) return tl_send_text(con, 500, "out of memory\n");
-        return send_owned(con, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+        return tl_send_owned(con, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     }
     return tl_send_status(con, h);
 }

@@ -40,6 +40,21 @@ enum MHD_Result tl_reply(struct MHD_Connection *con, unsigned status, const char
     return ret;
 }
 
+enum MHD_Result tl_send_owned(struct MHD_Connection *con, unsigned status, const char *ctype, char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    ret = MHD_queue_response(con, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 enum MHD_Result tl_send_text(struct MHD_Connection *con, unsigned status, const char *text)
 {
     return tl_reply(con, status, "text/plain; charset=utf-8", text, strlen(text), 0);

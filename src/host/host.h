@@ -146,6 +146,9 @@ int tl_front_start(telua_host *h, int index, const struct sockaddr *sa, int v6, 
 enum MHD_Result tl_reply(struct MHD_Connection *con, unsigned status, const char *ctype, const char *body,
                          size_t len, int generation);
 enum MHD_Result tl_send_text(struct MHD_Connection *con, unsigned status, const char *text);
+/* An answer of malloc'd body, which MHD frees (also when it fails), with
+ * Cache-Control: no-store (the admin listener's figures). */
+enum MHD_Result tl_send_owned(struct MHD_Connection *con, unsigned status, const char *ctype, char *body, size_t len);
 
 /* driver.c: runs the rules of a verified request; resumes one back from I/O;
  * lets go of one whose connection ended while its rules were running */

@@ -126,19 +126,29 @@ static void put_uint(char *out, size_t *o, unsigned long long v, int width)
     while (n) out[(*o)++] = d[--n];
 }
 
-/* The text access line into out (at least 1,500 bytes), as
- * "STAMP.mmmZ [info] [ID] access METHOD PATH STATUS D.DDDms rule=R
- * kind=K generation=G\n", formatted by hand: it is written once per
- * webhook. Returns its length. */
-static size_t text_access(char *out, const char *stamp, long ms, const char *id, const char *method,
-                          const char *path, unsigned status, long long us, const char *rule, const char *kind,
-                          int generation)
+/* An access line's message, the part after the timestamp and level: as
+ * text, "[ID] access METHOD PATH STATUS D.DDDms rule=R kind=K
+ * generation=G", formatted by hand (it is written once per webhook); as
+ * JSON, the object's fields from "msg" on. out holds at least 1,600
+ * bytes. Returns the length. */
+static size_t access_message(char *out, int json, const char *id, const char *method, const char *path,
+                             unsigned status, long long us, const char *rule, const char *kind, int generation)
 {
     size_t o = 0;
-    put_str(out, &o, stamp, 24);
-    out[o++] = '.';
-    put_uint(out, &o, (unsigned long long)ms, 3);
-    put_str(out, &o, "Z [info] [", 16);
+    unsigned long long u = (unsigned long long)(us < 0 ? 0 : us);
+    if (json) {
+        char p[700], r[700], m[64];
+        int n;
+        tl_json_escape(method, m, sizeof m);
+        tl_json_escape(path, p, sizeof p);
+        tl_json_escape(rule, r, sizeof r);
+        n = snprintf(out, 1600,
+                     "\"msg\":\"access\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%llu.%03llu,"
+                     "\"rule\":\"%s\",\"kind\":\"%s\",\"request_id\":\"%s\",\"generation\":%d",
+                     m, p, status, u / 1000, u % 1000, r, kind, id, generation);
+        return n < 0 ? 0 : n >= 1600 ? 1599 : (size_t)n;
+    }
+    out[o++] = '[';
     put_str(out, &o, id, 16);
     put_str(out, &o, "] access ", 16);
     put_str(out, &o, method, 15);
@@ -147,16 +157,16 @@ static size_t text_access(char *out, const char *stamp, long ms, const char *id,
     out[o++] = ' ';
     put_uint(out, &o, status, 1);
     out[o++] = ' ';
-    put_uint(out, &o, (unsigned long long)(us < 0 ? 0 : us) / 1000, 1);
+    put_uint(out, &o, u / 1000, 1);
     out[o++] = '.';
-    put_uint(out, &o, (unsigned long long)(us < 0 ? 0 : us) % 1000, 3);
+    put_uint(out, &o, u % 1000, 3);
     put_str(out, &o, "ms rule=", 16);
     put_str(out, &o, rule, 600);
     put_str(out, &o, " kind=", 16);
     put_str(out, &o, kind, 16);
     put_str(out, &o, " generation=", 16);
     put_uint(out, &o, (unsigned long long)(generation < 0 ? 0 : generation), 1);
-    out[o++] = '\n';
+    out[o] = 0;
     return o;
 }
 
@@ -264,28 +274,15 @@ void tl_access_log_free(tl_access_log *a)
 void tl_log_access(tl_access_log *a, int worker, const char *method, const char *path, unsigned status, long long ns,
                    const char *rule, const char *kind, const char *id, int generation)
 {
-    char p[700], r[700], m[64], line[2100];
+    char msg[1600], line[1700];
     struct timespec now;
-    long long us = ns / 1000;
-    int as_json = atomic_load(&json_lines), n;
+    int as_json = atomic_load(&json_lines);
+    size_t mlen = access_message(msg, as_json, id, method, path, status, ns / 1000, rule, kind, generation), o = 0;
     access_buf *b;
-    if (as_json) {
-        tl_json_escape(method, m, sizeof m);
-        tl_json_escape(path, p, sizeof p);
-        tl_json_escape(rule, r, sizeof r);
-    }
     pthread_rwlock_rdlock(&sink_lock);
     if (sink_fn || !a || worker < 0 || worker >= a->nbuf) { /* a log function: each line at once */
         pthread_rwlock_unlock(&sink_lock);
-        if (as_json)
-            snprintf(line, sizeof line,
-                     "\"msg\":\"access\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"duration_ms\":%lld.%03lld,"
-                     "\"rule\":\"%s\",\"kind\":\"%s\",\"request_id\":\"%s\",\"generation\":%d",
-                     m, p, status, us / 1000, us % 1000, r, kind, id, generation);
-        else
-            snprintf(line, sizeof line, "[%s] access %.15s %.600s %u %lld.%03lldms rule=%.600s kind=%s generation=%d",
-                     id, method, path, status, us / 1000, us % 1000, rule, kind, generation);
-        emit("info", as_json ? NULL : line, as_json ? line : NULL);
+        emit("info", as_json ? NULL : msg, as_json ? msg : NULL);
         return;
     }
     pthread_rwlock_unlock(&sink_lock);
@@ -298,23 +295,18 @@ void tl_log_access(tl_access_log *a, int worker, const char *method, const char 
         strftime(b->stamp, sizeof b->stamp, "%Y-%m-%dT%H:%M:%S", &tm);
         b->sec = now.tv_sec;
     }
-    if (as_json)
-        n = snprintf(line, sizeof line,
-                     "{\"time\":\"%s.%03ldZ\",\"level\":\"info\",\"msg\":\"access\",\"method\":\"%s\",\"path\":\"%s\","
-                     "\"status\":%u,\"duration_ms\":%lld.%03lld,\"rule\":\"%s\",\"kind\":\"%s\",\"request_id\":\"%s\","
-                     "\"generation\":%d}\n",
-                     b->stamp, now.tv_nsec / 1000000, m, p, status, us / 1000, us % 1000, r, kind, id, generation);
-    else
-        n = (int)text_access(line, b->stamp, now.tv_nsec / 1000000, id, method, path, status, us, rule, kind,
-                             generation);
-    if (n >= (int)sizeof line) { /* cut: still one line */
-        n = (int)sizeof line - 1;
-        line[n - 1] = '\n';
-    }
-    if (n > 0) {
-        if (b->n + (size_t)n > sizeof b->data) drain(b);
-        memcpy(b->data + b->n, line, (size_t)n);
-        b->n += (size_t)n;
-    }
+    /* the line emit() would write: timestamp and level, then the message */
+    put_str(line, &o, as_json ? "{\"time\":\"" : "", 16);
+    put_str(line, &o, b->stamp, 24);
+    line[o++] = '.';
+    put_uint(line, &o, (unsigned long long)(now.tv_nsec / 1000000), 3);
+    put_str(line, &o, as_json ? "Z\",\"level\":\"info\"," : "Z [info] ", 32);
+    memcpy(line + o, msg, mlen);
+    o += mlen;
+    if (as_json) line[o++] = '}';
+    line[o++] = '\n';
+    if (b->n + o > sizeof b->data) drain(b);
+    memcpy(b->data + b->n, line, o);
+    b->n += o;
     pthread_mutex_unlock(&b->mu);
 }

@@ -70,8 +70,6 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
         size_t mlen = 0;
         char *metrics = h->metrics ? tl_metrics_render(h->metrics, 1, &mlen) : NULL;
         char *all = malloc(o + mlen + 32);
-        struct MHD_Response *r;
-        enum MHD_Result ret;
         if (!all) {
             free(metrics);
             return tl_send_text(con, 500, "out of memory\n");
@@ -83,15 +81,6 @@ enum MHD_Result tl_send_status(struct MHD_Connection *con, telua_host *h)
         o += mlen;
         o += (size_t)sprintf(all + o, "}\n");
         free(metrics);
-        r = MHD_create_response_from_buffer(o, all, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(all);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, "Content-Type", "application/json");
-        MHD_add_response_header(r, "Cache-Control", "no-store");
-        ret = MHD_queue_response(con, 200, r);
-        MHD_destroy_response(r);
-        return ret;
+        return tl_send_owned(con, 200, "application/json", all, o);
     }
 }
