@@ -142,17 +142,17 @@ $(BUILD)/test_gcra_shared: spec/c/test_gcra_shared.c src/core/gcra.c src/core/gc
 	$(CC) $(WARN) $(SANFLAGS) -o $@ spec/c/test_gcra_shared.c src/core/gcra.c -lpthread
 
 # the host's bounded pattern matcher against liblua5.4's own (the oracle)
-$(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c src/host/clock.c src/host/log.c src/host/metrics.c \
+$(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c src/host/watchdog.c src/host/clock.c src/host/log.c src/host/metrics.c \
                         $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_strmatch.c src/host/strmatch.c \
-	  src/host/vm.c src/host/clock.c src/host/log.c src/host/metrics.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
+	  src/host/vm.c src/host/watchdog.c src/host/clock.c src/host/log.c src/host/metrics.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
 
 $(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/strmatch.c src/host/clock.c src/host/log.c src/host/metrics.c \
                   $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_vm.c src/host/strmatch.c \
-	  src/host/vm.c src/host/clock.c src/host/log.c src/host/metrics.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
+	  src/host/vm.c src/host/watchdog.c src/host/clock.c src/host/log.c src/host/metrics.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
 
 # Coverage-guided fuzz targets (libFuzzer, Debian's clang, ASan + UBSan):
 # the parsers a webhook meets before any rule. `make test` runs each for

@@ -171,15 +171,13 @@ local function sandbox_base(dir, log, rules_require)
     return io_lines(rules_path(dir, path, "io.lines"), ...)
   end
 
-  -- coroutines: a coroutine made at load time has no budget hook of its
-  -- own; each resume gives it the caller's (the request's budget)
-  local arm = registry()["telua.arm"] or function() end
-  local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
+  -- coroutines: a coroutine made at load time has no budget of its own;
+  -- the host's resume (telua.resume) runs it under the request's, however
+  -- it was made
+  local co_create, co_status = coroutine.create, coroutine.status
+  local co_resume = registry()["telua.resume"] or coroutine.resume
   local co_lib = copy(coroutine, nil, { wrap = true, resume = true })
-  function co_lib.resume(co, ...)
-    if type(co) == "thread" then arm(co) end
-    return co_resume(co, ...)
-  end
+  co_lib.resume = co_resume
   local function wrap_results(co, ok, ...)
     if ok then return ... end
     local e = ...
@@ -189,7 +187,6 @@ local function sandbox_base(dir, log, rules_require)
   function co_lib.wrap(f)
     local co = co_create(f)
     return function(...)
-      arm(co)
       return wrap_results(co, co_resume(co, ...))
     end
   end

@@ -182,6 +182,48 @@ describe("a bad rule", function()
   end)
 end)
 
+-- (--unsafe-rules: the rule reads debug.gethook. A hook set from C reads
+-- as "external hook", none as nil.)
+local HOOKS = [[
+local twiml = require "telua.twiml"
+local function say(t) local r = twiml.voice() r:say(t) return r end
+return { voice = {
+  ["/voice/hook"] = function()
+    local co = coroutine.create(function() return tostring(debug.gethook()) end)
+    local _, inner = coroutine.resume(co)
+    return say(tostring(debug.gethook()) .. " " .. inner)
+  end,
+  ["/voice/spin-caught"] = function()
+    local n = 0
+    for _ = 1, 1e9 do pcall(function() while true do n = n + 1 end end) end
+    return say("caught " .. n)
+  end,
+} }
+]]
+
+describe("the CPU budget's watchdog", function()
+  after_each(H.clean_up)
+  it("runs a rule with no instruction hook until its budget has passed, then stops it through pcalls", function()
+    local dir = fresh_rules{ ["hooks.lua"] = HOOKS }
+    local host = started{ rules = dir, cpu_ms = 100, args = "--unsafe-rules" }
+    local code, body = host:twilio("/voice/hook", H.CALL)
+    local t, scode, sbody = elapsed(function() return host:twilio("/voice/spin-caught", H.CALL) end)
+    local code2, body2 = host:twilio("/voice/hook", H.CALL) -- the hook set past the budget is gone again
+    local logs = host:logs()
+    host:stop()
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(200, code, logs)
+    assert.matches("<Say>nil nil</Say>", body, 1, true)
+    assert.are.equal(200, scode)
+    assert.are.equal(h.canonical_xml(H.FALLBACK_VOICE), h.canonical_xml(sbody))
+    assert.is_true(t < 1.5, "took " .. t)
+    assert.matches("CPU budget of " .. 100 * H.CPU_FACTOR .. " ms ran out at [^\n]*hooks.lua:1[12]", logs)
+    assert.are.equal(200, code2)
+    assert.matches("<Say>nil nil</Say>", body2, 1, true)
+    assert.is_nil(logs:find("watchdog", 1, true), logs) -- no warning that it could not start
+  end)
+end)
+
 describe("the request deadline", function()
   after_each(H.clean_up)
   it("wakes a rule that sleeps past --request-timeout", function()

@@ -13,6 +13,7 @@
 #include "host.h"
 #include "log.h"
 #include "vm.h"
+#include "watchdog.h"
 #include "../lua/redis.h"
 
 #include <lauxlib.h>
@@ -596,6 +597,7 @@ enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *c
         return tl_send_text(con, 503, "rules are being reloaded\n");
     }
     atomic_fetch_add(&h->inflight, 1);
+    if (h->wd_started) tl_wd_join(); /* this worker's watchdog slot (made once) */
     c->gen = gen;
     c->index = index;
     c->con = con;

@@ -86,6 +86,7 @@ struct telua_host {
     tl_conns conns;
     atomic_ulong requests, rejected, errors, bad_results, budget_hits, mem_hits, store_failures;
     atomic_int inflight;      /* requests whose rules have not finished (some wait on I/O) */
+    int wd_started;           /* tl_wd_start succeeded: the budget's watchdog (watchdog.h) */
     unsigned port;
     /* seeing it run (admin.c, metrics.h) */
     tl_metrics *metrics;      /* NULL: no admin listener, nothing recorded */

@@ -3,6 +3,7 @@
  * host.h for the parts).
  */
 #include "host.h"
+#include "watchdog.h"
 #include "listen.h"
 #include "log.h"
 
@@ -216,6 +217,7 @@ static void host_free(telua_host *h)
         free(h->token);
     }
     tl_sig_key_free(h->key);
+    if (h->wd_started) tl_wd_stop();
     free(h->public_url);
     free(h->fallback_voice);
     free(h->fallback_messaging);
@@ -355,6 +357,13 @@ int telua_host_start(const telua_config *cfg, telua_host **out, char *err, size_
         tl_gens_close(&h->gens);
         host_free(h);
         return -1;
+    }
+    /* the budget's watchdog looks every tenth of the budget (1-10 ms):
+     * a rule stops at most that far past it; without it, the count hook */
+    if (cfg->cpu_ms) {
+        unsigned tick = cfg->cpu_ms / 10;
+        h->wd_started = tl_wd_start(tick < 1 ? 1 : tick > 10 ? 10 : tick) == 0;
+        if (!h->wd_started) tl_log("warn", "cannot start the CPU budget's watchdog; rules run under a count hook");
     }
     for (i = 0; i < h->cfg.workers; i++) {
         worker *w = &h->w[i];

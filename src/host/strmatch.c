@@ -47,7 +47,7 @@ static void check_deadline(MatchState *ms)
     lua_State *L = ms->L;
     tl_vm *vm = *(tl_vm **)lua_getextraspace(L);
     if (!vm || !vm->deadline_ns || tl_now_ns() <= vm->deadline_ns) return;
-    if (lua_gethook(L)) lua_sethook(L, lua_gethook(L), lua_gethookmask(L), 1);
+    lua_sethook(L, tl_vm_budget_hook, LUA_MASKCOUNT, 1);
     tl_vm_note_budget(vm, L);
     luaL_error(L, "pattern matching exceeded the CPU budget of %d ms", (int)vm->cpu_ms);
 }

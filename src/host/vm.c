@@ -4,6 +4,7 @@
 #include "vm.h"
 #include "log.h"
 #include "strmatch.h"
+#include "watchdog.h"
 
 #include "../lua/telua_core.h"
 
@@ -50,14 +51,17 @@ void tl_vm_note_budget(tl_vm *vm, lua_State *L)
     }
 }
 
-/* Every 1000 instructions: past the deadline, raise; then check on every
- * instruction so a pcall inside the rule cannot swallow the error. */
-static void budget_hook(lua_State *L, lua_Debug *ar)
+/* Every 1000 instructions (threads without a watchdog slot), or once the
+ * watchdog saw the deadline pass: past the deadline, raise; then check on
+ * every instruction so a pcall inside the rule cannot swallow the error.
+ * Called before the deadline (a signal for an arming already over), it
+ * stands down: off under the watchdog, back to every 1000 otherwise. */
+void tl_vm_budget_hook(lua_State *L, lua_Debug *ar)
 {
     tl_vm *vm = *(tl_vm **)lua_getextraspace(L);
     (void)ar;
     if (vm->deadline_ns && tl_now_ns() > vm->deadline_ns) {
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(L, tl_vm_budget_hook, LUA_MASKCOUNT, 1);
         tl_vm_note_budget(vm, L);
         if (vm->budget_file[0])
             lua_pushfstring(L, "%s:%d: rule exceeded its CPU budget of %d ms", vm->budget_file, vm->budget_line,
@@ -65,6 +69,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         else
             lua_pushfstring(L, "rule exceeded its CPU budget of %d ms", (int)vm->budget_ms);
         lua_error(L);
+    }
+    if (lua_gethookcount(L) == 1) {
+        if (vm->wd) lua_sethook(L, NULL, 0, 0);
+        else lua_sethook(L, tl_vm_budget_hook, LUA_MASKCOUNT, 1000);
     }
 }
 
@@ -138,15 +146,53 @@ void tl_push_metric_fn(lua_State *L, tl_metrics *m, int shard)
     lua_pushcclosure(L, host_metric, 2);
 }
 
-/* telua.arm(co): co runs under the caller's hook (the budget), whatever it
- * had when it was created. */
-static int arm(lua_State *L)
+/* telua.resume(co, ...): coroutine.resume (lcorolib.c auxresume) for the
+ * rules, under the request's budget whatever hook co had when it was
+ * made. Under the watchdog the slot follows the running coroutine (so a
+ * loop in it is the one hooked) and goes back to the caller after; on a
+ * thread without one, co gets the caller's count hook for the resume. */
+static int host_resume(lua_State *L)
 {
-    lua_State *co;
-    luaL_checktype(L, 1, LUA_TTHREAD);
-    co = lua_tothread(L, 1);
-    if (co != L) lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
-    return 0;
+    lua_State *co = lua_tothread(L, 1);
+    tl_vm *vm = *(tl_vm **)lua_getextraspace(L);
+    tl_wd_slot *s = vm ? vm->wd : NULL;
+    lua_State *prev = NULL;
+    int narg = lua_gettop(L) - 1, status, nres = 0, lent = 0;
+    luaL_argexpected(L, co, 1, "coroutine");
+    if (!lua_checkstack(co, narg)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "too many arguments to resume");
+        return 2;
+    }
+    if (s && s->co == L && co != L) {
+        prev = L;
+        tl_wd_switch(s, co);
+    } else if (co != L && lua_gethook(L)) {
+        lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
+        lent = 1;
+    }
+    lua_xmove(L, co, narg);
+    status = lua_resume(co, L, narg, &nres);
+    if (prev) {
+        tl_wd_switch(s, prev);
+        lua_sethook(co, NULL, 0, 0);
+    } else if (lent) {
+        lua_sethook(co, NULL, 0, 0);
+    }
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            lua_pushboolean(L, 0);
+            lua_pushliteral(L, "too many results to resume");
+            return 2;
+        }
+        lua_pushboolean(L, 1);
+        lua_xmove(co, L, nres);
+        return nres + 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1); /* the error */
+    return 2;
 }
 
 /* Runs in protected mode: the libraries and the host's registry entries. */
@@ -165,8 +211,8 @@ static int vm_init(lua_State *L)
     lua_pop(L, 2);
     lua_pushcfunction(L, host_log);
     lua_setfield(L, LUA_REGISTRYINDEX, "telua.host_log");
-    lua_pushcfunction(L, arm);
-    lua_setfield(L, LUA_REGISTRYINDEX, "telua.arm");
+    lua_pushcfunction(L, host_resume);
+    lua_setfield(L, LUA_REGISTRYINDEX, "telua.resume");
     return 0;
 }
 
@@ -207,14 +253,24 @@ void tl_vm_free(tl_vm *vm)
 
 void tl_vm_budget_start(tl_vm *vm, lua_State *co, long long ns, unsigned budget_ms)
 {
+    tl_wd_slot *s = tl_wd_self();
     vm->deadline_ns = tl_now_ns() + (ns > 0 ? ns : 1);
     vm->budget_ms = budget_ms;
     vm->budget_hit = 0;
-    lua_sethook(co, budget_hook, LUA_MASKCOUNT, 1000);
+    if (s) {
+        vm->wd = s;
+        tl_wd_arm(s, co, vm->deadline_ns);
+    } else {
+        lua_sethook(co, tl_vm_budget_hook, LUA_MASKCOUNT, 1000);
+    }
 }
 
 long long tl_vm_budget_stop(tl_vm *vm, lua_State *co, long long started_ns)
 {
+    if (vm->wd) {
+        tl_wd_disarm(vm->wd);
+        vm->wd = NULL;
+    }
     lua_sethook(co, NULL, 0, 0);
     vm->deadline_ns = 0;
     return tl_now_ns() - started_ns;

@@ -1,10 +1,12 @@
 /*
  * vm.h - one bounded lua_State of the host.
  *
- * Each state has an allocator with a byte cap and an instruction-count
- * hook that enforces a CPU deadline (Redis script_lua.c pattern: once the
- * deadline passes the hook raises on every instruction, so a pcall in user
- * code cannot swallow it). The pattern functions check the same deadline
+ * Each state has an allocator with a byte cap and a CPU deadline: on a
+ * thread with a watchdog slot (watchdog.h) the watchdog sets the budget
+ * hook once the deadline passes, elsewhere an instruction-count hook looks
+ * every 1000 instructions; past the deadline the hook raises on every
+ * instruction (Redis script_lua.c pattern), so a pcall in user code cannot
+ * swallow it. The pattern functions check the same deadline
  * from inside the matcher (strmatch.h). Calls run under lua_pcall with a
  * message handler that adds a traceback (lua.c msghandler); a panic (an
  * error outside any protected call, which the host never makes on
@@ -34,6 +36,7 @@ typedef struct tl_vm {
     int budget_line;
     volatile int broken;     /* 1: full for good, 2: panicked; either way the generation is rebuilt */
     jmp_buf *panic_jmp;      /* where a panic jumps to (NULL: log and abort) */
+    struct tl_wd_slot *wd;   /* the watchdog slot armed for the running call (NULL: the count hook) */
 } tl_vm;
 
 /* Where telua's Lua modules are: $TELUA_LUA_DIR, else share/lua/5.4 under
@@ -45,7 +48,8 @@ const char *tl_default_lua_dir(void);
 /* A new state with the standard libraries, the bounded pattern functions,
  * telua.core preloaded and package.path pointing at lua_dir. NULL when out
  * of memory. In the registry: "telua.host_log" (level, message) and
- * "telua.arm" (coroutine): gives a coroutine the caller's budget hook. */
+ * "telua.resume" (coroutine.resume under the caller's budget: the rules'
+ * coroutine.resume and coroutine.wrap). */
 tl_vm *tl_vm_new(size_t mem_limit, unsigned cpu_ms, const char *lua_dir);
 
 void tl_vm_free(tl_vm *vm);
@@ -61,9 +65,13 @@ void tl_push_metric_fn(lua_State *L, tl_metrics *m, int shard);
 int tl_vm_pcall(tl_vm *vm, int nargs, int nresults, unsigned budget_ms);
 
 /* Arms the deadline `ns` from now on thread co (the hook raises in co
- * once it passes); stop disarms it and returns the nanoseconds used. */
+ * once it passes: through the thread's watchdog slot when it has one, else
+ * a count hook); stop disarms it and returns the nanoseconds used. */
 void tl_vm_budget_start(tl_vm *vm, lua_State *co, long long ns, unsigned budget_ms);
 long long tl_vm_budget_stop(tl_vm *vm, lua_State *co, long long started_ns);
+
+/* The budget hook (set by the count hook arming or the watchdog). */
+void tl_vm_budget_hook(lua_State *L, lua_Debug *ar);
 
 /* Records, once per call, where the budget ran out (the running Lua
  * function's file:line). Called by the hook and by the matcher. */
