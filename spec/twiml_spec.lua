@@ -110,16 +110,20 @@ describe("telua.twiml", function()
   it("renders in C: a tree that is not one telua built is refused with an error, not a crash", function()
     local render = require("telua.core").xml_render
     assert.are.equal('<?xml version="1.0" encoding="UTF-8"?><Response a="1" b="&quot;"><Say>x &amp; y</Say></Response>',
-      render{ tag = "Response", attrs = { b = '"', a = "1" }, children = { { tag = "Say", attrs = {}, children = { "x & y" } } } })
-    assert.has_error(function() render{ attrs = {}, children = {} } end, "twiml: an element without a tag")
-    assert.has_error(function() render{ tag = "R", attrs = { a = 1 }, children = {} } end)
-    assert.has_error(function() render{ tag = "R", attrs = {}, children = { true } } end)
-    assert.has_error(function() render{ tag = "R", children = {} } end)
-    local deep = { tag = "R", attrs = {}, children = {} }
+      render{ tag = "Response", attrs = { b = '"', a = "1" }, { tag = "Say", "x & y" } })
+    assert.are.equal('<?xml version="1.0" encoding="UTF-8"?><R/>', render{ tag = "R", attrs = {} })
+    assert.has_error(function() render{ attrs = {} } end, "twiml: an element without a tag")
+    assert.has_error(function() render{ tag = "R", attrs = { a = 1 } } end)
+    assert.has_error(function() render{ tag = "R", true } end)
+    assert.has_error(function() render{ tag = "R", attrs = 5 } end)
+    -- no metamethod runs: a tag only __index would give is no tag
+    assert.has_error(function() render(setmetatable({}, { __index = { tag = "R" } })) end,
+                     "twiml: an element without a tag")
+    local deep = { tag = "R" }
     local el = deep
     for _ = 1, 300 do
-      local c = { tag = "C", attrs = {}, children = {} }
-      el.children[1] = c
+      local c = { tag = "C" }
+      el[1] = c
       el = c
     end
     assert.has_error(function() render(deep) end, "twiml: elements nested deeper than 200")
@@ -127,6 +131,13 @@ describe("telua.twiml", function()
     local attrs, want = {}, {}
     for i = 1, 40 do attrs[("k%02d"):format(i)] = tostring(i); want[#want + 1] = (' k%02d="%d"'):format(i, i) end
     assert.are.equal('<?xml version="1.0" encoding="UTF-8"?><R' .. table.concat(want) .. '/>',
-      render{ tag = "R", attrs = attrs, children = {} })
+      render{ tag = "R", attrs = attrs })
+    -- a document past the 2 KiB the renderer keeps on the C stack
+    local big = { tag = "Response" }
+    for i = 1, 500 do big[i] = { tag = "Say", attrs = { n = tostring(i) }, "x & y" } end
+    local says = {}
+    for i = 1, 500 do says[i] = '<Say n="' .. i .. '">x &amp; y</Say>' end
+    assert.are.equal('<?xml version="1.0" encoding="UTF-8"?><Response>' .. table.concat(says) .. '</Response>',
+      render(big))
   end)
 end)

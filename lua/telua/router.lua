@@ -63,8 +63,9 @@ local store_mod = require "telua.store"
 local twiml = require "telua.twiml"
 local webhook = require "telua.webhook"
 
-local type, pairs, ipairs, tostring, error, setmetatable, rawset, format, upper, getinfo =
-      type, pairs, ipairs, tostring, error, setmetatable, rawset, string.format, string.upper, debug.getinfo
+local type, pairs, ipairs, tostring, error, setmetatable, rawset, rawget, format, upper, byte, getinfo =
+      type, pairs, ipairs, tostring, error, setmetatable, rawset, rawget, string.format, string.upper, string.byte,
+      debug.getinfo
 
 local _M = { _VERSION = "0.1.0" }
 local Router = {}
@@ -356,14 +357,36 @@ local function send(r, p)
                            optout_scope = settings.optout_scope, service = r.params.MessagingServiceSid })
 end
 
--- req.from_number / req.to_number: the parse of From / To, made on first
--- use; req.send: queue an outbound message
-local lazy_numbers = {
+-- Header lines as the host gives them ("name: value\n", names in lower
+-- case) as a table.
+local function parse_header_lines(lines)
+  local t = {}
+  for name, value in lines:gmatch("([^:\n]+): ([^\n]*)\n") do t[name] = value end
+  return t
+end
+
+-- What a request table offers only on first use: req.from_number and
+-- req.to_number (the parse of From / To), req.send (queue an outbound
+-- message), and from the host's raw forms req.form (the body's pairs) and
+-- req.headers.
+local lazy = {
   __index = function(r, k)
     if k == "send" then
       local fn = function(p) return send(r, p) end
       rawset(r, "send", fn)
       return fn
+    end
+    if k == "form" then
+      local raw = rawget(r, "form_raw")
+      local form = raw and webhook.parse_form(raw) or {}
+      rawset(r, "form", form)
+      return form
+    end
+    if k == "headers" then
+      local lines = rawget(r, "header_lines")
+      local t = lines and parse_header_lines(lines) or {}
+      rawset(r, "headers", t)
+      return t
     end
     local raw
     if k == "from_number" then raw = r.params.From elseif k == "to_number" then raw = r.params.To else return nil end
@@ -376,21 +399,40 @@ local lazy_numbers = {
   end,
 }
 
--- Builds the table handlers see from the transport-level request.
-local function view(req, store, log, region, settings)
-  local form = req.form or {}
-  local params = webhook.first_values(form) -- the body's fields win over the query's
+-- A request's fields: the map of first values the host gives, or the
+-- body's pairs (their first values win) with the query's filled in.
+local function params_of(req)
+  local params = req.params
+  if params then return params end
+  params = webhook.first_values(req.form or {})
   if req.query and req.query ~= "" then
     local q = webhook.parse_form(req.query)
     if q then for _, p in ipairs(q) do if params[p[1]] == nil then params[p[1]] = p[2] end end end
   end
+  return params
+end
+
+-- Builds the table handlers see from the transport-level request. A
+-- request in the host's forms (with `params`) becomes that table itself
+-- (the host makes it with room for these fields); any other is copied.
+local function view(req, store, log, region, settings)
+  local params = req.params
+  if params then
+    local r = req
+    r.store, r.log, r.default_region, r.settings = store, log, region, settings
+    r.from, r.to, r.text = canonical(params.From, region), canonical(params.To, region), params.Body
+    r.call_sid, r.message_sid, r.digits, r.opted_out = params.CallSid, params.MessageSid, params.Digits, false
+    return setmetatable(r, lazy)
+  end
+  params = params_of(req)
   return setmetatable({
-    method = req.method, path = req.path, url = req.url, query = req.query, headers = req.headers or {},
-    body = req.body, form = form, params = params, store = store,
-    from = canonical(params.From, region), to = canonical(params.To, region), text = params.Body,
+    method = req.method, path = req.path, url = req.url, query = req.query, headers = req.headers,
+    body = req.body, form = req.form, params = params,
+    store = store, from = canonical(params.From, region), to = canonical(params.To, region), text = params.Body,
     call_sid = params.CallSid, message_sid = params.MessageSid, digits = params.Digits,
     log = log, default_region = region, settings = settings,
-  }, lazy_numbers)
+    opted_out = false, args = nil, -- (room made for what the router sets: no rehash then)
+  }, lazy)
 end
 
 -- A store read or write the answer depends on failed (disk full, database
@@ -449,7 +491,7 @@ function Router:_message(r, ctx)
     local out, err = store:is_opted_out(sender, recipient, scope)
     if out == nil then return store_failed(log, "opt-out lookup", err) end
     r.opted_out = out
-    if recipient:sub(1, 9) == "whatsapp:" then -- their message opens the 24-hour window
+    if byte(recipient, 1) == 119 and recipient:sub(1, 9) == "whatsapp:" then -- their message opens the 24-hour window
       local ok, werr = store:window_touch(sender, recipient)
       if not ok then return store_failed(log, "WhatsApp window update", werr) end
     end
@@ -458,7 +500,7 @@ function Router:_message(r, ctx)
     self:emit("inbound", { from = recipient, to = sender, body = r.text, message_sid = r.message_sid })
   end
   local text = r.text or ""
-  local first = upper(text:match("^%s*(%S*)") or "")
+  local first -- the first word in upper case, once a rule has a keyword
   local region, canon = settings.default_region, self.canon
   if self.canon_region ~= region then -- the rules' own numbers, once per region
     canon = {}
@@ -466,6 +508,7 @@ function Router:_message(r, ctx)
   end
   for _, e in ipairs(self.messages) do
     local want_to, want_from = e.to, e.from
+    if e.keyword and not first then first = upper(text:match("^%s*(%S*)") or "") end
     if want_to then
       want_to = canon[e.to] or canonical(e.to, region)
       canon[e.to] = want_to
@@ -495,7 +538,15 @@ end
 --- Handles one webhook request.
 -- @tparam table req `method`, `path`, `query` (raw, without `?`), `url`
 --   (the full public URL), `form` (decoded `{key, value}` pairs),
---   `headers` (lower-case names), `body` (raw, for non-form bodies)
+--   `headers` (lower-case names), `body` (raw, for non-form bodies). The
+--   host gives cheaper forms instead, which handlers see unchanged: `params`
+--   (the map of first values, the body's before the query's) for `form`
+--   and `query`, with `form_raw` (the urlencoded body) from which
+--   `req.form` is decoded if a handler reads it; `header_lines`
+--   (`"name: value\n"` each, names in lower case) for `headers`. A request
+--   with `params` becomes the table the handler sees (the router adds its
+--   fields to it: give each call a fresh one, made with room for about 20
+--   fields).
 -- @tparam[opt] table ctx filled with `kind` (`"voice"`, `"messaging"`,
 --   `"status"`), `rule` (`"file:line"` of the handler) and `route` (the
 --   route's path as the rules wrote it, `"/base/*"` for a flow's steps;
@@ -517,7 +568,9 @@ function Router:handle(req, ctx)
   ctx = ctx or {}
   local store, settings = self.store, self.settings
   if settings.idempotency ~= true or not store then return self:_handle(req, ctx) end
-  local token = req.headers and req.headers["i-twilio-idempotency-token"]
+  local token
+  if req.headers then token = req.headers["i-twilio-idempotency-token"]
+  elseif req.header_lines then token = ("\n" .. req.header_lines):match("\ni%-twilio%-idempotency%-token: ([^\n]*)") end
   if type(token) ~= "string" or token == "" then return self:_handle(req, ctx) end
   local key = (req.method or "") .. " " .. (req.path or "") .. " " .. token
   local hit = store:kv_get("webhook", key)

@@ -338,12 +338,15 @@ local OPT_CACHE_MAX = 10000 -- answers kept per connection (see is_opted_out)
 -- until something is written; inside a transaction there is no mark, and
 -- the lookup goes to SQLite.
 function Store:is_opted_out(sender, recipient, opts)
-  check_number(sender, "sender")
-  check_number(recipient, "recipient")
+  if type(sender) ~= "string" or sender == "" then check_number(sender, "sender") end
+  if type(recipient) ~= "string" or recipient == "" then check_number(recipient, "recipient") end
   local mark, key = self.db:wal_mark(), nil
   if mark then
     if mark ~= self.opt_mark then self.opt_cache, self.opt_mark, self.opt_n = {}, mark, 0 end
-    key = (opts and opts.scope or "") .. "\0" .. (opts and opts.service or "") .. "\0" .. sender .. "\0" .. recipient
+    -- the account scope looks at the recipient alone (no number holds a NUL)
+    local scope = opts and opts.scope
+    if scope == nil or scope == "account" then key = recipient
+    else key = scope .. "\0" .. (opts.service or "") .. "\0" .. sender .. "\0" .. recipient end
     local hit = self.opt_cache[key]
     if hit ~= nil then return hit end
   end

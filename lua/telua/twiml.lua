@@ -129,22 +129,57 @@ local function attr_value(v, key, level)
   return checked(scalar(v, key, level + 1), "attribute '" .. key .. "'", level + 1)
 end
 
--- Converts a user attrs table to { wire_key = string }.
+-- Converts a user attrs table to { wire_key = string }, or nil when it
+-- has none.
 local function wire_attrs(attrs, level)
-  local out = {}
-  if attrs == nil then return out end
+  if attrs == nil then return nil end
   if type(attrs) ~= "table" then
     error("twiml: attributes must be a table, got " .. type(attrs), level + 1)
   end
+  local out
   for k, v in pairs(attrs) do
     if type(k) ~= "string" then error("twiml: attribute names must be strings", level + 1) end
-    if v ~= nil then out[wire_key(k)] = attr_value(v, k, level + 1) end
+    if v ~= nil then
+      out = out or {}
+      out[wire_key(k)] = attr_value(v, k, level + 1)
+    end
   end
   return out
 end
 
+-- The text of a new element, checked ("" as nil); `level` is the error
+-- level of the user's call.
+local function element_text(text, tag, level)
+  local tt = type(text)
+  if tt == "number" then text = scalar(text, tag, level + 1)
+  elseif tt ~= "string" then
+    error(format("twiml: text of <%s> must be a string or number, got %s", tag, tt), level + 1)
+  end
+  if text == "" then return nil end
+  if not xml_check(text) then checked(text, "text of <" .. tag .. ">", level + 1) end
+  return text
+end
+
+-- An element is { tag = s, attrs = nil | { wire name = s }, [1..n] =
+-- children (text or elements) }, the shape core.xml_render writes.
 local Element = {}
 local metas = {}
+local meta_for
+
+-- Adds a child element to parent; `level` is the error level of the user's call.
+local function add(parent, tag, kind, text, attrs, level)
+  local w = attrs ~= nil and wire_attrs(attrs, level + 1) or nil
+  local el
+  if text ~= nil then
+    if type(text) ~= "string" or text == "" or not xml_check(text) then text = element_text(text, tag, level + 1) end
+    el = { text, tag = tag, attrs = w }
+  else
+    el = { tag = tag, attrs = w }
+  end
+  setmetatable(el, metas[kind] or meta_for(kind))
+  parent[#parent + 1] = el
+  return el
+end
 
 -- (built once per kind, apart from meta_for: a function that makes closures
 -- cannot be compiled by LuaJIT, and meta_for runs for every element)
@@ -154,35 +189,17 @@ local function build_meta(kind)
     local tag = tag_of(m)
     local child_kind = KINDS[kind .. "." .. m] or tag
     methods[m] = function(self, a, b)
-      local text, attrs = a, b
-      if type(a) == "table" then text, attrs = b, a end
-      return self:_add(tag, child_kind, text, attrs, 3)
+      if type(a) == "table" then return add(self, tag, child_kind, b, a, 2) end
+      return add(self, tag, child_kind, a, b, 2)
     end
   end
-  local mt = { __index = methods, __tostring = function(self) return self:to_xml() end }
+  local mt = { __index = methods, __tostring = xml_render }
   metas[kind] = mt
   return mt
 end
 
-local function meta_for(kind)
+meta_for = function(kind)
   return metas[kind] or build_meta(kind)
-end
-
--- Adds a child element; `level` is the error level of the user's call.
-function Element:_add(tag, kind, text, attrs, level)
-  local el = setmetatable({ tag = tag, attrs = wire_attrs(attrs, level), children = {} },
-                          meta_for(kind))
-  if text ~= nil then
-    local tt = type(text)
-    if tt == "number" then text = scalar(text, tag, level) end
-    if type(text) ~= "string" then
-      error(format("twiml: text of <%s> must be a string or number, got %s", tag, tt), level)
-    end
-    if text ~= "" then el.children[1] = checked(text, "text of <" .. tag .. ">", level) end
-  end
-  local children = self.children
-  children[#children + 1] = el
-  return el
 end
 
 --- Adds an element Twilio supports that telua has no method for.
@@ -195,7 +212,7 @@ function Element:add_child(tag, text, attrs)
     error("twiml: add_child needs a valid XML tag name", 2)
   end
   if type(text) == "table" then text, attrs = attrs, text end
-  return self:_add(tag, "generic", text, attrs, 3)
+  return add(self, tag, "generic", text, attrs, 2)
 end
 
 --- Appends text to this element (mixed content, e.g. SSML between tags).
@@ -204,7 +221,7 @@ end
 function Element:add_text(text)
   if type(text) == "number" then text = scalar(text, self.tag, 2) end
   if type(text) ~= "string" then error("twiml: add_text needs a string", 2) end
-  if text ~= "" then self.children[#self.children + 1] = checked(text, "text", 2) end
+  if text ~= "" then self[#self + 1] = checked(text, "text", 2) end
   return self
 end
 
@@ -216,7 +233,9 @@ function Element:to_xml()
 end
 
 local function response(kind)
-  return setmetatable({ tag = "Response", attrs = {}, children = {} }, meta_for(kind))
+  -- (room for four children made with the table: appending to an array
+  -- part that exists needs no rehash)
+  return setmetatable({ nil, nil, nil, nil, tag = "Response" }, metas[kind] or meta_for(kind))
 end
 
 --- A new voice response (`<Response>` for calls).
@@ -231,7 +250,7 @@ function _M.messaging() return response("MessagingResponse") end
 function _M.is_element(v)
   if type(v) ~= "table" then return false end
   local mt = getmetatable(v)
-  return mt ~= nil and rawget(mt, "__tostring") ~= nil and v.tag ~= nil and v.children ~= nil
+  return mt ~= nil and rawget(mt, "__tostring") == xml_render and type(rawget(v, "tag")) == "string"
 end
 
 return _M

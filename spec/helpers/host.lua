@@ -152,6 +152,7 @@ function Host:twilio(target, pairs_, opts)
   opts = opts or {}
   local url = _M.PUBLIC .. target
   local headers = { ["content-type"] = "application/x-www-form-urlencoded" }
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
   if not opts.unsigned then headers["x-twilio-signature"] = opts.signature or _M.sign(opts.sign_url or url, pairs_) end
   return self:request("POST", target, _M.form(pairs_), headers)
 end

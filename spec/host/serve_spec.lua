@@ -291,4 +291,36 @@ return { voice = {
     assert.matches("rc=0", out, 1, true)
     os.execute("rm -rf " .. bad)
   end)
+
+  it("gives a rule the request as it came: params (the body's first value, then the query's), form pairs, headers", function()
+    local rules = h.tmpdir()
+    write(rules .. "/echo.lua", [[
+local cjson = require "cjson"
+return { voice = { ["/voice/echo"] = function(req)
+  return { status = 200, content_type = "application/json", body = cjson.encode{
+    params = req.params, form = req.form, custom = req.headers["x-custom"], ctype = req.headers["content-type"],
+    query = req.query, from = req.from, digits = req.digits } }
+end } }
+]])
+    local echo = assert(H.start{ rules = rules })
+    local form = { { "From", "+14155550199" }, { "Digits", "1" }, { "From", "+14155550123" }, { "Empty", "" },
+                   { "Note", "a&b=c d+e" } }
+    local code, body = echo:twilio("/voice/echo?Extra=q%20x&From=from-query&Digits=9", form,
+                                   { headers = { ["X-Custom"] = "yes: really" } })
+    assert.are.equal(200, code, echo:logs())
+    local got = cjson.decode(body)
+    assert.are.same({ From = "+14155550199", Digits = "1", Empty = "", Note = "a&b=c d+e", Extra = "q x" }, got.params)
+    assert.are.same(form, got.form)
+    assert.are.equal("yes: really", got.custom)
+    assert.are.equal("application/x-www-form-urlencoded", got.ctype)
+    assert.are.equal("Extra=q%20x&From=from-query&Digits=9", got.query)
+    assert.are.equal("+14155550199", got.from)
+    assert.are.equal("1", got.digits)
+    -- a malformed query adds nothing (the signature covers it all the same)
+    code, body = echo:twilio("/voice/echo?Extra=%zz", { { "Digits", "2" } })
+    assert.are.equal(200, code, echo:logs())
+    assert.are.same({ Digits = "2" }, cjson.decode(body).params)
+    echo:stop()
+    os.execute("rm -rf " .. rules)
+  end)
 end)

@@ -6,14 +6,29 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Eight bytes that are all printable ASCII (0x20-0x7F): none has the top
+ * bit set and none is below 0x20 (the "hasless" test of Bit Twiddling
+ * Hacks, Sean Eron Anderson). */
+static int printable8(const unsigned char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return ((x | ((x - 0x2020202020202020ULL) & ~x)) & 0x8080808080808080ULL) == 0;
+}
+
 size_t tl_xml_check(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = s[i];
+        unsigned char c;
         size_t need, j;
         uint32_t cp;
+        if (i + 8 <= len && printable8(s + i)) {
+            i += 8;
+            continue;
+        }
+        c = s[i];
         if (c < 0x80) {
             if (c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D) return i;
             i++;
@@ -37,28 +52,44 @@ size_t tl_xml_check(const char *str, size_t len)
     return (size_t)-1;
 }
 
+/* What each byte becomes, in text (0) and in attribute values (1): NULL
+ * for itself. */
+static const char *escape_of(unsigned char c, int attr)
+{
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return attr ? NULL : "&gt;";
+    case '"': return attr ? "&quot;" : NULL;
+    case '\r': return "&#xD;";
+    case '\n': return attr ? "&#xA;" : NULL;
+    case '\t': return attr ? "&#x9;" : NULL;
+    default: return NULL;
+    }
+}
+
 size_t tl_xml_escape(const char *s, size_t len, int attr, char *dst)
 {
-    size_t i, o = 0;
-    for (i = 0; i < len; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': if (!attr) rep = "&gt;"; break;
-        case '"': if (attr) rep = "&quot;"; break;
-        case '\r': rep = "&#xD;"; break;
-        case '\n': if (attr) rep = "&#xA;"; break;
-        case '\t': if (attr) rep = "&#x9;"; break;
-        default: break;
-        }
+    /* bytes that may need an escape, in either mode: a run of others is copied at once */
+    static const unsigned char special[256] = { ['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1,
+                                                ['\t'] = 1 };
+    size_t i = 0, o = 0;
+    while (i < len) {
+        size_t run = i;
+        const char *rep;
+        while (run < len && !special[(unsigned char)s[run]]) run++;
+        memcpy(dst + o, s + i, run - i);
+        o += run - i;
+        if (run == len) break;
+        rep = escape_of((unsigned char)s[run], attr);
         if (rep) {
             size_t n = strlen(rep);
             memcpy(dst + o, rep, n);
             o += n;
         } else {
-            dst[o++] = s[i];
+            dst[o++] = s[run];
         }
+        i = run + 1;
     }
     return o;
 }

@@ -13,6 +13,7 @@
 #include "host.h"
 #include "log.h"
 #include "vm.h"
+#include "../core/form.h"
 #include "watchdog.h"
 #include "../lua/redis.h"
 
@@ -30,9 +31,9 @@ typedef struct slice {
     req_ctx *c;
     /* in, for the first slice: the request */
     int first;
-    const char *method, *path, *query, *url, *raw_body;
+    const char *method, *path, *query, *url, *raw_body, *form_raw;
     const tl_param *params;
-    size_t nparams, raw_len;
+    size_t nparams, raw_len, form_len;
     /* out */
     int action;
     int rc;                   /* the last lua_resume status */
@@ -77,22 +78,62 @@ static int prepare_cf(lua_State *L)
     return 0;
 }
 
-static void push_header_value(lua_State *L, const char *key, const char *value)
+/* The header lines of req.header_lines: "name: value\n", names in lower
+ * case (what the router turns into req.headers when a rule reads it). */
+static enum MHD_Result add_header_line(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    char lower[256];
+    luaL_Buffer *b = cls;
     size_t i;
-    for (i = 0; key[i] && i < sizeof lower - 1; i++)
-        lower[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]);
-    lower[i] = 0;
-    lua_pushstring(L, value ? value : "");
-    lua_setfield(L, -2, lower);
+    (void)kind;
+    for (i = 0; key[i]; i++) luaL_addchar(b, (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] + 32 : key[i]));
+    luaL_addlstring(b, ": ", 2);
+    if (value) luaL_addstring(b, value);
+    luaL_addchar(b, '\n');
+    return MHD_YES;
 }
 
-static enum MHD_Result push_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+/* A query field: into the params table at -1 unless the body had it. */
+static int add_query_param(void *ud, const char *k, size_t kl, const char *v, size_t vl)
 {
-    (void)kind;
-    push_header_value(cls, key, value);
-    return MHD_YES;
+    lua_State *L = ud;
+    lua_pushlstring(L, k, kl);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pushlstring(L, k, kl);
+        lua_pushlstring(L, v, vl);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static int no_param(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    (void)ud, (void)k, (void)kl, (void)v, (void)vl;
+    return 0;
+}
+
+/* req.params: the first value of each field, the body's before the
+ * query's (a malformed query adds nothing, as telua.router does). */
+static void push_params(lua_State *L, const slice *s)
+{
+    size_t i, qlen = s->query ? strlen(s->query) : 0;
+    lua_createtable(L, 0, (int)s->nparams);
+    for (i = s->nparams; i-- > 0;) { /* backwards: the first of a repeated field is set last */
+        lua_pushlstring(L, s->params[i].key, s->params[i].key_len);
+        lua_pushlstring(L, s->params[i].value, s->params[i].value_len);
+        lua_rawset(L, -3);
+    }
+    if (qlen) {
+        char small[1024];
+        char *scratch = small;
+        if (qlen > sizeof small) { /* held below the table until the end */
+            scratch = lua_newuserdatauv(L, qlen, 0);
+            lua_insert(L, -2);
+        }
+        if (tl_form_decode(s->query, qlen, scratch, no_param, NULL, NULL) == TL_FORM_OK)
+            tl_form_decode(s->query, qlen, scratch, add_query_param, L, NULL);
+        if (scratch != small) lua_remove(L, -2);
+    }
 }
 
 /* The first slice's set-up: the coroutine (the last finished one of this
@@ -100,7 +141,6 @@ static enum MHD_Result push_header(void *cls, enum MHD_ValueKind kind, const cha
 static void start_request(lua_State *L, slice *s, tl_vm *vm)
 {
     req_ctx *c = s->c;
-    size_t i;
     if (vm->idle_co_ref != LUA_NOREF) {
         c->co_ref = vm->idle_co_ref;
         vm->idle_co_ref = LUA_NOREF;
@@ -112,7 +152,7 @@ static void start_request(lua_State *L, slice *s, tl_vm *vm)
         c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->handler_ref);
-    lua_createtable(L, 0, 8); /* req */
+    lua_createtable(L, 0, 24); /* req, in the host's cheaper forms, with room for the router's fields (Router:handle) */
     lua_pushstring(L, s->method);
     lua_setfield(L, -2, "method");
     lua_pushstring(L, s->path);
@@ -121,24 +161,24 @@ static void start_request(lua_State *L, slice *s, tl_vm *vm)
     lua_setfield(L, -2, "query");
     lua_pushstring(L, s->url);
     lua_setfield(L, -2, "url");
-    lua_createtable(L, (int)s->nparams, 0);
-    for (i = 0; i < s->nparams; i++) {
-        lua_createtable(L, 2, 0);
-        lua_pushlstring(L, s->params[i].key, s->params[i].key_len);
-        lua_rawseti(L, -2, 1);
-        lua_pushlstring(L, s->params[i].value, s->params[i].value_len);
-        lua_rawseti(L, -2, 2);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    push_params(L, s);
+    lua_setfield(L, -2, "params");
+    if (s->form_raw) {
+        lua_pushlstring(L, s->form_raw, s->form_len);
+        lua_setfield(L, -2, "form_raw");
     }
-    lua_setfield(L, -2, "form");
-    lua_newtable(L);
-    MHD_get_connection_values(c->con, MHD_HEADER_KIND, push_header, L);
-    lua_setfield(L, -2, "headers");
+    {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        MHD_get_connection_values(c->con, MHD_HEADER_KIND, add_header_line, &b);
+        luaL_pushresult(&b);
+        lua_setfield(L, -2, "header_lines");
+    }
     if (s->raw_body) {
         lua_pushlstring(L, s->raw_body, s->raw_len);
         lua_setfield(L, -2, "body");
     }
-    lua_newtable(L); /* ctx: the router records kind and rule here */
+    lua_createtable(L, 0, 4); /* ctx: the router records kind, rule and route here */
     lua_pushvalue(L, -1);
     c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_xmove(L, c->co, 3); /* handler, req, ctx */
@@ -586,7 +626,8 @@ static void request_id(worker *w, char out[17])
 
 enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
                               const char *method, const char *path, const char *query, const char *url,
-                              const tl_param *params, size_t nparams, const char *raw_body, size_t raw_len)
+                              const tl_param *params, size_t nparams, const char *form_raw, size_t form_len,
+                              const char *raw_body, size_t raw_len)
 {
     tl_gen *gen = tl_gen_acquire(&h->gens);
     slice s;
@@ -625,6 +666,8 @@ enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *c
     s.url = url;
     s.params = params;
     s.nparams = nparams;
+    s.form_raw = form_raw;
+    s.form_len = form_len;
     s.raw_body = raw_body;
     s.raw_len = raw_len;
     return step(h, c, &s);

@@ -270,7 +270,8 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
         ret = tl_send_text(con, 403, "invalid Twilio signature\n");
         goto out;
     }
-    ret = tl_driver_run(h, index, con, c, method, path, query, url, params.p, params.n, raw_body, raw_len);
+    ret = tl_driver_run(h, index, con, c, method, path, query, url, params.p, params.n,
+                        raw_body ? NULL : c->body.data, raw_body ? 0 : c->body.len, raw_body, raw_len);
 out:
     free_params(&params);
     free(scratch);

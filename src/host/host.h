@@ -155,7 +155,8 @@ enum MHD_Result tl_send_owned(struct MHD_Connection *con, unsigned status, const
  * lets go of one whose connection ended while its rules were running */
 enum MHD_Result tl_driver_run(telua_host *h, int index, struct MHD_Connection *con, req_ctx *c,
                               const char *method, const char *path, const char *query, const char *url,
-                              const tl_param *params, size_t nparams, const char *raw_body, size_t raw_len);
+                              const tl_param *params, size_t nparams, const char *form_raw, size_t form_len,
+                              const char *raw_body, size_t raw_len);
 enum MHD_Result tl_driver_resume(telua_host *h, req_ctx *c);
 void tl_driver_abandon(telua_host *h, req_ctx *c);
 

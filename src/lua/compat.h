@@ -33,6 +33,9 @@ static inline void tl_setfuncs51(lua_State *L, const luaL_Reg *l)
 #define luaL_setmetatable(L, tname) (luaL_getmetatable((L), (tname)), lua_setmetatable((L), -2))
 #endif
 #define tl_rawlen(L, i) lua_objlen((L), (i))
+/* lua_rawget / lua_rawgeti give the value's type from 5.3 on */
+#define tl_rawget(L, i) (lua_rawget((L), (i)), lua_type((L), -1))
+#define tl_rawgeti(L, i, n) (lua_rawgeti((L), (i), (n)), lua_type((L), -1))
 static inline int tl_absindex(lua_State *L, int i)
 {
     return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
@@ -40,6 +43,15 @@ static inline int tl_absindex(lua_State *L, int i)
 #else
 #define tl_rawlen(L, i) lua_rawlen((L), (i))
 #define tl_absindex(L, i) lua_absindex((L), (i))
+#define tl_rawget(L, i) lua_rawget((L), (i))
+#define tl_rawgeti(L, i, n) lua_rawgeti((L), (i), (n))
+#endif
+
+/* a full userdata without user values */
+#if LUA_VERSION_NUM >= 504
+#define tl_newuserdata(L, n) lua_newuserdatauv((L), (n), 0)
+#else
+#define tl_newuserdata(L, n) lua_newuserdata((L), (n))
 #endif
 
 #endif

@@ -35,6 +35,8 @@ typedef struct {
     tl_cached cache[STMT_CACHE];
     unsigned next; /* round-robin victim */
     uint64_t busy_since; /* when the current wait for a lock began (ns, monotonic) */
+    unsigned char wal_hdr[48]; /* the WAL-index header db:wal_mark last saw */
+    lua_Integer wal_gen;       /* and its number: one more each time the header read differs */
 } tl_db;
 
 static tl_db *check_db(lua_State *L)
@@ -306,17 +308,20 @@ static int db_atomically(lua_State *L)
     return n;
 }
 
-/* db:wal_mark() -> string | nil: the WAL-index header of the database
- * (walformat.html, "the WAL-index header": iChange, mxFrame, the salts and
- * checksums, 48 bytes), which every committed transaction of any
- * connection in any process rewrites. The same mark twice means nothing
- * was committed in between, so answers read after the first are still
- * true; readers compare the header's two copies as SQLite's own do
- * (walIndexTryHdr), and a mark is only given when they agree. nil when
- * there is no shared WAL index (not WAL mode, the memdb VFS) or inside a
- * transaction (this connection's own uncommitted writes do not move it).
- * The index is reached through the VFS's xShmMap on the connection's own
- * file, the mapping SQLite itself uses, valid while the connection is open. */
+/* db:wal_mark() -> integer | nil: a number that stays the same while the
+ * WAL-index header of the database does (walformat.html, "the WAL-index
+ * header": iChange, mxFrame, the salts and checksums, 48 bytes), which
+ * every committed transaction of any connection in any process rewrites.
+ * The same mark twice means nothing was committed in between, so answers
+ * read after the first are still true. The connection keeps the header it
+ * saw last and counts up when the one it reads differs (a number: no
+ * string made per call). Readers compare the header's two copies as
+ * SQLite's own do (walIndexTryHdr), and a mark is only given when they
+ * agree. nil when there is no shared WAL index (not WAL mode, the memdb
+ * VFS) or inside a transaction (this connection's own uncommitted writes
+ * do not move it). The index is reached through the VFS's xShmMap on the
+ * connection's own file, the mapping SQLite itself uses, valid while the
+ * connection is open. */
 #define WAL_HDR 48
 static int db_wal_mark(lua_State *L)
 {
@@ -333,7 +338,11 @@ static int db_wal_mark(lua_State *L)
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     memcpy(b, (const unsigned char *)region + WAL_HDR, WAL_HDR);
     if (memcmp(a, b, WAL_HDR) != 0 || a[12] != 1) return 0; /* being written, or not initialised (isInit) */
-    lua_pushlstring(L, (const char *)a, WAL_HDR);
+    if (d->wal_gen == 0 || memcmp(a, d->wal_hdr, WAL_HDR) != 0) {
+        memcpy(d->wal_hdr, a, WAL_HDR);
+        d->wal_gen++;
+    }
+    lua_pushinteger(L, d->wal_gen);
     return 1;
 }
 

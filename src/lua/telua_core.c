@@ -335,50 +335,46 @@ static int l_xml_escape(lua_State *L)
 
 /* ---- core.xml_render(root): a TwiML element tree as one XML document ----
  *
- * The tree telua.twiml builds: an element is a table { tag = string, attrs =
- * { name = string }, children = { string | element, ... } }. Written as
- * twiml.lua's Lua renderer writes it (and twilio-node's xmlbuilder): the
+ * The tree telua.twiml builds: an element is a table { tag = string, attrs
+ * = nil | { name = string }, [1..n] = string | element } (its children in
+ * its own array part). Written as twilio-node's xmlbuilder writes it: the
  * declaration, attributes sorted by name (byte order), an element without
  * children as <tag/>, text and attribute values escaped by tl_xml_escape.
- * The bytes go into a userdata-owned buffer, so a raise (a malformed tree)
- * leaks nothing. */
-#define XBUF_MT "telua.XMLBuffer"
+ * Only raw reads: no metamethod runs while it renders. The bytes go into a
+ * buffer on the C stack, and past its size into one a userdata owns, so a
+ * raise (a malformed tree) leaks nothing. */
 typedef struct {
     char *p;
     size_t len, cap;
+    lua_State *L;
+    int heap;  /* the stack slot of the userdata that owns p once it left the C stack */
 } xbuf;
 
-static int xbuf_gc(lua_State *L)
-{
-    xbuf *b = lua_touserdata(L, 1);
-    free(b->p);
-    b->p = NULL;
-    return 0;
-}
-
 /* Room for n more bytes in b. */
-static void xreserve(lua_State *L, xbuf *b, size_t n)
+static void xreserve(xbuf *b, size_t n)
 {
     size_t cap;
     char *np;
     if (b->len + n <= b->cap) return;
-    cap = b->cap ? b->cap : 256;
+    cap = b->cap * 2;
     while (cap < b->len + n) cap *= 2;
-    if (!(np = realloc(b->p, cap))) luaL_error(L, "twiml: out of memory");
+    np = tl_newuserdata(b->L, cap);
+    memcpy(np, b->p, b->len);
+    lua_replace(b->L, b->heap); /* the old block (if any) is garbage now */
     b->p = np;
     b->cap = cap;
 }
 
-static void xput(lua_State *L, xbuf *b, const char *s, size_t n)
+static void xput(xbuf *b, const char *s, size_t n)
 {
-    xreserve(L, b, n);
+    xreserve(b, n);
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
-static void xput_escaped(lua_State *L, xbuf *b, const char *s, size_t n, int attr)
+static void xput_escaped(xbuf *b, const char *s, size_t n, int attr)
 {
-    xreserve(L, b, 6 * n); /* an escape is at most 6 bytes */
+    xreserve(b, 6 * n); /* an escape is at most 6 bytes */
     b->len += tl_xml_escape(s, n, attr, b->p + b->len);
 }
 
@@ -395,26 +391,11 @@ static int xkey_cmp(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* Renders the element at absolute index el; the stack is back as it was after. */
-static void render_el(lua_State *L, xbuf *b, int el, int depth)
+/* The attributes of <tag> (the table at attrs), sorted by name. */
+static void render_attrs(lua_State *L, xbuf *b, int attrs, const char *tag)
 {
-    size_t tlen, i, n;
-    const char *tag;
-    int attrs, children, top = lua_gettop(L);
     xkey skeys[16], *keys = skeys;
-    size_t nkeys = 0, cap = 16;
-    if (depth > 200) luaL_error(L, "twiml: elements nested deeper than 200");
-    if (!lua_checkstack(L, 8)) luaL_error(L, "twiml: out of stack space");
-    lua_getfield(L, el, "tag");
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "twiml: an element without a tag");
-    tag = lua_tolstring(L, -1, &tlen); /* held by the element */
-    lua_getfield(L, el, "attrs");
-    attrs = lua_gettop(L);
-    lua_getfield(L, el, "children");
-    children = lua_gettop(L);
-    if (!lua_istable(L, attrs) || !lua_istable(L, children)) luaL_error(L, "twiml: a malformed element <%s>", tag);
-    xput(L, b, "<", 1);
-    xput(L, b, tag, tlen);
+    size_t nkeys = 0, cap = 16, i;
     lua_pushnil(L);
     while (lua_next(L, attrs)) { /* names, to sort; the strings stay held by attrs */
         if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
@@ -437,60 +418,81 @@ static void render_el(lua_State *L, xbuf *b, int el, int depth)
         lua_pop(L, 1);
     }
     if (nkeys > 1) qsort(keys, nkeys, sizeof *keys, xkey_cmp);
-    for (i = 0; i < nkeys; i++) {
+    for (i = 0; i < nkeys; i++) { /* (a raise in here cannot happen: the values are strings, checked above) */
         size_t vlen;
         const char *v;
         lua_pushlstring(L, keys[i].k, keys[i].len);
         lua_rawget(L, attrs);
         v = lua_tolstring(L, -1, &vlen);
-        xput(L, b, " ", 1);
-        xput(L, b, keys[i].k, keys[i].len);
-        xput(L, b, "=\"", 2);
-        xput_escaped(L, b, v, vlen, 1);
-        xput(L, b, "\"", 1);
+        xput(b, " ", 1);
+        xput(b, keys[i].k, keys[i].len);
+        xput(b, "=\"", 2);
+        xput_escaped(b, v, vlen, 1);
+        xput(b, "\"", 1);
         lua_pop(L, 1);
     }
     if (keys != skeys) free(keys);
-    n = (size_t)tl_rawlen(L, children);
+}
+
+/* Renders the element at absolute index el; the stack is back as it was after. */
+static void render_el(lua_State *L, xbuf *b, int el, int depth)
+{
+    size_t tlen, i, n;
+    const char *tag;
+    int top = lua_gettop(L), t;
+    if (depth > 200) luaL_error(L, "twiml: elements nested deeper than 200");
+    if (!lua_checkstack(L, 8)) luaL_error(L, "twiml: out of stack space");
+    lua_pushvalue(L, lua_upvalueindex(1)); /* "tag" */
+    if (tl_rawget(L, el) != LUA_TSTRING) luaL_error(L, "twiml: an element without a tag");
+    tag = lua_tolstring(L, -1, &tlen); /* held by the element */
+    xput(b, "<", 1);
+    xput(b, tag, tlen);
+    lua_pushvalue(L, lua_upvalueindex(2)); /* "attrs" */
+    t = tl_rawget(L, el);
+    if (t == LUA_TTABLE) render_attrs(L, b, lua_gettop(L), tag);
+    else if (t != LUA_TNIL) luaL_error(L, "twiml: a malformed element <%s>", tag);
+    n = (size_t)tl_rawlen(L, el);
     if (n == 0) {
-        xput(L, b, "/>", 2);
+        xput(b, "/>", 2);
     } else {
-        xput(L, b, ">", 1);
+        xput(b, ">", 1);
         for (i = 1; i <= n; i++) {
-            lua_rawgeti(L, children, (lua_Integer)i);
-            if (lua_type(L, -1) == LUA_TSTRING) {
+            int ct = tl_rawgeti(L, el, (lua_Integer)i);
+            if (ct == LUA_TSTRING) {
                 size_t clen;
                 const char *c = lua_tolstring(L, -1, &clen);
-                xput_escaped(L, b, c, clen, 0);
-            } else if (lua_istable(L, -1)) {
+                xput_escaped(b, c, clen, 0);
+            } else if (ct == LUA_TTABLE) {
                 render_el(L, b, lua_gettop(L), depth + 1);
             } else {
                 luaL_error(L, "twiml: a child of <%s> is neither text nor an element", tag);
             }
             lua_pop(L, 1);
         }
-        xput(L, b, "</", 2);
-        xput(L, b, tag, tlen);
-        xput(L, b, ">", 1);
+        xput(b, "</", 2);
+        xput(b, tag, tlen);
+        xput(b, ">", 1);
     }
     lua_settop(L, top);
 }
 
-/* core.xml_render(root) -> the document, with twilio-node's declaration */
+/* core.xml_render(root) -> the document, with twilio-node's declaration
+ * (also the elements' __tostring). Upvalues: the strings "tag", "attrs". */
 static int l_xml_render(lua_State *L)
 {
     static const char decl[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
-    xbuf *b;
+    char stack[2048];
+    xbuf b;
     luaL_checktype(L, 1, LUA_TTABLE);
-    b = lua_newuserdata(L, sizeof *b); /* at 2: owns the bytes until the end */
-    b->p = NULL;
-    b->len = b->cap = 0;
-    luaL_setmetatable(L, XBUF_MT);
-    xput(L, b, decl, sizeof decl - 1);
-    render_el(L, b, 1, 0);
-    lua_pushlstring(L, b->p, b->len);
-    free(b->p);
-    b->p = NULL;
+    lua_settop(L, 2); /* 2: the heap block's slot */
+    b.p = stack;
+    b.len = 0;
+    b.cap = sizeof stack;
+    b.L = L;
+    b.heap = 2;
+    xput(&b, decl, sizeof decl - 1);
+    render_el(L, &b, 1, 0);
+    lua_pushlstring(L, b.p, b.len);
     return 1;
 }
 
@@ -990,7 +992,6 @@ static const luaL_Reg core_funcs[] = {
     { "form_encode", l_form_encode },
     { "xml_check", l_xml_check },
     { "xml_escape", l_xml_escape },
-    { "xml_render", l_xml_render },
     { "sha256_hex", l_sha256_hex },
     { "sleep", l_sleep },
     { "monotonic", l_monotonic },
@@ -1004,11 +1005,6 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_telua_core(lua_State *L)
 {
-    if (luaL_newmetatable(L, XBUF_MT)) {
-        lua_pushcfunction(L, xbuf_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
     if (luaL_newmetatable(L, SIGKEY_MT)) {
         lua_pushcfunction(L, sigkey_gc);
         lua_setfield(L, -2, "__gc");
@@ -1020,6 +1016,10 @@ int luaopen_telua_core(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, core_funcs);
+    lua_pushliteral(L, "tag"); /* the renderer's keys, at hand (pushing a C string looks it up with strcmp) */
+    lua_pushliteral(L, "attrs");
+    lua_pushcclosure(L, l_xml_render, 2);
+    lua_setfield(L, -2, "xml_render");
     lua_pushliteral(L, TELUA_VERSION);
     lua_setfield(L, -2, "_VERSION");
     tl_open_sqlite(L);
