@@ -55,8 +55,14 @@ $(BUILD)/libtelua.so: $(BUILD)/libtelua.so.$(VERSION)
 	ln -sf libtelua.so.$(VERSION) $(BUILD)/libtelua.so.$(SOMAJOR)
 	ln -sf libtelua.so.$(SOMAJOR) $@
 
+# The telua program allocates with jemalloc (Debian's libjemalloc2): under
+# two workers it took 4 us of CPU off a webhook against glibc's malloc
+# (bench/RESULTS.md, "The allocator"). MALLOC=libc keeps glibc's. The
+# library (libtelua) leaves the allocator to the program that embeds it.
+MALLOC ?= jemalloc
+MALLOC_LIBS := $(if $(filter jemalloc,$(MALLOC)),-ljemalloc)
 $(BUILD)/telua: $(OBJDIR)/host/main.o $(BUILD)/libtelua.a
-	$(CC) $(CFLAGS) -o $@ $(OBJDIR)/host/main.o $(BUILD)/libtelua.a $(HOST_LIBS)
+	$(CC) $(CFLAGS) -o $@ $(OBJDIR)/host/main.o $(BUILD)/libtelua.a $(MALLOC_LIBS) $(HOST_LIBS)
 
 # pkg-config: telua.pc (installed) and telua-uninstalled.pc (this build;
 # pkg-config prefers it when PKG_CONFIG_PATH holds $(BUILD))
@@ -79,7 +85,7 @@ DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
             libnginx-mod-http-lua lua-resty-core redis-server libhiredis-dev clang libclang-rt-14-dev iproute2 g++ \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils \
-            python3-prometheus-client chromium
+            python3-prometheus-client chromium libjemalloc-dev
 # `make deps`: what building and serving need (Debian packages only, so
 # `make run` works without the npm registry); `make oracles`: the npm test
 # oracles (the official twilio library, libphonenumber), for `make test`.

@@ -46,7 +46,7 @@ static long decode_part(const char *src, size_t len, char *dst, size_t *bad)
 int tl_form_decode(const char *src, size_t len, char *scratch,
                    tl_form_emit emit, void *ud, size_t *err_pos)
 {
-    size_t pos = 0;
+    size_t pos = 0, used = 0;
     while (pos < len) {
         const char *seq = src + pos;
         const char *amp = memchr(seq, '&', len - pos);
@@ -57,19 +57,21 @@ int tl_form_decode(const char *src, size_t len, char *scratch,
             size_t bad = 0;
             long kdec, vdec = 0;
             int rc;
-            kdec = decode_part(seq, klen, scratch, &bad);
+            char *out = scratch + used; /* each pair after the last: all stay readable */
+            kdec = decode_part(seq, klen, out, &bad);
             if (kdec < 0) {
                 if (err_pos) *err_pos = pos + bad;
                 return TL_FORM_EBADESCAPE;
             }
             if (eq) {
-                vdec = decode_part(eq + 1, seq_len - klen - 1, scratch + kdec, &bad);
+                vdec = decode_part(eq + 1, seq_len - klen - 1, out + kdec, &bad);
                 if (vdec < 0) {
                     if (err_pos) *err_pos = pos + klen + 1 + bad;
                     return TL_FORM_EBADESCAPE;
                 }
             }
-            rc = emit(ud, scratch, (size_t)kdec, scratch + kdec, (size_t)vdec);
+            used += (size_t)(kdec + vdec);
+            rc = emit(ud, out, (size_t)kdec, out + kdec, (size_t)vdec);
             if (rc != 0) return rc;
         }
         pos += seq_len + 1;

@@ -22,15 +22,17 @@ enum {
 
 /*
  * Called once per name/value pair, in the order they appear. Both buffers
- * are decoded, not NUL-terminated, and valid only during the call. A
- * non-zero return stops decoding and is returned by tl_form_decode().
+ * are decoded and not NUL-terminated; they point into the caller's scratch
+ * buffer, each pair after the one before, so they stay valid as long as
+ * it does. A non-zero return stops decoding and is returned by
+ * tl_form_decode().
  */
 typedef int (*tl_form_emit)(void *ud, const char *key, size_t key_len,
                             const char *value, size_t value_len);
 
 /*
  * Decodes `len` bytes of `src`. `scratch` must hold at least `len` bytes
- * (a decoded pair is never longer than its source). Empty sequences between
+ * (a decoded pair is never longer than its source, so all of them fit). Empty sequences between
  * '&' are skipped; a sequence without '=' is a key with an empty value;
  * '+' is a space. Returns TL_FORM_OK, TL_FORM_EBADESCAPE (and the byte
  * offset of the bad '%' in *err_pos when err_pos is not NULL), or the

@@ -150,37 +150,34 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enu
     *con_cls = NULL;
 }
 
+#define STACK_PARAMS 48 /* a voice webhook has about 25 fields */
+
 typedef struct {
     tl_param *p;
     size_t n, cap;
     int oom;
+    tl_param stack[STACK_PARAMS];
 } param_list;
 
-/* Collects decoded pairs as tl_param pointing into a private copy. */
+/* Collects decoded pairs as tl_param pointing into the decoder's scratch
+ * buffer (each pair has its own bytes there, valid while it is). */
 static int collect_param(void *ud, const char *k, size_t kl, const char *v, size_t vl)
 {
     param_list *l = ud;
-    char *copy;
     if (l->n == l->cap) {
-        size_t nc = l->cap ? 2 * l->cap : 32;
-        tl_param *np = realloc(l->p, nc * sizeof *np);
+        size_t nc = 2 * l->cap;
+        tl_param *np = l->p == l->stack ? malloc(nc * sizeof *np) : realloc(l->p, nc * sizeof *np);
         if (!np) {
             l->oom = 1;
             return 1;
         }
+        if (l->p == l->stack) memcpy(np, l->stack, l->n * sizeof *np);
         l->p = np;
         l->cap = nc;
     }
-    copy = malloc(kl + vl + 1);
-    if (!copy) {
-        l->oom = 1;
-        return 1;
-    }
-    memcpy(copy, k, kl);
-    memcpy(copy + kl, v, vl);
-    l->p[l->n].key = copy;
+    l->p[l->n].key = k;
     l->p[l->n].key_len = kl;
-    l->p[l->n].value = copy + kl;
+    l->p[l->n].value = v;
     l->p[l->n].value_len = vl;
     l->n++;
     return 0;
@@ -188,9 +185,7 @@ static int collect_param(void *ud, const char *k, size_t kl, const char *v, size
 
 static void free_params(param_list *l)
 {
-    size_t i;
-    for (i = 0; i < l->n; i++) free((void *)l->p[i].key);
-    free(l->p);
+    if (l->p != l->stack) free(l->p);
 }
 
 static int is_form(const char *ctype)
@@ -205,11 +200,15 @@ static enum MHD_Result handle(telua_host *h, int index, struct MHD_Connection *c
 {
     char *path, *query, *url, *scratch = NULL;
     const char *sig, *ctype, *raw_body = NULL;
-    param_list params = { NULL, 0, 0, 0 };
+    param_list params;
     size_t ulen, pos = 0, raw_len = 0;
     int src;
     enum MHD_Result ret;
 
+    params.p = params.stack;
+    params.n = 0;
+    params.cap = STACK_PARAMS;
+    params.oom = 0;
     atomic_fetch_add(&h->requests, 1);
     c->arrived_ns = tl_now_ns();
     if (c->body.too_large) {

@@ -23,6 +23,12 @@
  * telua_host_port from any thread, telua_send also from the callbacks.
  * Every string the API is given is copied before the call returns.
  * Compiles as C99 and as C++ (spec/c/embed_cxx.cpp checks C++17).
+ *
+ * Signals: with a CPU budget (cpu_ms, on by default) the host installs a
+ * SIGURG handler while it runs; its watchdog thread sends SIGURG to a
+ * worker whose rule ran past the budget (the handler sets the Lua hook
+ * that stops it). A SIGURG handler the program had is called for every
+ * SIGURG that is not the watchdog's, and the workers unblock SIGURG.
  */
 #ifndef TELUA_H
 #define TELUA_H
