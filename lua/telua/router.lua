@@ -506,7 +506,9 @@ function Router:_message(r, ctx)
     canon = {}
     self.canon, self.canon_region = canon, region
   end
-  for _, e in ipairs(self.messages) do
+  local entries = self.messages
+  for i = 1, #entries do
+    local e = entries[i]
     local want_to, want_from = e.to, e.from
     if e.keyword and not first then first = upper(text:match("^%s*(%S*)") or "") end
     if want_to then
@@ -600,7 +602,9 @@ function Router:_handle(req, ctx)
     if is_flow(v.handler) then return v.handler:run(r, path, nil, ctx, respond) end
     return respond(v.handler(r), "voice")
   end
-  for _, f in ipairs(self.flows) do
+  local flows = self.flows
+  for i = 1, #flows do
+    local f = flows[i]
     local base = f.base
     if path:sub(1, #base + 1) == base .. "/" then
       ctx.kind, ctx.route = "voice", base .. "/*"

@@ -35,6 +35,7 @@ typedef struct {
     tl_cached cache[STMT_CACHE];
     unsigned next; /* round-robin victim */
     uint64_t busy_since; /* when the current wait for a lock began (ns, monotonic) */
+    volatile void *wal_region; /* the WAL index's first region, once mapped (see db_wal_mark) */
     unsigned char wal_hdr[48]; /* the WAL-index header db:wal_mark last saw */
     lua_Integer wal_gen;       /* and its number: one more each time the header read differs */
 } tl_db;
@@ -321,7 +322,9 @@ static int db_atomically(lua_State *L)
  * VFS) or inside a transaction (this connection's own uncommitted writes
  * do not move it). The index is reached through the VFS's xShmMap on the
  * connection's own file, the mapping SQLite itself uses, valid while the
- * connection is open. */
+ * connection is open (SQLite unmaps it only when it closes the WAL: when
+ * the connection closes or leaves WAL mode, which the store never does),
+ * so it is looked up once and kept. */
 #define WAL_HDR 48
 static int db_wal_mark(lua_State *L)
 {
@@ -330,10 +333,15 @@ static int db_wal_mark(lua_State *L)
     volatile void *region = NULL;
     unsigned char a[WAL_HDR], b[WAL_HDR];
     if (!sqlite3_get_autocommit(d->db)) return 0;
-    if (sqlite3_file_control(d->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f || !f->pMethods ||
-        f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
-        return 0;
-    if (f->pMethods->xShmMap(f, 0, 32768, 0, &region) != SQLITE_OK || !region) return 0;
+    region = d->wal_region;
+    if (!region) { /* mapped once: xShmMap takes the database's and the shared index's mutexes, which
+                    * every worker's connection would take on every webhook */
+        if (sqlite3_file_control(d->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f || !f->pMethods ||
+            f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+            return 0;
+        if (f->pMethods->xShmMap(f, 0, 32768, 0, &region) != SQLITE_OK || !region) return 0;
+        d->wal_region = region;
+    }
     memcpy(a, (const void *)region, WAL_HDR);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     memcpy(b, (const unsigned char *)region + WAL_HDR, WAL_HDR);
