@@ -154,7 +154,7 @@ $(BUILD)/test_strmatch: spec/c/test_strmatch.c src/host/strmatch.c src/host/vm.c
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_strmatch.c src/host/strmatch.c \
 	  src/host/vm.c src/host/watchdog.c src/host/clock.c src/host/log.c src/host/metrics.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
 
-$(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/strmatch.c src/host/clock.c src/host/log.c src/host/metrics.c \
+$(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/watchdog.c src/host/strmatch.c src/host/clock.c src/host/log.c src/host/metrics.c \
                   $(CORE_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(SANFLAGS) $(LUA54_CFLAGS) -Isrc/include -o $@ spec/c/test_vm.c src/host/strmatch.c \

@@ -3,15 +3,47 @@
  * protected call) jumps back to the armed recovery point and marks the
  * state broken instead of aborting the process; a coroutine that runs out
  * of memory gets its message without needing memory first; the CPU budget
- * cannot be swallowed by pcall. TAP output.
+ * cannot be swallowed by pcall, armed by a count hook or by the watchdog
+ * (src/host/watchdog.c: no hook until the deadline passes, a coroutine the
+ * rule runs is the one stopped, another SIGURG handler still gets its
+ * signals). TAP output.
  */
 #include "../../src/host/vm.h"
+#include "../../src/host/watchdog.h"
 
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 static int n_ok, n_fail;
+static volatile sig_atomic_t program_urgs; /* the SIGURGs the program's own handler saw */
+
+static void program_handler(int sig)
+{
+    (void)sig;
+    program_urgs++;
+}
+
+/* Runs chunk as a request's coroutine under a 50 ms budget; returns the
+ * resume status, with the message in msg and the milliseconds in *ms. */
+static int run_budgeted(tl_vm *vm, const char *chunk, int *hooked, char *msg, size_t msglen, double *ms)
+{
+    lua_State *L = vm->L, *co = lua_newthread(L);
+    long long t0;
+    int rc, nres;
+    luaL_loadstring(co, chunk);
+    t0 = tl_now_ns();
+    tl_vm_budget_start(vm, co, 50000000LL, 50);
+    *hooked = lua_gethook(co) != NULL;
+    rc = lua_resume(co, L, 0, &nres);
+    tl_vm_budget_stop(vm, co, t0);
+    *ms = (double)(tl_now_ns() - t0) / 1e6;
+    snprintf(msg, msglen, "%s", lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : "(no message)");
+    *hooked = *hooked || lua_gethook(co) != NULL; /* (none left after stop either) */
+    lua_pop(L, 1);
+    return rc;
+}
 
 static void tap(int ok, const char *name, const char *detail)
 {
@@ -77,6 +109,42 @@ int main(void)
     tap(vm->budget_hit && strncmp(vm->budget_file, "[string \"for _ = 1, 100 do pcall", 31) == 0 &&
         vm->budget_line == 1, "where it ran out is recorded", vm->budget_file);
     tl_vm_free(vm);
+
+    /* the budget armed by the watchdog */
+    {
+        struct sigaction sa;
+        char msg[300];
+        int hooked;
+        double ms;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = program_handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGURG, &sa, NULL);
+        tap(tl_wd_start(2) == 0, "the watchdog starts", NULL);
+        raise(SIGURG);
+        tap(program_urgs == 1, "a SIGURG on a thread without a slot reaches the program's handler", NULL);
+        tap(tl_wd_join() != NULL && tl_wd_self() == tl_wd_join(), "this thread has a slot", NULL);
+        vm = tl_vm_new(0, 50, "lua");
+        rc = run_budgeted(vm, "local n = 0 for _ = 1, 1e9 do pcall(function() while true do n = n + 1 end end) end",
+                          &hooked, msg, sizeof msg, &ms);
+        tap(rc == LUA_ERRRUN && strstr(msg, "rule exceeded its CPU budget of 50 ms") != NULL,
+            "a loop under pcall stops at the budget", msg);
+        tap(!hooked, "no hook was set before the deadline, none is left after", NULL);
+        tap(ms >= 50 && ms < 1000, "it stopped soon after its 50 ms", NULL);
+        rc = run_budgeted(vm, "local resume = debug.getregistry()['telua.resume'] "
+                              "local co = coroutine.create(function() while true do end end) "
+                              "local ok, err = resume(co) "
+                              "for _ = 1, 1e9 do end return 'went on after: ' .. tostring(err)",
+                          &hooked, msg, sizeof msg, &ms);
+        tap(rc == LUA_ERRRUN && strstr(msg, "CPU budget") != NULL, "a loop in a coroutine the rule resumes stops, "
+            "and so does the rule that caught its error", msg);
+        rc = run_budgeted(vm, "return 'quick'", &hooked, msg, sizeof msg, &ms);
+        tap(rc == LUA_OK && strcmp(msg, "quick") == 0 && !hooked, "a quick rule runs hook-free", msg);
+        raise(SIGURG);
+        tap(program_urgs == 2, "a SIGURG not sent by the watchdog still reaches the program's handler", NULL);
+        tl_vm_free(vm);
+        tl_wd_stop();
+    }
 
     printf("1..%d\n", n_ok + n_fail);
     return n_fail ? 1 : 0;

@@ -36,16 +36,16 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     tl_wd_slot *s = wd_self;
     int saved = errno;
-    lua_State *co = s ? s->co : NULL;
-    long long due = s ? atomic_load_explicit(&s->due_ns, memory_order_relaxed) : 0;
-    if (co && due && tl_now_ns() >= due) {
-        lua_sethook(co, tl_vm_budget_hook, LUA_MASKCOUNT, 1);
-    } else if (!s || !atomic_load(&s->kicked)) { /* not ours: whoever had SIGURG before */
-        if (wd_old.sa_flags & SA_SIGINFO) {
-            if (wd_old.sa_sigaction) wd_old.sa_sigaction(sig, si, uc);
-        } else if (wd_old.sa_handler != SIG_DFL && wd_old.sa_handler != SIG_IGN && wd_old.sa_handler) {
-            wd_old.sa_handler(sig);
-        }
+    unsigned sent = s ? atomic_load(&s->sent) : 0;
+    if (s && sent != s->seen) { /* the watchdog's (signals pending together are delivered once) */
+        lua_State *co = s->co;
+        long long due = atomic_load_explicit(&s->due_ns, memory_order_relaxed);
+        s->seen = sent;
+        if (co && due && tl_now_ns() >= due) lua_sethook(co, tl_vm_budget_hook, LUA_MASKCOUNT, 1);
+    } else if (wd_old.sa_flags & SA_SIGINFO) { /* not ours: whoever had SIGURG before */
+        if (wd_old.sa_sigaction) wd_old.sa_sigaction(sig, si, uc);
+    } else if (wd_old.sa_handler != SIG_DFL && wd_old.sa_handler != SIG_IGN && wd_old.sa_handler) {
+        wd_old.sa_handler(sig);
     }
     errno = saved;
 }
@@ -86,6 +86,7 @@ static void *wd_main(void *arg)
             long long due = atomic_load(&s->due_ns);
             if (due && now >= due && !atomic_load(&s->kicked)) {
                 atomic_store(&s->kicked, 1);
+                atomic_fetch_add(&s->sent, 1);
                 pthread_kill(s->thread, WD_SIGNAL); /* the thread is alive: it unregisters under wd_mu */
             }
         }

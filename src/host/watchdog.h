@@ -32,6 +32,8 @@ typedef struct tl_wd_slot {
     pthread_t thread;
     atomic_llong due_ns;            /* CLOCK_MONOTONIC deadline; 0: nothing armed */
     atomic_int kicked;              /* the watchdog signalled this arming */
+    atomic_uint sent;               /* signals the watchdog sent this thread */
+    unsigned seen;                  /* of those, the ones the handler took (this thread only) */
     lua_State *volatile co;         /* the thread running Lua now: the one the handler hooks */
 } tl_wd_slot;
 
