@@ -391,6 +391,54 @@ describe("telua.client against the sandbox", function()
       assert.equal(5, #client.verify.fetch(SERVICE, v.sid).send_code_attempts)
     end)
 
+    -- telua.verify's own limits, over the same sandbox: the expected counts
+    -- are the calls made here and Twilio's documented 5 attempts (60202/60203)
+    local function verifier(o)
+      local store = assert(require("telua.store").open("sqlite::memory:"))
+      o = o or {}
+      return assert(require("telua.verify").new{ service_sid = SERVICE, store = store, client = client,
+                                                   default_region = "US", check_limit = o.check_limit }), store
+    end
+
+    it("telua.verify counts a number in its E.164 form: four spellings, one counter, the fourth start refused", function()
+      local v = verifier()
+      local first = assert(keep(v:start("(415) 555-0104")))
+      assert(keep(v:start("+14155550104")))
+      local third = assert(keep(v:start("415-555-0104")))
+      assert.equal(1, first.attempt)
+      assert.equal(3, third.attempt)
+      local before = requests()
+      local none, err = v:start("+1 415 555 0104")
+      assert.is_nil(none)
+      assert.equal(60203, err.code)
+      assert.is_true(err.retry_after > 0 and err.retry_after <= 600, tostring(err.retry_after))
+      assert.matches("try again in %d+ seconds", err.message)
+      assert.equal(before, requests()) -- nothing reached Twilio
+      assert.equal(3, #client.verify.fetch(SERVICE, third.sid).send_code_attempts)
+      assert(keep(v:start("+14155550199"))) -- another number has its own count
+    end)
+
+    it("telua.verify stops wrong guesses after 3 checks, before Twilio's 5, and says how long to wait", function()
+      local v = verifier()
+      local started = assert(keep(v:start("+14155550105")))
+      for _ = 1, 3 do assert.is_false((v:check("(415) 555-0105", "000000"))) end
+      local before = requests()
+      local ok, err = v:check("+14155550105", code_of(started.sid)) -- even the right code: the number is locked
+      assert.is_nil(ok)
+      assert.equal(60202, err.code)
+      assert.equal(429, err.status)
+      assert.is_true(err.retry_after > 0 and err.retry_after <= 600, tostring(err.retry_after))
+      assert.equal(before, requests())
+      assert.equal("pending", assert(client.verify.fetch(SERVICE, started.sid)).status)
+      -- a higher limit lets the right code through on the fourth check
+      local v2 = verifier{ check_limit = 4 }
+      local s2 = assert(keep(v2:start("+14155550106")))
+      for _ = 1, 3 do assert.is_false((v2:check("+14155550106", "000000"))) end
+      assert.is_true((v2:check("+14155550106", code_of(s2.sid))))
+      assert.has_error(function() require("telua.verify").new{ service_sid = SERVICE, store = v.store, client = client,
+                                                                check_limit = 0 } end)
+    end)
+
     it("cancels, and checks parameters before sending", function()
       local v = assert(client.verify.start(SERVICE, { to = "+14155550103", channel = "call" }))
       assert.equal("canceled", assert(client.verify.update(SERVICE, v.sid, "canceled")).status)
