@@ -165,14 +165,16 @@ describe("host + sandbox", function()
   end)
 
   it("checks the opt-out again at send time", function()
-    -- queue directly (as a campaign would), then opt out before the sender gets to it
+    -- queue directly (as a campaign would), then opt out before the sender gets to it (due in 3 s:
+    -- `telua sandbox inbound` is a process of its own, slow to start on a loaded machine)
     sqlite(db, "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, created_at, updated_at) " ..
       "VALUES ('{\"to\":\"+14155550113\",\"from\":\"+15005550006\",\"body\":\"later\"}', '+15005550006', " ..
-      "'+14155550113', 'queued', 0, strftime('%s','now') + 1, 0, 0)")
+      "'+14155550113', 'queued', 0, strftime('%s','now') + 3, 0, 0)")
     inbound("+14155550113", "STOP")
     assert.truthy(wait_for(function()
       return sqlite(db, "SELECT state FROM outbox WHERE to_addr = '+14155550113'") == "skipped"
-    end, 5))
+    end, 8), "not skipped: " .. tostring(sqlite(db, "SELECT state FROM outbox WHERE to_addr = '+14155550113'")) ..
+       ", opt-out " .. tostring(sqlite(db, "SELECT keyword FROM optouts WHERE recipient = '+14155550113'")))
     assert.equal(0, #sandbox_messages("+14155550113"))
   end)
 end)
