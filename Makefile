@@ -56,7 +56,7 @@ $(BUILD)/libtelua.so: $(BUILD)/libtelua.so.$(VERSION)
 	ln -sf libtelua.so.$(SOMAJOR) $@
 
 # The telua program allocates with jemalloc (Debian's libjemalloc2): under
-# two workers it took 4 us of CPU off a webhook against glibc's malloc
+# two workers it took 2.5-4 us of CPU off a webhook against glibc's malloc
 # (bench/RESULTS.md, "The allocator"). MALLOC=libc keeps glibc's. The
 # library (libtelua) leaves the allocator to the program that embeds it.
 MALLOC ?= jemalloc

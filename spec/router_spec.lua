@@ -256,6 +256,31 @@ backends.each("telua.router", function(B)
     assert.matches("reply 3", r:handle(sms("hello")).body)       -- no token: always runs
   end)
 
+  it("takes a request in the host's forms (params, form_raw, header_lines) and replays a retry from them too", function()
+    local ran, seen = 0, nil
+    assert(r:add("a.lua", { settings = { idempotency = true }, messages = { { handler = function(req)
+      ran = ran + 1
+      seen = { form = req.form, headers = req.headers, from = req.from, text = req.text }
+      local m = twiml.messaging(); m:message("reply " .. ran); return m
+    end } } }))
+    local function host_delivery(token)
+      return { method = "POST", path = "/sms/incoming", query = "",
+               params = { From = "+14155550199", To = "+14155550100", Body = "a&b" },
+               form_raw = "From=%2B14155550199&To=%2B14155550100&Body=a%26b&From=%2B1",
+               header_lines = "host: x\ni-twilio-idempotency-token: " .. token .. "\nx-other: a: b\n" }
+    end
+    local first = r:handle(host_delivery("tok-h"), {})
+    assert.are.same({ { "From", "+14155550199" }, { "To", "+14155550100" }, { "Body", "a&b" }, { "From", "+1" } },
+                    seen.form)
+    assert.are.same({ host = "x", ["i-twilio-idempotency-token"] = "tok-h", ["x-other"] = "a: b" }, seen.headers)
+    assert.are.equal("+14155550199", seen.from)
+    assert.are.equal("a&b", seen.text)
+    local ctx = {}
+    assert.are.same(first, r:handle(host_delivery("tok-h"), ctx))
+    assert.is_true(ctx.replayed)
+    assert.are.equal(1, ran)
+  end)
+
   it("does not replay unless idempotency is on", function()
     local ran = 0
     assert(r:add("a.lua", { messages = { { handler = function() ran = ran + 1 end } } }))

@@ -399,12 +399,10 @@ local lazy = {
   end,
 }
 
--- A request's fields: the map of first values the host gives, or the
--- body's pairs (their first values win) with the query's filled in.
+-- A plain Lua caller's request fields: the body's pairs (their first
+-- values win) with the query's filled in.
 local function params_of(req)
-  local params = req.params
-  if params then return params end
-  params = webhook.first_values(req.form or {})
+  local params = webhook.first_values(req.form or {})
   if req.query and req.query ~= "" then
     local q = webhook.parse_form(req.query)
     if q then for _, p in ipairs(q) do if params[p[1]] == nil then params[p[1]] = p[2] end end end
@@ -572,7 +570,7 @@ function Router:handle(req, ctx)
   if settings.idempotency ~= true or not store then return self:_handle(req, ctx) end
   local token
   if req.headers then token = req.headers["i-twilio-idempotency-token"]
-  elseif req.header_lines then token = ("\n" .. req.header_lines):match("\ni%-twilio%-idempotency%-token: ([^\n]*)") end
+  elseif req.header_lines then token = parse_header_lines(req.header_lines)["i-twilio-idempotency-token"] end
   if type(token) ~= "string" or token == "" then return self:_handle(req, ctx) end
   local key = (req.method or "") .. " " .. (req.path or "") .. " " .. token
   local hit = store:kv_get("webhook", key)

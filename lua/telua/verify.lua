@@ -79,8 +79,8 @@ local function counted(self, to)
   return e164.normalize(to, self.region) or (to:gsub("%s", ""))
 end
 
--- One more attempt on counter ns for the number: nil when it may go, else
--- the error to answer with (code, and how many were allowed).
+-- One more attempt on counter ns for the number: nil and the number's
+-- count in the window when it may go, else the error to answer with.
 local function over(self, ns, to, limit, code, what)
   local allowed, count, wait = self.store:counter_hit(ns, counted(self, to), limit, self.window)
   if allowed == nil then

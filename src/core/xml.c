@@ -52,43 +52,23 @@ size_t tl_xml_check(const char *str, size_t len)
     return (size_t)-1;
 }
 
-/* What each byte becomes, in text (0) and in attribute values (1): NULL
- * for itself. */
-static const char *escape_of(unsigned char c, int attr)
-{
-    switch (c) {
-    case '&': return "&amp;";
-    case '<': return "&lt;";
-    case '>': return attr ? NULL : "&gt;";
-    case '"': return attr ? "&quot;" : NULL;
-    case '\r': return "&#xD;";
-    case '\n': return attr ? "&#xA;" : NULL;
-    case '\t': return attr ? "&#x9;" : NULL;
-    default: return NULL;
-    }
-}
-
 size_t tl_xml_escape(const char *s, size_t len, int attr, char *dst)
 {
-    /* bytes that may need an escape, in either mode: a run of others is copied at once */
-    static const unsigned char special[256] = { ['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1,
-                                                ['\t'] = 1 };
+    /* what a byte becomes (NULL: itself), in text and in attribute values */
+    static const char *const text_esc[256] = { ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['\r'] = "&#xD;" };
+    static const char *const attr_esc[256] = { ['&'] = "&amp;", ['<'] = "&lt;", ['"'] = "&quot;", ['\t'] = "&#x9;",
+                                               ['\n'] = "&#xA;", ['\r'] = "&#xD;" };
+    const char *const *esc = attr ? attr_esc : text_esc;
     size_t i = 0, o = 0;
-    while (i < len) {
-        size_t run = i;
-        const char *rep;
-        while (run < len && !special[(unsigned char)s[run]]) run++;
+    while (i < len) { /* a run of bytes that stay is copied at once */
+        size_t run = i, n;
+        while (run < len && !esc[(unsigned char)s[run]]) run++;
         memcpy(dst + o, s + i, run - i);
         o += run - i;
         if (run == len) break;
-        rep = escape_of((unsigned char)s[run], attr);
-        if (rep) {
-            size_t n = strlen(rep);
-            memcpy(dst + o, rep, n);
-            o += n;
-        } else {
-            dst[o++] = s[run];
-        }
+        n = strlen(esc[(unsigned char)s[run]]);
+        memcpy(dst + o, esc[(unsigned char)s[run]], n);
+        o += n;
         i = run + 1;
     }
     return o;
