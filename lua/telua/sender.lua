@@ -7,7 +7,11 @@
 --
 -- 1. checks the opt-out list again at send time (an entry for a number
 --    that opted out since it was queued is `skipped`);
--- 2. paces per sender with GCRA in segments, at the rate of the sender's
+-- 2. holds an entry whose policy has quiet hours (`telua.quiet`) while
+--    the recipient's local time is inside them in any of the zones their
+--    number may be in: it goes back to the outbox until the window ends in
+--    all of them (not counted as an attempt);
+-- 3. paces per sender with GCRA in segments, at the rate of the sender's
 --    type (reference hosts-and-ratelimit.md §5.6: US long code 1 segment/s,
 --    toll-free 3, short code 100, WhatsApp 10), under the account's 2,000
 --    MPS and, for a campaign, at the campaign's own rate (evenly spaced,
@@ -15,9 +19,12 @@
 --    a second, its slot is taken then and there and kept in the outbox
 --    (`reserved`), so the schedule survives a restart; further out, it is
 --    looked at again shortly before;
--- 3. sends up to `concurrency` at once through `telua.client`, which
+--    An entry with a `max_per_day` cap is counted as it goes (the store's
+--    `per_day` counter of the recipient); past the cap it waits for the
+--    counter's day to end;
+-- 4. sends up to `concurrency` at once through `telua.client`, which
 --    retries 429/20429, 5xx and dropped connections with backoff;
--- 4. files the answer: `sent` with the MessageSid (and the message log
+-- 5. files the answer: `sent` with the MessageSid (and the message log
 --    entry); 21610 records the opt-out and fails; a timeout on the request
 --    marks the entry `unknown` (Twilio may have it: never resent blind);
 --    a retryable error is queued again with exponential backoff and full
@@ -49,6 +56,7 @@ local core = require "telua.core"
 local store_mod = require "telua.store"
 local gcra = require "telua.gcra"
 local metrics = require "telua.metrics"
+local quiet = require "telua.quiet"
 
 local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, ceil =
   pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor, math.ceil
@@ -93,6 +101,8 @@ end
 local Sender = {}
 Sender.__index = Sender
 
+local function bare(addr) return (addr:gsub("^%a+:", "")) end
+
 --- Makes a sender.
 -- @tparam table opts `store` (a `telua.store` on the host's SQLite file),
 --   `client` (a `telua.client`), `rates` (see `RATES`), `concurrency`
@@ -103,7 +113,9 @@ Sender.__index = Sender
 --   Twilio took a message or it failed for good, `"optout"` {from, to,
 --   keyword = "21610"} when Twilio said the recipient had opted out),
 --   `consumer` (this host's name in a shared outbox), `visibility`
---   (seconds, default 60: how long another host's claim stands)
+--   (seconds, default 60: how long another host's claim stands), `clock`
+--   (function -> epoch seconds, default `telua.core.time`: the time the
+--   pacing, the quiet hours and the caps see)
 function _M.new(opts)
   local self = setmetatable({
     store = assert(opts.store, "sender needs a store"),
@@ -122,6 +134,7 @@ function _M.new(opts)
     campaigns_seen = {}, -- campaigns sent for, shown in the host's metrics (publish_gauges)
     sent = 0, failed = 0,
     visibility = opts.visibility or _M.VISIBILITY,
+    clock = opts.clock or core.time,
   }, Sender)
   self.pacer = self.store.pacer and self.store:pacer() or nil
   if opts.consumer and self.store.outbox.set_consumer then self.store.outbox:set_consumer(opts.consumer) end
@@ -275,13 +288,39 @@ function Sender:backoff(attempts, err)
   return d
 end
 
-local function bare(addr) return (addr:gsub("^%a+:", "")) end
-
 -- Tells opts.on_event; an error there is the embedder's, logged and dropped.
 function Sender:emit(kind, fields)
   if not self.on_event then return end
   local ok, err = pcall(self.on_event, kind, fields)
   if not ok then self.log("error", ("event handler (%s): %s"):format(kind, tostring(err))) end
+end
+
+--- When an entry inside its recipient's quiet hours may go (its policy's
+-- `quiet` window, `telua.quiet`): the end of the window in every zone the
+-- number may be in; nil when it may go now. When no hour is outside the
+-- window in all its zones at once, the first of them (the data's order)
+-- decides.
+function Sender:quiet_hold(e, now)
+  local w = e.policy and e.policy.quiet
+  if not w then return nil end
+  local zones = quiet.zones(e.params.to)
+  local at, waited = quiet.next_allowed(zones, w, now)
+  if at == nil then at, waited = quiet.next_allowed({ zones[1] }, w, now) end
+  return waited and at or nil
+end
+
+--- Counts an entry that goes now against its policy's `max_per_day`
+-- (the store's counter `per_day` of the recipient's number, a window of
+-- 24 hours from its first message): nil when it may go, else when to look
+-- again (the window's end; half a second when the store did not answer).
+function Sender:capped(e, now)
+  local n = e.policy and e.policy.max_per_day
+  if not n then return nil end
+  local ok, _, left = self.store:counter_hit("per_day", bare(e.params.to), n, 86400, floor(now))
+  if ok == nil then return now + 0.5 end
+  if ok then return nil end
+  self.log("info", ("outbox %d: %s had %d messages today (max_per_day); waits %ds"):format(e.id, e.params.to, n, left))
+  return now + left
 end
 
 -- Files one answer.
@@ -346,7 +385,7 @@ end
 -- @treturn number how many were sent or filed this round, or -1 when the
 --   store could not be reached (the caller waits before the next round)
 function Sender:step(now)
-  now = now or core.time()
+  now = now or self.clock()
   local store = self.store
   if self.unfiled then -- a round whose answers could not be written: first those
     local ok, terr = store:transaction(self.unfiled)
@@ -393,12 +432,18 @@ function Sender:step(now)
       -- first use of a region's numbering plan compiles its patterns, which
       -- must not sit between a decision and its send
       local checked, cerr = client_mod.check_message(p)
+      local hold = checked and self:quiet_hold(e, now)
       if not checked then
         invalid[#invalid + 1] = { e, cerr }
+      elseif hold then -- inside the recipient's quiet hours: back until they end
+        later[#later + 1] = { e.id, hold, false }
       else
         local cost = e.segments or (checked._segments and checked._segments.segments) or 1
-        local at, reserved = self:pace(e, cost, core.time())
-        if at == 0 then
+        local at, reserved = self:pace(e, cost, self.clock())
+        local capped = at == 0 and self:capped(e, now)
+        if capped then
+          later[#later + 1] = { e.id, capped, false }
+        elseif at == 0 then
           go[#go + 1] = e
           batch[#batch + 1] = checked
         else
@@ -410,7 +455,7 @@ function Sender:step(now)
   -- send first, the store writes after; the ring holds when each message
   -- left, not when it was decided (the checks and store reads of the rest
   -- of the round came in between)
-  local t_send = core.time()
+  local t_send = self.clock()
   local measure = metrics.on()
   for _, e in ipairs(go) do
     local ring = e.ring_slot and self.recent[e.campaign]
@@ -471,6 +516,71 @@ function Sender:publish_gauges()
       if (p.queued or 0) + (p.sending or 0) == 0 then self.campaigns_seen[name] = nil end
     end
   end
+end
+
+--- Plans when each of a list of entries would go, by the pacing this
+-- sender applies: its sender type's rate and the account's (`RATES`, or
+-- the host's `--send-rates`), a campaign's own rate, the entries' due
+-- times and their quiet hours (an entry due inside its recipient's quiet
+-- hours waits for their end, and is looked at again when its pacing turn
+-- is further out than a slot is held, as the sender does). The
+-- entries are taken in order of their due time, as the outbox gives them.
+-- `telua campaign` estimates a campaign's time and its progress ETA with it.
+-- @tparam table list entries `{ sender = FROM, to = TO, segments = N,
+--   not_before = EPOCH, campaign = NAME, rate = MPS, policy = POLICY }`
+--   (as queued; `segments` default 1, `not_before` default `start`)
+-- @tparam[opt] table opts `rates` (default `RATES`), `start` (epoch
+--   seconds, default now)
+-- @treturn table the send time of each entry (epoch seconds, the list's
+--   order), then `{ finish = EPOCH (the last send), held = N (entries that
+--   wait for quiet hours to end), held_until = EPOCH (the latest such end) }`
+local plans = 0
+function _M.schedule(list, opts)
+  opts = opts or {}
+  local start = opts.start or core.time()
+  local s = _M.new{ store = {}, client = {}, rates = opts.rates or _M.RATES }
+  local order = {}
+  for i = 1, #list do order[i] = i end
+  local function due(i) return list[i].not_before or start end
+  table.sort(order, function(a, b)
+    local da, db = due(a), due(b)
+    if da ~= db then return da < db end
+    return a < b
+  end)
+  -- the limiters count on a clock of their own (seconds from `start`, plus
+  -- one) and under keys of their own: their state is process-wide, shared
+  -- with a sender pacing for real in this process
+  local base = start - 1
+  plans = plans + 1
+  local ns = ("plan%d:%s:"):format(plans, core.random_hex(4))
+  local times, held, held_until, finish = {}, 0, nil, start
+  for _, i in ipairs(order) do
+    local x = list[i]
+    local e = { sender = x.sender, params = { to = x.to }, policy = x.policy, campaign = x.campaign, rate = x.rate }
+    local cost = x.segments or 1
+    local lims = s:limiters_for(e)
+    for _, l in ipairs(lims) do l[2] = ns .. l[2] end
+    local t, waited = max(start, due(i)), false
+    for _ = 1, 10000 do
+      local hold = e.policy and e.policy.quiet and s:quiet_hold(e, t)
+      if hold then
+        t, waited = hold, true
+        held_until = max(held_until or hold, hold)
+      end
+      local d = 0
+      for _, l in ipairs(lims) do d = max(d, l[1]:incoming_at(t - base, l[2], cost, false) or 36000) end
+      if d <= RESERVE_AHEAD then
+        t = t + d
+        for _, l in ipairs(lims) do l[1]:incoming_at(t - base, l[2], cost, true) end
+        break
+      end
+      t = t + d - RESERVE_AHEAD / 2 -- looked at again shortly before its turn
+    end
+    if waited then held = held + 1 end
+    times[i] = t
+    finish = max(finish, t)
+  end
+  return times, { finish = finish, held = held, held_until = held_until }
 end
 
 --- The shortest time between two rounds that found work (seconds).

@@ -141,6 +141,10 @@ local MIGRATIONS = {
       ALTER TABLE outbox ADD COLUMN optout_scope TEXT;
     ]])
   end,
+  -- 3: an entry's delivery policy (JSON: quiet hours, a per-recipient cap)
+  function(db)
+    return db:exec("ALTER TABLE outbox ADD COLUMN policy TEXT")
+  end,
 }
 _M.SCHEMA_VERSION = #MIGRATIONS
 
@@ -538,7 +542,10 @@ local cjson = require "cjson.safe"
 --   `messaging_service_sid`, `body`, ...; see `telua.client`), already checked
 -- @tparam[opt] table opts `not_before` (epoch seconds, default now),
 --   `dedupe` (a key: a second add with the same key returns the first id),
---   `resend_of` (id of the entry this one repeats), `attempts`
+--   `resend_of` (id of the entry this one repeats), `attempts`,
+--   `campaign`, `rate`, `segments`, `optout_scope`, `policy` (the
+--   sender's delivery policy: `{ quiet = { from = MINUTES, to = MINUTES },
+--   max_per_day = N }`, see `telua.quiet` and `telua.sender`)
 -- @treturn number the entry's id, and whether it was new
 -- @return or `nil, message, code`
 function Outbox:enqueue(params, opts)
@@ -551,6 +558,7 @@ function Outbox:enqueue(params, opts)
   end
   local json, jerr = cjson.encode(params)
   if not json then return nil, "outbox:enqueue: " .. tostring(jerr), "json" end
+  local policy = opts.policy and cjson.encode(opts.policy)
   local now = core.time()
   local db = self.db
   return atomically(db, function()
@@ -561,10 +569,10 @@ function Outbox:enqueue(params, opts)
     end
     local rows, err, code = db:query(
       "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, resend_of, dedupe, created_at, " ..
-      "updated_at, campaign, rate, segments, optout_scope) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " ..
-      "RETURNING id",
+      "updated_at, campaign, rate, segments, optout_scope, policy) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, " ..
+      "?, ?, ?, ?) RETURNING id",
       json, sender, to, opts.attempts or 0, opts.not_before or now, opts.resend_of, opts.dedupe, now, now,
-      opts.campaign, opts.rate, opts.segments, opts.optout_scope)
+      opts.campaign, opts.rate, opts.segments, opts.optout_scope, policy)
     if not rows then return nil, err, code end
     return rows[1].id, true
   end)
@@ -585,10 +593,10 @@ function Outbox:enqueue_many(list)
       if not json then return nil, "outbox:enqueue_many: " .. tostring(jerr), "json" end
       local n, err, code = db:run(
         "INSERT INTO outbox (params, sender, to_addr, state, attempts, not_before, dedupe, created_at, " ..
-        "updated_at, campaign, rate, segments) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?) " ..
+        "updated_at, campaign, rate, segments, policy) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?) " ..
         "ON CONFLICT (dedupe) DO NOTHING",
         json, params.from or params.messaging_service_sid, params.to, opts.not_before or now, opts.dedupe,
-        now, now, opts.campaign, opts.rate, opts.segments)
+        now, now, opts.campaign, opts.rate, opts.segments, opts.policy and cjson.encode(opts.policy))
       if not n then return nil, err, code end
       added = added + n
     end
@@ -629,7 +637,10 @@ function Outbox:progress(name)
 end
 
 local function outbox_row(r)
-  if r then r.params = cjson.decode(r.params) end
+  if r then
+    r.params = cjson.decode(r.params)
+    if r.policy then r.policy = cjson.decode(r.policy) end
+  end
   return r
 end
 
@@ -637,7 +648,7 @@ local CLAIM = "UPDATE outbox SET state = 'sending', attempts = attempts + 1, upd
   "(SELECT id FROM outbox %s WHERE state = 'queued' AND reserved = %d AND not_before <= ? %s " ..
   "ORDER BY not_before, id LIMIT ?) " ..
   "RETURNING id, params, sender, to_addr, attempts, not_before, resend_of, campaign, rate, reserved, segments, " ..
-  "optout_scope, created_at"
+  "optout_scope, created_at, policy"
 -- entries holding a pacing slot (their time is now); single messages (a
 -- verification code must not wait behind a campaign's backlog); campaign
 -- entries. Each through an index of its own.
@@ -735,7 +746,7 @@ function Outbox:get(id_or_sid)
   local col = type(id_or_sid) == "string" and id_or_sid:find("^[SM]M") and "sid" or "id"
   local rows, err, code = self.db:query(
     "SELECT id, params, sender, to_addr, state, attempts, not_before, sid, error_code, error, resend_of, " ..
-    "created_at, updated_at, optout_scope FROM outbox WHERE " .. col .. " = ?", id_or_sid)
+    "created_at, updated_at, optout_scope, policy FROM outbox WHERE " .. col .. " = ?", id_or_sid)
   if not rows then return nil, err, code end
   return outbox_row(rows[1])
 end

@@ -15,6 +15,9 @@
 --       category = "utility",
 --       -- optional: the approved WhatsApp template (Content API) for the same message
 --       whatsapp = { content_sid = "HX...", variables = { "name", "order" } },
+--       -- optional: the quiet hours a campaign of this template keeps
+--       -- (`telua.quiet.window`; campaigns keep 21:00-08:00 by default)
+--       quiet_hours = { from = "20:00", to = "08:00" },
 --     }
 --
 -- A locale is looked up as written (`es-MX`), then by its language (`es`),
@@ -34,6 +37,7 @@
 local core = require "telua.core"
 local template = require "telua.template"
 local segments = require "telua.segments"
+local quiet = require "telua.quiet"
 
 local type, pairs, ipairs, tostring, error, setmetatable, format, concat =
   type, pairs, ipairs, tostring, error, setmetatable, string.format, table.concat
@@ -74,7 +78,19 @@ local function check(name, t, file)
       return nil, format("%s: whatsapp.variables must be a list of variable names", file)
     end
   end
-  return { name = name, default_locale = def, locales = t.locales, whatsapp = wa, file = file, category = t.category }
+  if t.quiet_hours ~= nil then
+    local w, qerr = quiet.window(t.quiet_hours)
+    if w == nil then return nil, format("%s: %s", file, qerr) end
+  end
+  return { name = name, default_locale = def, locales = t.locales, whatsapp = wa, file = file, category = t.category,
+           quiet_hours = t.quiet_hours }
+end
+
+--- A template's own `quiet_hours` setting (nil when it has none).
+-- @tparam string name
+function Set:quiet_hours(name)
+  local tpl = self.by_name[name]
+  return tpl and tpl.quiet_hours
 end
 
 --- Loads every `*.lua` file of a folder.

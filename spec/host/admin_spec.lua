@@ -162,7 +162,7 @@ describe("the admin listener", function()
     assert(os.execute("mkdir -p " .. dir .. "/templates && cp " .. ROOT .. "/rules/templates/order_shipped.lua " ..
                       dir .. "/templates/"))
     H.write(dir .. "/spring.csv", "phone,name,order\n+14155550171,Ana,1\n+14155550172,Bo,2\n+14155550173,Cy,3\n")
-    local out = sh(env .. BUILD .. "/telua campaign --store sqlite:" .. dir .. "/telua.db --templates " .. dir ..
+    local out = sh(env .. BUILD .. "/telua campaign --quiet-hours off --store sqlite:" .. dir .. "/telua.db --templates " .. dir ..
                    "/templates --status-callback " .. base .. "/status/messages --name spring --csv " .. dir ..
                    "/spring.csv --template order_shipped --from " .. CAMPAIGN_FROM .. " --rate 20 2>&1; echo rc=$?")
     assert.matches("rc=0", out, 1, true)

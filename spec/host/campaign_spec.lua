@@ -47,7 +47,7 @@ describe("telua campaign", function()
   end
 
   local function campaign(args)
-    return sh(ENV .. BUILD .. "/telua campaign --store sqlite:" .. db .. " --templates " .. dir ..
+    return sh(ENV .. BUILD .. "/telua campaign --quiet-hours off --store sqlite:" .. db .. " --templates " .. dir ..
               "/rules/templates --status-callback " .. base .. "/status/messages " .. args .. " 2>&1; echo rc=$?")
   end
 
@@ -200,7 +200,7 @@ describe("telua campaign", function()
     local numbers = {}
     for i = 1, 40 do numbers[i] = "+1415555" .. (8000 + i) end
     csv(dir .. "/tty.csv", numbers)
-    local out = sh("script -qfec " .. q(ENV .. BUILD .. "/telua campaign --store sqlite:" .. db .. " --templates " ..
+    local out = sh("script -qfec " .. q(ENV .. BUILD .. "/telua campaign --quiet-hours off --store sqlite:" .. db .. " --templates " ..
       dir .. "/rules/templates --csv " .. dir .. "/tty.csv --template order_shipped --from +15005550006 --rate 20") ..
       " /dev/null")
     local bars = {}

@@ -59,7 +59,7 @@ describe("two hosts on one Redis", function()
   end
 
   local function campaign(base, args)
-    return sh(ENV .. BUILD .. "/telua campaign --store " .. redis.url .. " --templates " .. dir ..
+    return sh(ENV .. BUILD .. "/telua campaign --quiet-hours off --store " .. redis.url .. " --templates " .. dir ..
               "/rules/templates --status-callback " .. base .. "/status/messages " .. args .. " 2>&1; echo rc=$?")
   end
 

@@ -17,6 +17,7 @@
 #include "../core/segments.h"
 #include "../core/segments_tables.h"
 #include "../core/signature.h"
+#include "../core/tz.h"
 #include "../core/xml.h"
 
 #include <dirent.h>
@@ -757,6 +758,60 @@ static int l_e164_region_known(lua_State *L)
     return 1;
 }
 
+/*
+ * core.tz_of_number(e164) -> { zone names } (libphonenumber's time-zone
+ * mapping: the zones of the number's longest listed prefix; empty when
+ * none). e164 is "+" and digits (or digits alone); anything else, or more
+ * than 15 digits, gives an empty list.
+ */
+static int l_tz_of_number(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *zones[64];
+    if (len > 0 && s[0] == '+') s++, len--;
+    size_t n = len >= 1 && len <= 15 ? tl_tz_of_number(s, len, zones, 64) : 0;
+    if (n > 64) n = 64;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, zones[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+/*
+ * core.tz_at(zone, t) -> utoff (seconds east of UTC), isdst, abbreviation
+ *   | nil, message, code ("BAD_ZONE_NAME", "NO_ZONE", "BAD_ZONE_FILE")
+ * t: seconds since the epoch (a number; fractions are dropped).
+ */
+static int l_tz_at(lua_State *L)
+{
+    const char *zone = luaL_checkstring(L, 1);
+    lua_Number t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t > -9.2e18 && t < 9.2e18, 2, "time out of range");
+    tl_tz_local loc;
+    int rc = tl_tz_at(zone, (int64_t)t - (t < (int64_t)t), &loc);
+    if (rc != TL_TZ_OK) {
+        lua_pushnil(L);
+        if (rc == TL_TZ_BAD_NAME) {
+            lua_pushliteral(L, "not a time zone name");
+            lua_pushliteral(L, "BAD_ZONE_NAME");
+        } else if (rc == TL_TZ_NO_ZONE) {
+            lua_pushfstring(L, "no time zone %s in the system's tzdata", zone);
+            lua_pushliteral(L, "NO_ZONE");
+        } else {
+            lua_pushfstring(L, "the tzdata file of %s cannot be read", zone);
+            lua_pushliteral(L, "BAD_ZONE_FILE");
+        }
+        return 3;
+    }
+    lua_pushinteger(L, loc.utoff);
+    lua_pushboolean(L, loc.isdst);
+    lua_pushstring(L, loc.abbr);
+    return 3;
+}
+
 /* non-GSM graphemes into the list at the top of the stack */
 typedef struct {
     lua_State *L;
@@ -986,6 +1041,8 @@ static const luaL_Reg core_funcs[] = {
     { "e164_parse", l_e164_parse },
     { "e164_normalize", l_e164_normalize },
     { "e164_region_known", l_e164_region_known },
+    { "tz_of_number", l_tz_of_number },
+    { "tz_at", l_tz_at },
     { "signature", l_signature },
     { "validate", l_validate },
     { "form_decode", l_form_decode },
@@ -1028,6 +1085,8 @@ int luaopen_telua_core(lua_State *L)
     tl_open_redis(L);
     lua_pushliteral(L, TL_E164_META_SOURCE);
     lua_setfield(L, -2, "e164_metadata");
+    lua_pushstring(L, tl_tz_source());
+    lua_setfield(L, -2, "tz_source");
     lua_pushliteral(L, TL_SEG_SOURCE);
     lua_setfield(L, -2, "segments_source");
     return 1;

@@ -803,12 +803,12 @@ end
 local IN_FLIGHT_AT_STOP = "in flight when the host stopped"
 
 local ENTRY_FIELDS = { "params", "sender", "to_addr", "attempts", "not_before", "resend_of", "dedupe", "campaign",
-                       "rate", "segments", "optout_scope" }
+                       "rate", "segments", "optout_scope", "policy" }
 
 script("ob_enqueue", [[
-local now, per = ARGV[2], 11
+local now, per = ARGV[2], 12
 local F = { 'params', 'sender', 'to_addr', 'attempts', 'not_before', 'resend_of', 'dedupe', 'campaign', 'rate',
-            'segments', 'optout_scope' }
+            'segments', 'optout_scope', 'policy' }
 local out = {}
 for base = 3, #ARGV, per do
   local dedupe = ARGV[base + 6]
@@ -839,7 +839,7 @@ local function enqueue_args(args, params, opts, now)
   if not json then return nil, tostring(jerr) end
   local v = { json, params.from or params.messaging_service_sid, params.to, opts.attempts or 0,
               ("%.6f"):format(opts.not_before or now), opts.resend_of, opts.dedupe, opts.campaign, opts.rate,
-              opts.segments, opts.optout_scope }
+              opts.segments, opts.optout_scope, opts.policy and cjson.encode(opts.policy) }
   for i = 1, #ENTRY_FIELDS do args[#args + 1] = s(v[i]) end
   return true
 end
@@ -889,6 +889,7 @@ local function entry_of(list)
     e[k] = v
   end
   if e.params then e.params = cjson.decode(e.params) end
+  if e.policy then e.policy = cjson.decode(e.policy) end
   e.stream, e.msgid = nil, nil
   return e
 end

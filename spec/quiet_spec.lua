@@ -1,0 +1,113 @@
+-- Quiet hours end to end on a simulated clock: `telua campaign` plans and
+-- queues a campaign to numbers in New York, Honolulu, London, Sydney and
+-- Idaho (Boise or Los Angeles: two zones) at a fixed UTC time, and the
+-- sender (its clock simulated, its requests real, to `telua sandbox`) sends
+-- each one only once its quiet hours are over in every zone. When each may
+-- go comes from Python's zoneinfo (spec/helpers/tzoracle.py, a minute-by-
+-- minute scan), not from telua.
+local cjson = require "cjson"
+local h = require "spec.helpers"
+local campaign = require "telua.campaign"
+local client_mod = require "telua.client"
+local sender_mod = require "telua.sender"
+local store_mod = require "telua.store"
+local e164 = require "telua.e164"
+
+local BUILD = os.getenv("TELUA_BUILD") or (h.root .. "/build")
+local SID = "AC" .. ("7"):rep(32)
+local TOKEN = "quiet-spec-token"
+
+local function oracle(req)
+  local inp = os.tmpname()
+  local f = assert(io.open(inp, "wb"))
+  f:write(cjson.encode(req))
+  f:close()
+  local p = assert(io.popen("/usr/bin/python3 " .. h.root .. "/spec/helpers/tzoracle.py < " .. inp))
+  local text = p:read("*a")
+  p:close()
+  os.remove(inp)
+  return cjson.decode(text)
+end
+
+local NUMBERS = { "+12125550100", "+18085550100", "+442079460958", "+61255504321", "+12085550100" }
+local T0 = 1796644800 -- 2026-12-07 12:00:00 UTC, a Monday (date -u -d @1796644800)
+
+describe("quiet hours", function()
+  local dir, sandbox
+
+  setup(function()
+    dir = h.tmpdir()
+    sandbox = h.spawn("env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" .. TOKEN .. " " .. BUILD ..
+                      "/telua sandbox --listen 127.0.0.1:0 --mps 100000 --delivery-ms 50", dir .. "/sandbox.log")
+  end)
+
+  teardown(function()
+    h.kill(sandbox)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("a campaign started at a fixed UTC time reaches each number only inside its day, two zones waiting for both", function()
+    -- the plan: when each number may first be reached (21:00-08:00 quiet, the default)
+    local req = {}
+    for i, n in ipairs(NUMBERS) do req[i] = { e164.time_zones(n), 21 * 60, 8 * 60, T0 } end
+    local allowed = oracle{ allowed = req }.allowed
+    local waiting, last = 0, 0
+    for _, t in ipairs(allowed) do
+      if t > T0 then waiting = waiting + 1 end
+      last = math.max(last, t)
+    end
+    assert.are.equal(4, waiting) -- only London is in its day at 12:00 UTC
+
+    local csv = dir .. "/q.csv"
+    local f = assert(io.open(csv, "wb"))
+    f:write("phone,name,order\n")
+    for i, n in ipairs(NUMBERS) do f:write(n, ",N", i, ",", i, "\n") end
+    f:close()
+    local out = {}
+    local sink = { write = function(self, ...) for _, s in ipairs{ ... } do out[#out + 1] = s end return self end,
+                   flush = function() end }
+    local db = dir .. "/q.db"
+    local rc = campaign.main({ "--csv", csv, "--template", "order_shipped", "--from", "+15005550006",
+                               "--templates", h.root .. "/rules/templates", "--store", "sqlite:" .. db, "--no-wait" },
+                             { out = sink, err = sink, now = function() return T0 end })
+    local text = table.concat(out)
+    assert.are.equal(0, rc, text)
+    assert.matches(("quiet hours 21:00-08:00: %d messages wait for them to end, the last until %s"):format(
+      waiting, os.date("!%Y-%m-%d %H:%M UTC", last)), text, 1, true)
+
+    -- the sender on a simulated clock, 5 minutes a step, for 36 hours
+    local now = T0
+    local store = assert(store_mod.open("sqlite:" .. db))
+    local client = assert(client_mod.new{ account_sid = SID, auth_token = TOKEN,
+                                          base_url = "http://127.0.0.1:" .. sandbox.port })
+    local s = sender_mod.new{ store = store, client = client, clock = function() return now end }
+    local sent_at = {}
+    while now < T0 + 36 * 3600 do
+      for _ = 1, 5 do if s:step(now) <= 0 then break end end
+      for _, r in ipairs(store.db:query("SELECT to_addr, state FROM outbox WHERE state = 'sent'")) do
+        sent_at[r.to_addr] = sent_at[r.to_addr] or now
+      end
+      now = now + 300
+    end
+    local check = {}
+    for i, n in ipairs(NUMBERS) do
+      local t = sent_at[n]
+      assert.is_number(t, n .. " was never sent")
+      -- sent at the first step at or after the end of its quiet hours
+      assert.is_true(t >= allowed[i] and t < allowed[i] + 300,
+        ("%s sent at %s, may go from %s"):format(n, os.date("!%H:%M", t), os.date("!%H:%M", allowed[i])))
+      check[i] = { e164.time_zones(n), 21 * 60, 8 * 60, t }
+    end
+    -- and at that moment outside the window in every zone of the number
+    local at_send = oracle{ allowed = check }.allowed
+    for i, n in ipairs(NUMBERS) do assert.are.equal(sent_at[n], at_send[i], n) end
+    -- the two-zone number waited for Los Angeles (08:00 PST), an hour after Boise's 08:00
+    assert.are.equal(T0 + 4 * 3600, allowed[5])
+    -- each reached Twilio (the sandbox) once
+    local got = cjson.decode(h.sh("curl -s http://127.0.0.1:" .. sandbox.port .. "/-/sandbox/messages")).messages
+    local count = {}
+    for _, m in ipairs(got) do count[m.to] = (count[m.to] or 0) + 1 end
+    for _, n in ipairs(NUMBERS) do assert.are.equal(1, count[n], n) end
+    store:close()
+  end)
+end)
