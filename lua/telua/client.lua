@@ -294,7 +294,7 @@ end
 
 local function default_transport()
   local http = require "telua.http"
-  return { request = http.request, batch = http.batch, sleep = http.sleep }
+  return { request = http.request, batch = http.batch, sleep = http.sleep, flight = http.flight }
 end
 
 -- The telua host hands its rules' states the credentials it read (and
@@ -604,6 +604,16 @@ end
 -- `validity_period`, `schedule_type`, `send_at` (epoch seconds or ISO 8601),
 -- `smart_encoded`, ...).
 -- @section messages
+-- Parameters that already went through check_message: only the
+-- client's own fields go.
+local function prepared(p)
+  local m = {}
+  for k, v in pairs(p) do m[k] = v end
+  m._segments, m._channel = nil, nil
+  if m.send_at and not m.schedule_type then m.schedule_type = "fixed" end
+  return m
+end
+
 function _M.messages_api(self)
   local M = {}
   local function prepare(p)
@@ -627,15 +637,6 @@ function _M.messages_api(self)
     return v, err
   end
 
-  -- Parameters that already went through check_message: only the
-  -- client's own fields go.
-  local function prepared(p)
-    local m = {}
-    for k, v in pairs(p) do m[k] = v end
-    m._segments, m._channel = nil, nil
-    if m.send_at and not m.schedule_type then m.schedule_type = "fixed" end
-    return m
-  end
 
   --- Sends many messages at once over the transport's connection pool;
   -- each is checked and retried as `create` does.
@@ -706,6 +707,108 @@ function _M.messages_api(self)
   end
 
   return api(M)
+end
+
+-- ---------------------------------------------------------------------------
+-- A flight of calls
+
+local Flight = {}
+Flight.__index = Flight
+
+--- Calls that each finish on their own, for a loop with other work to do
+-- while they are out (the host's sender sends, reconciles and fetches
+-- statuses through one): a slow or hung call holds only itself. Each is
+-- retried as `request` does (429, 5xx, dropped connections; never a POST
+-- that timed out), its retry waiting on a timer of the flight, not in a
+-- sleep.
+-- @treturn table|nil the flight (`add`, `create_message`, `list_messages`,
+--   `fetch_message`, `poll`, `count`), or nil when the transport has no
+--   flights (inside nginx; a transport given without `flight`)
+function Client:flight()
+  local mk = self.transport.flight
+  local f = mk and mk(self.concurrency)
+  if not f then return nil end
+  return setmetatable({ client = self, f = f, calls = {}, timers = {}, n = 0 }, Flight)
+end
+
+--- Starts one call.
+-- @tparam string method
+-- @tparam string base origin
+-- @tparam string path
+-- @tparam[opt] table params
+-- @param tag the caller's value, handed back with the answer
+function Flight:add(method, base, path, params, tag)
+  local call = { method = method, req = self.client:_build(method, base, path, params), tag = tag, attempt = 1 }
+  self.calls[self.f:add(call.req)] = call
+  self.n = self.n + 1
+end
+
+--- Sends a message that went through `check_message`: `POST …/Messages.json`.
+function Flight:create_message(m, tag)
+  local c = self.client
+  self:add("POST", c.api_base, acct(c, "/Messages.json"), prepared(m), tag)
+end
+
+--- One page of the message list (`to`, `from`, `page_size`, ... as `messages.page`).
+function Flight:list_messages(p, tag)
+  local c = self.client
+  self:add("GET", c.api_base, acct(c, "/Messages.json"), p, tag)
+end
+
+--- One message by SID.
+function Flight:fetch_message(sid, tag)
+  if type(sid) ~= "string" or not sid:find("^[SM]M%x+$") or #sid ~= 34 then
+    error("client: message sid must be SM or MM followed by 32 hex digits", 2)
+  end
+  local c = self.client
+  self:add("GET", c.api_base, acct(c, "/Messages/" .. sid .. ".json"), nil, tag)
+end
+
+--- Calls out, their retries waiting included.
+function Flight:count() return self.n end
+
+--- What finished, each `{ tag, value }` or `{ tag, nil, err }` (the
+-- error shape of `request`), waiting up to `seconds` for a first answer.
+-- @tparam[opt=0] number seconds
+function Flight:poll(seconds)
+  local c = self.client
+  local now = core.monotonic()
+  local wait, keep = seconds or 0, {}
+  for _, t in ipairs(self.timers) do -- retries whose time has come go out again
+    if t.at <= now then
+      self.calls[self.f:add(t.call.req)] = t.call
+    else
+      keep[#keep + 1] = t
+      wait = min(wait, t.at - now)
+    end
+  end
+  self.timers = keep
+  if self.f:count() == 0 then -- only retries waiting: their time, or the caller's
+    if wait > 0 then c.transport.sleep(wait) end
+    return {}
+  end
+  local out = {}
+  for _, r in ipairs(self.f:poll(max(0, wait))) do
+    local call = self.calls[r[1]]
+    self.calls[r[1]] = nil
+    local v, err
+    if r[2] then v, err = decode(r[2]) else v, err = decode(nil, r[3], r[4]) end
+    local again = false
+    if v == nil then
+      err.attempts = call.attempt
+      if call.attempt <= c.max_retries and should_retry(err, call.method) and
+         not (err.retry_after and err.retry_after > c.max_retry_after) then
+        self.timers[#self.timers + 1] = { at = core.monotonic() + c:_delay(call.attempt, err), call = call }
+        call.attempt = call.attempt + 1
+        again = true
+      end
+    end
+    if not again then
+      self.n = self.n - 1
+      out[#out + 1] = { call.tag, v, err }
+    end
+  end
+  return out
 end
 
 -- ---------------------------------------------------------------------------

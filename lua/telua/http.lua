@@ -26,7 +26,7 @@
 --
 -- @module telua.http
 
-local type, error, require, ipairs = type, error, require, ipairs
+local type, error, require, ipairs, setmetatable = type, error, require, ipairs, setmetatable
 local metrics = require "telua.metrics"
 local running, yield = coroutine.running, coroutine.yield
 
@@ -128,6 +128,41 @@ function _M.batch(list, max_connections)
   end
   return out
 end
+
+local Flight = {}
+Flight.__index = Flight
+
+--- Requests that each finish on their own, for a loop that does other
+-- work while they are out (the host's sender): a slow or hung request
+-- holds only itself, the others' answers come as they are in. libcurl
+-- only: nil inside nginx (cosockets) and in a host worker (a rule waits
+-- through `request` and `batch`, which yield to the host's I/O thread).
+-- @tparam[opt=32] integer max_connections per host, 1..1024
+-- @treturn table|nil a flight: `flight:add(opts)` starts a request (as for
+--   `request`) and returns its id; `flight:poll(seconds)` returns what
+--   finished, `{ { id, response } | { id, nil, message, code } ... }`,
+--   waiting up to `seconds` for a first answer; `flight:count()` is how
+--   many are out; `flight:close()` drops them
+function _M.flight(max_connections)
+  if cosocket or (REG and REG["telua.worker"]) then return nil end
+  return setmetatable({ f = curl().http_flight(max_connections) }, Flight)
+end
+
+function Flight:add(opts)
+  if type(opts) ~= "table" then error("flight:add needs a table of options", 2) end
+  return self.f:add(opts)
+end
+
+function Flight:poll(seconds)
+  local got = self.f:poll(seconds or 0)
+  if metrics.on() then
+    for _, r in ipairs(got) do metrics.record("telua_http_client_requests_total", 1, r[2] and r[2].status or "error") end
+  end
+  return got
+end
+
+function Flight:count() return self.f:count() end
+function Flight:close() self.f:close() end
 
 --- Waits, without blocking the host's worker (see the module notes).
 -- Inside nginx: `ngx.sleep`.

@@ -23,7 +23,12 @@
 --    `per_day` counter of the recipient); past the cap it waits for the
 --    counter's day to end;
 -- 4. sends up to `concurrency` at once through `telua.client`, which
---    retries 429/20429, 5xx and dropped connections with backoff;
+--    retries 429/20429, 5xx and dropped connections with backoff. With
+--    libcurl (the host) the requests are a flight (`client:flight()`):
+--    each holds its own slot until its answer is in, and the loop claims,
+--    paces and sends the next entries meanwhile, so a request held by a
+--    slow network holds back nothing else; inside nginx a round's batch is
+--    waited for;
 -- 5. files the answer: `sent` with the MessageSid (and the message log
 --    entry); 21610 records the opt-out and fails; a timeout on the request
 --    marks the entry `unknown` (Twilio may have it: never resent blind);
@@ -36,7 +41,9 @@
 -- request could no longer be pending there (`RECONCILE_GRACE`, past the
 -- request timeout), it is queued again; until then, or while Twilio cannot
 -- be asked, it stays `unknown` and is looked at again every 5 seconds.
--- Nothing is ever resent without that check.
+-- Nothing is ever resent without that check. With a flight the lookups
+-- (and the status fetches of sent messages) are calls of it, answered
+-- beside the sending: the sender does not wait for them.
 --
 -- On a shared store (Redis) several hosts' senders work one outbox: each
 -- is a consumer of its streams (`consumer`, the host's name), the pacing
@@ -135,7 +142,13 @@ function _M.new(opts)
     sent = 0, failed = 0,
     visibility = opts.visibility or _M.VISIBILITY,
     clock = opts.clock or core.time,
+    sending = 0,     -- sends out in the flight
+    looking = {},    -- outbox id -> true: its reconciliation lookup is out
+    fetching = {},   -- MessageSid -> true: its status fetch is out
   }, Sender)
+  -- requests that each finish on their own (libcurl); without (nginx's
+  -- cosockets, a transport without flights) a round waits for its batch
+  if opts.flight ~= false and self.client.flight then self.flight = self.client:flight() end
   self.pacer = self.store.pacer and self.store:pacer() or nil
   if opts.consumer and self.store.outbox.set_consumer then self.store.outbox:set_consumer(opts.consumer) end
   for kind, rate in pairs(self.rates) do
@@ -387,15 +400,24 @@ end
 function Sender:step(now)
   now = now or self.clock()
   local store = self.store
-  if self.unfiled then -- a round whose answers could not be written: first those
-    local ok, terr = store:transaction(self.unfiled)
+  if self.unfiled then -- rounds whose answers could not be written: first those
+    local list = self.unfiled
+    local ok, terr = store:transaction(function()
+      for _, f in ipairs(list) do f() end
+      return true
+    end)
     if not ok then
       self:store_down("filing a round again", terr)
       return -1
     end
     self.unfiled = nil
   end
-  local claimed, err = store.outbox:claim(self.concurrency, now)
+  local fl = self.flight
+  if fl and fl:count() > 0 and self:collect(0) < 0 then return -1 end
+  -- each request out holds its slot until its answer is in (and only its own)
+  local room = self.concurrency - self.sending
+  if room <= 0 then return 0 end
+  local claimed, err = store.outbox:claim(room, now)
   if not claimed then
     self:store_down("claim", err)
     return -1
@@ -467,7 +489,13 @@ function Sender:step(now)
       metrics.record("telua_pacing_delay_seconds", max(0, t_send - e.created_at), _M.sender_type(e.sender))
     end
   end
-  local results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
+  local results
+  if fl then
+    for i, e in ipairs(go) do fl:create_message(batch[i], { "send", e }) end
+    self.sending = self.sending + #go
+  else
+    results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
+  end
   -- every write of the round in one transaction (filed again at the next
   -- round, before anything new is claimed, if the store failed)
   local function filing()
@@ -478,18 +506,80 @@ function Sender:step(now)
       self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
     end
     for _, x in ipairs(invalid) do self:file(x[1], nil, x[2], now) end
-    for i, e in ipairs(go) do
-      local r = results[i]
-      self:file(e, r[1], r[2], now)
-    end
+    for i, e in ipairs(results or {}) do self:file(go[i], e[1], e[2], now) end
     return true
   end
   local ok, terr = store:transaction(filing)
   if not ok then
     self:store_down("filing a round", terr)
-    self.unfiled = filing
+    self:keep_unfiled(filing)
   end
   return #claimed
+end
+
+-- A filing the store refused: written again, in order, before the next claim.
+function Sender:keep_unfiled(filing)
+  self.unfiled = self.unfiled or {}
+  self.unfiled[#self.unfiled + 1] = filing
+end
+
+--- Files what came back from the flight (sends, reconciliation lookups,
+-- status fetches), waiting up to `wait` seconds for a first answer.
+-- @treturn number how many answers were filed, or -1 when the store
+--   refused them (they are filed again before the next claim)
+function Sender:collect(wait)
+  local got = self.flight:poll(wait)
+  if #got == 0 then return 0 end
+  local now = self.clock()
+  for _, r in ipairs(got) do
+    local kind = r[1][1]
+    if kind == "send" then self.sending = self.sending - 1
+    elseif kind == "reconcile" then self.looking[r[1][2].id] = nil
+    elseif kind == "refresh" then self.fetching[r[1][2]] = nil end
+  end
+  local function filing()
+    for _, r in ipairs(got) do
+      local kind, v, err = r[1][1], r[2], r[3]
+      if kind == "send" then
+        self:file(r[1][2], v, err, now)
+      elseif kind == "reconcile" then
+        self:reconciled(r[1][2], v and v.messages, now)
+      elseif kind == "check" then
+        self:checked(v, err)
+      elseif v then
+        self:refreshed(v)
+      end
+    end
+    return true
+  end
+  local ok, terr = self.store:transaction(filing)
+  if not ok then
+    self:store_down("filing answers", terr)
+    self:keep_unfiled(filing)
+    return -1
+  end
+  return #got
+end
+
+--- Waits up to `seconds`: for answers when requests are out (filed as
+-- they come), else asleep.
+function Sender:wait(seconds, sleep)
+  if self.flight and self.flight:count() > 0 then
+    self:collect(seconds)
+  else
+    sleep(seconds)
+  end
+end
+
+--- Files the answers of the sends still out, for up to `seconds` (at a stop).
+function Sender:settle(seconds)
+  if not self.flight then return end
+  local deadline = core.monotonic() + seconds
+  while self.sending > 0 do
+    local left = deadline - core.monotonic()
+    if left <= 0 then break end
+    self:collect(min(left, 0.1))
+  end
 end
 
 local OUTBOX_STATES = { "queued", "sending", "sent", "failed", "skipped", "unknown" }
@@ -605,40 +695,74 @@ _M.RECONCILE_GRACE = 35
 -- @treturn number how many were filed (found or queued again)
 function Sender:reconcile(now)
   local store = self.store
-  now = now or require("telua.core").time()
+  now = now or self.clock()
   if not self.recovered then -- once, at start: what was `sending` belongs to the last run
     self.recovered = store.outbox:reclaim() ~= nil
   end
   local rows = store.outbox:unreconciled()
-  local found, requeued = 0, 0
-  for _, id in ipairs(rows or {}) do
-    local e = store.outbox:get(id)
-    local p = e and e.params
-    local list = p and self.client.messages.list{ to = p.to, limit = 50 }
-    local hit
-    for _, m in ipairs(list or {}) do
-      local created = client_mod.parse_date(m.date_created)
-      if m.from == (p.from or m.from) and m.body == (p.body or m.body) and
-         (not created or created >= e.updated_at - 60) then
-        hit = m
-        break
+  if not rows then return 0, 1 end -- the store cannot be read: again later
+  if self.flight then
+    -- beside sending: each lookup is a call of the flight, filed when its
+    -- answer is in (`collect`); the rows still looked for count as pending
+    for _, id in ipairs(rows) do
+      if not self.looking[id] then
+        local e = store.outbox:get(id)
+        if e and e.params then
+          self.looking[id] = true
+          self.flight:list_messages({ to = e.params.to, page_size = 50 }, { "reconcile", e })
+        end
       end
     end
-    if hit then
-      store.outbox:complete(e.id, hit.sid, "reconciled after a restart")
-      store:message_status(hit.sid, hit.status or "queued", { to = p.to, from = p.from })
-      found = found + 1
-    elseif list and now - e.updated_at >= _M.RECONCILE_GRACE then
-      store.outbox:requeue(e.id, "not at Twilio after a restart: queued again", now)
-      requeued = requeued + 1
+    return 0, #rows
+  end
+  local found, requeued = 0, 0
+  for _, id in ipairs(rows) do
+    local e = store.outbox:get(id)
+    local list = e and e.params and self.client.messages.list{ to = e.params.to, limit = 50 }
+    local r = e and self:reconciled(e, list, now)
+    if r == "found" then found = found + 1 elseif r == "requeued" then requeued = requeued + 1 end
+  end
+  return found + requeued, #rows - found - requeued
+end
+
+-- The answer to the sender's first request (a page of one message): it
+-- checks the credentials (a 20003 is logged now, not at the first
+-- message) and opens the connection.
+function Sender:checked(page, err)
+  if page then
+    self.log("info", "sender: " .. self.client.api_base .. " answers; credentials accepted")
+  else
+    self.log("warn", "sender: first request failed: " .. tostring(err))
+  end
+end
+
+--- Files one in-flight entry by Twilio's list of messages to its number:
+-- the message found (same From and Body, created after the claim) is the
+-- entry's, `sent`; none once the grace time has passed, queued again; no
+-- list (Twilio could not be asked) or still in the grace time, left.
+-- @treturn string|nil `"found"`, `"requeued"` or nil (still unknown)
+function Sender:reconciled(e, list, now)
+  local store, p = self.store, e.params
+  local hit
+  for _, m in ipairs(list or {}) do
+    local created = client_mod.parse_date(m.date_created)
+    if m.from == (p.from or m.from) and m.body == (p.body or m.body) and
+       (not created or created >= e.updated_at - 60) then
+      hit = m
+      break
     end
   end
-  if not rows then return 0, 1 end -- the store cannot be read: again later
-  if #rows > 0 then
-    self.log("info", ("outbox: %d in flight at the last stop: %d found at Twilio, %d queued again, %d still unknown")
-      :format(#rows, found, requeued, #rows - found - requeued))
+  if hit then
+    store.outbox:complete(e.id, hit.sid, "reconciled after a restart")
+    store:message_status(hit.sid, hit.status or "queued", { to = p.to, from = p.from })
+    self.log("info", ("outbox %d: in flight at the last stop; found at Twilio as %s"):format(e.id, hit.sid))
+    return "found"
+  elseif list and now - e.updated_at >= _M.RECONCILE_GRACE then
+    store.outbox:requeue(e.id, "not at Twilio after a restart: queued again", now)
+    self.log("info", ("outbox %d: in flight at the last stop; not at Twilio: queued again"):format(e.id))
+    return "requeued"
   end
-  return found + requeued, #(rows or {}) - found - requeued
+  return nil
 end
 
 --- Asks Twilio for the status of sent messages whose log has no final
@@ -648,22 +772,33 @@ end
 -- @treturn number how many were updated
 function Sender:refresh_statuses(older_than, now)
   local store = self.store
-  now = now or require("telua.core").time()
+  now = now or self.clock()
   local n = 0
   for _, sid in ipairs(store.outbox:unfinal(older_than, now)) do
-    local m = self.client.messages.fetch(sid)
-    if m and m.status and store_mod.STATUS_RANK[m.status] then
-      local changed, now_status = store:message_status(m.sid, m.status, { error_code = m.error_code })
-      if changed then
-        n = n + 1
-        local e = self.on_event and store.outbox:get(m.sid)
-        self:emit("status", { outbox_id = e and e.id, from = m.from, to = m.to, message_sid = m.sid,
-                              status = now_status, error_code = tonumber(m.error_code) })
+    if self.flight then -- beside sending: filed when the answer is in
+      if not self.fetching[sid] then
+        self.fetching[sid] = true
+        self.flight:fetch_message(sid, { "refresh", sid })
       end
+    else
+      local m = self.client.messages.fetch(sid)
+      if m and self:refreshed(m) then n = n + 1 end
     end
   end
   if n > 0 then self.log("info", ("outbox: %d message statuses fetched from Twilio"):format(n)) end
   return n
+end
+
+--- Files a message's status as Twilio answered a fetch; true when it moved on.
+function Sender:refreshed(m)
+  if not (m.status and store_mod.STATUS_RANK[m.status]) then return false end
+  local store = self.store
+  local changed, now_status = store:message_status(m.sid, m.status, { error_code = m.error_code })
+  if not changed then return false end
+  local e = self.on_event and store.outbox:get(m.sid)
+  self:emit("status", { outbox_id = e and e.id, from = m.from, to = m.to, message_sid = m.sid,
+                        status = now_status, error_code = tonumber(m.error_code) })
+  return true
 end
 
 --- The sender thread's loop (the host calls it; it returns when `stopping()` is true).
@@ -674,11 +809,10 @@ function _M.run(opts)
   -- one small request first: it checks the credentials (a 20003 is logged
   -- now, not at the first message) and opens the connection, so the first
   -- paced message does not carry the set-up time
-  local page, perr = s.client.messages.page{ page_size = 1 }
-  if page then
-    s.log("info", "sender: " .. s.client.api_base .. " answers; credentials accepted")
+  if s.flight then
+    s.flight:list_messages({ page_size = 1 }, { "check" }) -- answered beside the sending
   else
-    s.log("warn", "sender: first request failed: " .. tostring(perr))
+    s:checked(s.client.messages.page{ page_size = 1 })
   end
   local _, pending = s:reconcile()
   s:refresh_statuses(0)
@@ -716,14 +850,14 @@ function _M.run(opts)
     elseif n > 0 and n < s.concurrency then
       -- everything due was taken: rounds at most every TICK, so at a high
       -- rate a round carries several messages (each at most TICK late)
-      sleep(_M.TICK)
+      s:wait(_M.TICK, sleep)
     elseif n == 0 then
       -- nothing due: sleep until the next entry (exactly, so slow paces
       -- keep their schedule), at most 20 ms (new work may arrive)
       local nxt = store.outbox:next_due()
       local now = core.time()
       local wait = not nxt and 0.02 or nxt > now and min(0.02, nxt - now) or _M.TICK
-      sleep(wait)
+      s:wait(wait, sleep)
       idle = idle + 1
       if idle % 3000 == 0 then
         store:kv_expire()
@@ -731,6 +865,7 @@ function _M.run(opts)
       end
     end
   end
+  s:settle(5) -- what is out is filed if it answers soon; else reconciled at the next start
 end
 
 return _M

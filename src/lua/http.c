@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define HTTP_MT "telua.HTTP"
 #define MAX_BODY (64u * 1024 * 1024)
@@ -439,6 +440,175 @@ static int l_http_batch(lua_State *L)
     return 1;
 }
 
+/* ---- a flight: requests that each finish on their own ---------------- */
+
+/* core.http_flight([max_connections]) -> flight, with
+ *   flight:add(opts) -> id       starts a request (options as http_request)
+ *   flight:poll(seconds) -> { {id, response} | {id, nil, message, code}, ... }
+ *                                 what finished, waiting up to `seconds` for
+ *                                 a first answer when none is in (0: a look)
+ *   flight:count() -> n           requests in flight
+ * Each request holds only its own connection: a slow one never holds back
+ * the answers of the others (the sender sends through one). The flight has
+ * a multi handle of its own, so a blocking request made meanwhile on the
+ * state's pool never sees its transfers. */
+#define FLIGHT_MT HTTP_MT ".flight"
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+    CURLM *multi;
+    http_req **reqs;  /* in flight, any order */
+    lua_Integer *ids;
+    int n, cap;
+    lua_Integer next_id;
+} http_flight;
+
+static http_flight *check_flight(lua_State *L)
+{
+    http_flight *f = luaL_checkudata(L, 1, FLIGHT_MT);
+    if (!f->multi) luaL_error(L, "http: the flight is closed");
+    return f;
+}
+
+static int flight_gc(lua_State *L)
+{
+    http_flight *f = luaL_checkudata(L, 1, FLIGHT_MT);
+    for (int i = 0; i < f->n; i++) {
+        if (f->multi) curl_multi_remove_handle(f->multi, f->reqs[i]->easy);
+        req_free(f->reqs[i]);
+        free(f->reqs[i]);
+    }
+    free(f->reqs);
+    free(f->ids);
+    f->reqs = NULL;
+    f->ids = NULL;
+    f->n = f->cap = 0;
+    if (f->multi) curl_multi_cleanup(f->multi);
+    f->multi = NULL;
+    return 0;
+}
+
+static int l_http_flight(lua_State *L)
+{
+    lua_Integer maxc = luaL_optinteger(L, 1, 32);
+    if (maxc < 1 || maxc > 1024) return luaL_error(L, "http: max_connections must be 1..1024");
+    tl_http_global_init();
+    http_flight *f = lua_newuserdata(L, sizeof *f);
+    memset(f, 0, sizeof *f);
+    luaL_setmetatable(L, FLIGHT_MT);
+    f->multi = curl_multi_init();
+    if (!f->multi) return luaL_error(L, "http: cannot start libcurl");
+    curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)maxc);
+    return 1;
+}
+
+static int flight_add(lua_State *L)
+{
+    http_flight *f = check_flight(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (f->n == f->cap) {
+        int nc = f->cap ? 2 * f->cap : 16;
+        http_req **nr = realloc(f->reqs, (size_t)nc * sizeof *nr);
+        if (!nr) return luaL_error(L, "http: out of memory");
+        f->reqs = nr;
+        lua_Integer *ni = realloc(f->ids, (size_t)nc * sizeof *ni);
+        if (!ni) return luaL_error(L, "http: out of memory");
+        f->ids = ni;
+        f->cap = nc;
+    }
+    /* the request's memory is a userdata until it is in the flight, so a
+     * raise in setup_req (a bad option) leaks nothing */
+    http_req *tmp = lua_newuserdata(L, sizeof *tmp);
+    setup_req(L, 2, tmp);
+    http_req *r = malloc(sizeof *r);
+    if (!r) {
+        req_free(tmp);
+        return luaL_error(L, "http: out of memory");
+    }
+    *r = *tmp;
+    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r); /* the callbacks' pointers follow the copy */
+    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    if (curl_multi_add_handle(f->multi, r->easy) != CURLM_OK) {
+        req_free(r);
+        free(r);
+        return luaL_error(L, "http: cannot start the request");
+    }
+    f->reqs[f->n] = r;
+    f->ids[f->n] = ++f->next_id;
+    f->n++;
+    lua_pushinteger(L, f->next_id);
+    return 1;
+}
+
+/* Moves what finished into the list at the top of the stack; returns how many. */
+static int flight_collect(lua_State *L, http_flight *f, int *k)
+{
+    CURLMsg *m;
+    int q, got = 0;
+    while ((m = curl_multi_info_read(f->multi, &q)) != NULL) {
+        if (m->msg != CURLMSG_DONE) continue;
+        for (int i = 0; i < f->n; i++) {
+            http_req *r = f->reqs[i];
+            if (r->easy != m->easy_handle) continue;
+            r->result = m->data.result;
+            r->done = 1;
+            curl_multi_remove_handle(f->multi, r->easy);
+            lua_createtable(L, 4, 0);
+            lua_pushinteger(L, f->ids[i]);
+            lua_rawseti(L, -2, 1);
+            int nret = push_result(L, r); /* 1 value, or nil, message, code: entry[2..] */
+            for (int j = nret; j >= 1; j--) lua_rawseti(L, -(j + 1), j + 1);
+            req_free(r);
+            free(r);
+            f->reqs[i] = f->reqs[f->n - 1];
+            f->ids[i] = f->ids[f->n - 1];
+            f->n--;
+            lua_rawseti(L, -2, ++*k);
+            got++;
+            break;
+        }
+    }
+    return got;
+}
+
+static int flight_poll(lua_State *L)
+{
+    http_flight *f = check_flight(L);
+    lua_Number wait = luaL_optnumber(L, 2, 0);
+    int running = 0, k = 0;
+    if (!(wait >= 0) || wait > 3600) return luaL_argerror(L, 2, "seconds must be 0..3600");
+    lua_settop(L, 2);
+    lua_newtable(L);
+    if (f->n == 0) return 1;
+    curl_multi_perform(f->multi, &running);
+    if (flight_collect(L, f, &k) == 0 && wait > 0) {
+        double end = mono_now() + wait;
+        for (;;) {
+            double left = end - mono_now();
+            if (left <= 0) break;
+            curl_multi_poll(f->multi, NULL, 0, (int)(left * 1000) + 1, NULL);
+            curl_multi_perform(f->multi, &running);
+            if (flight_collect(L, f, &k) > 0) break;
+        }
+    }
+    return 1;
+}
+
+static int flight_count(lua_State *L)
+{
+    lua_pushinteger(L, check_flight(L)->n);
+    return 1;
+}
+
 /* ---- prepared requests, for a host that runs them on its own loop ----- */
 
 struct tl_http_job {
@@ -548,6 +718,17 @@ void tl_open_http(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
+    if (luaL_newmetatable(L, FLIGHT_MT)) {
+        static const luaL_Reg methods[] = { { "add", flight_add }, { "poll", flight_poll },
+                                            { "count", flight_count }, { "close", flight_gc }, { NULL, NULL } };
+        lua_pushcfunction(L, flight_gc);
+        lua_setfield(L, -2, "__gc");
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_http_flight);
+    lua_setfield(L, -2, "http_flight");
     lua_pushcfunction(L, l_http_request);
     lua_setfield(L, -2, "http_request");
     lua_pushcfunction(L, l_http_batch);
