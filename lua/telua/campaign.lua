@@ -341,8 +341,9 @@ function _M.main(argv, env)
   table.sort(times)
   local kind = sender_mod.sender_type(a.from or a["messaging-service"])
   local function per_s(v) return v > 0 and format("%g segment%s/s", v, v == 1 and "" or "s") or "unpaced" end
-  local span = #times > 0 and sched.finish - t0 or 0
-  say("estimate: about %s (%.1f s) at the sender's pacing (%s: %s; account: %s%s)\n", hms(span), span,
+  local planned_span = #times > 0 and sched.finish - t0 or 0
+  say("estimate: about %s (%.1f s) at the sender's pacing (%s: %s; account: %s%s)\n", hms(planned_span),
+      planned_span,
       (kind:gsub("_", " ")), per_s(rates[kind] or 0), per_s(rates.account or 0),
       rate and format("; campaign: %g MPS", rate) or "")
   if a.policy and a.policy.quiet then

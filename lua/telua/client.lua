@@ -749,6 +749,19 @@ function Flight:create_message(m, tag)
   self:add("POST", c.api_base, acct(c, "/Messages.json"), prepared(m), tag)
 end
 
+--- Places a call that went through `check_call`: `POST …/Calls.json`.
+function Flight:create_call(q, tag)
+  local c = self.client
+  self:add("POST", c.api_base, acct(c, "/Calls.json"), q, tag)
+end
+
+--- Starts (or goes on with) a verification: `POST verify/v2/Services/{sid}/Verifications`.
+function Flight:start_verification(service_sid, p, tag)
+  check_sid(service_sid, "VA", "service sid")
+  local c = self.client
+  self:add("POST", c.verify_base, "/v2/Services/" .. service_sid .. "/Verifications", p, tag)
+end
+
 --- One page of the message list (`to`, `from`, `page_size`, ... as `messages.page`).
 function Flight:list_messages(p, tag)
   local c = self.client
@@ -818,13 +831,42 @@ local CALL_STATUS_EVENTS = { initiated = true, ringing = true, answered = true, 
 
 --- Calls (twilio.md §c.4).
 -- @section calls
+local function callee(to, region)
+  if type(to) ~= "string" or to == "" then return nil, "A 'To' phone number is required." end
+  if to:find("^client:") or to:find("^sip:") then return to end
+  return phone(to, region)
+end
+
+--- Checks a call's parameters as `calls.create` does, without sending:
+-- `to` and `from` in E.164 (or `client:`/`sip:`), exactly one of `url`,
+-- `twiml` (a string or a `telua.twiml` response) or `application_sid`.
+-- @tparam table p the parameters
+-- @tparam[opt] string region for numbers written nationally
+-- @treturn table the parameters to send | nil, err (21211, 21212, 21205)
+-- @raise on a status_callback_event Twilio does not have
+function _M.check_call(p, region)
+  if type(p) ~= "table" then error("client: call parameters must be a table", 2) end
+  local q = {}
+  for k, v in pairs(p) do q[k] = v end
+  local to, why = callee(p.to, region)
+  if not to then return client_error(21211, ("The 'To' number %s is not valid (%s)."):format(tostring(p.to), why)) end
+  q.to = to
+  if type(p.from) ~= "string" then return client_error(21212, "A 'From' phone number is required.") end
+  local from, why2 = callee(p.from, region)
+  if not from then return client_error(21212, ("The 'From' number %s is not valid (%s)."):format(p.from, why2)) end
+  q.from = from
+  if q.twiml ~= nil and type(q.twiml) ~= "string" then q.twiml = tostring(q.twiml) end
+  local n = (q.url and 1 or 0) + (q.twiml and 1 or 0) + (q.application_sid and 1 or 0)
+  if n ~= 1 then return client_error(21205, "Exactly one of url, twiml or application_sid is required.") end
+  if type(q.status_callback_event) == "string" then q.status_callback_event = { q.status_callback_event } end
+  for _, ev in ipairs(q.status_callback_event or {}) do
+    if not CALL_STATUS_EVENTS[ev] then error("client: unknown status_callback_event " .. tostring(ev), 3) end
+  end
+  return q
+end
+
 function _M.calls_api(self)
   local C = {}
-  local function callee(to)
-    if type(to) ~= "string" or to == "" then return nil, "A 'To' phone number is required." end
-    if to:find("^client:") or to:find("^sip:") then return to end
-    return phone(to, self.default_region)
-  end
 
   --- Places a call: `to`, `from`, and one of `url`, `twiml` (a string or a
   -- `telua.twiml` response) or `application_sid`; `status_callback`,
@@ -834,22 +876,8 @@ function _M.calls_api(self)
   --   21205 when none of url/twiml/application_sid is given)
   function C.create(p)
     if type(p) ~= "table" then error("client: call parameters must be a table", 2) end
-    local q = {}
-    for k, v in pairs(p) do q[k] = v end
-    local to, why = callee(p.to)
-    if not to then return client_error(21211, ("The 'To' number %s is not valid (%s)."):format(tostring(p.to), why)) end
-    q.to = to
-    if type(p.from) ~= "string" then return client_error(21212, "A 'From' phone number is required.") end
-    local from, why2 = callee(p.from)
-    if not from then return client_error(21212, ("The 'From' number %s is not valid (%s)."):format(p.from, why2)) end
-    q.from = from
-    if q.twiml ~= nil and type(q.twiml) ~= "string" then q.twiml = tostring(q.twiml) end
-    local n = (q.url and 1 or 0) + (q.twiml and 1 or 0) + (q.application_sid and 1 or 0)
-    if n ~= 1 then return client_error(21205, "Exactly one of url, twiml or application_sid is required.") end
-    if type(q.status_callback_event) == "string" then q.status_callback_event = { q.status_callback_event } end
-    for _, ev in ipairs(q.status_callback_event or {}) do
-      if not CALL_STATUS_EVENTS[ev] then error("client: unknown status_callback_event " .. tostring(ev), 2) end
-    end
+    local q, err = _M.check_call(p, self.default_region)
+    if not q then return nil, err end
     return self:request("POST", self.api_base, acct(self, "/Calls.json"), q)
   end
 

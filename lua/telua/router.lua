@@ -56,6 +56,11 @@
 -- by default: a reply or a code goes at once; `quiet_hours = false` on a
 -- send exempts it). `max_per_day = n` sends at most n messages a day to
 -- the recipient (the store's counters; the rest wait for the next day).
+-- `fallback = { { channel = "whatsapp" | "voice" | "sms", after = SECONDS,
+-- on = { CODES }, from = ... }, ... }` tries the next channel once when the
+-- message ends undelivered or failed with one of the codes, or is not
+-- delivered after `after` seconds (`telua.fallback`); `locale` is the
+-- text's language for a voice hop.
 --
 -- A handler gets a request table and returns a TwiML element, a string
 -- of TwiML, `nil` (an empty `<Response/>`; 204 for status callbacks) or
@@ -67,6 +72,7 @@ local e164 = require "telua.e164"
 local metrics = require "telua.metrics"
 local optout = require "telua.optout"
 local quiet = require "telua.quiet"
+local fallback = require "telua.fallback"
 local store_mod = require "telua.store"
 local twiml = require "telua.twiml"
 local webhook = require "telua.webhook"
@@ -303,26 +309,34 @@ end
 _M.canonical = canonical
 
 --- The delivery policy an outbox entry carries for the sender
--- (`telua.sender`): quiet hours by the recipient's local time and a cap
--- of messages per recipient a day.
--- @param quiet_hours the message's own `quiet_hours` (`true`, `false` or
---   `{ from = "HH:MM", to = "HH:MM" }`, see `telua.quiet.window`); nil:
---   `default_quiet`
--- @tparam[opt] number max_per_day at most this many messages to the
---   recipient in 24 hours (counted when each goes, `store:counter_hit`)
+-- (`telua.sender`): quiet hours by the recipient's local time, a cap of
+-- messages per recipient a day, and fallback channels.
+-- @tparam table send the message's own fields: `quiet_hours` (`true`,
+--   `false` or `{ from = "HH:MM", to = "HH:MM" }`, see
+--   `telua.quiet.window`; nil: `default_quiet`), `max_per_day` (at most
+--   this many messages to the recipient in 24 hours, counted when each
+--   goes, `store:counter_hit`), `fallback` (a chain of hops,
+--   `telua.fallback`), `locale` (the text's language, for a voice hop)
 -- @param[opt] default_quiet the rules' `settings.quiet_hours` (off when nil)
--- @treturn table|boolean `{ quiet = WINDOW, max_per_day = N }`, or `true`
---   when neither applies
+-- @treturn table|boolean `{ quiet = WINDOW, max_per_day = N, fallback =
+--   CHAIN, locale = L }`, or `true` when none applies
 -- @return or `nil, message`
-function _M.policy(quiet_hours, max_per_day, default_quiet)
+function _M.policy(send, default_quiet)
+  local quiet_hours, max_per_day = send.quiet_hours, send.max_per_day
   if quiet_hours == nil then quiet_hours = default_quiet end
   local w, err = quiet.window(quiet_hours)
   if w == nil then return nil, err end
   if max_per_day ~= nil and (type(max_per_day) ~= "number" or max_per_day < 1 or max_per_day % 1 ~= 0) then
     return nil, "max_per_day must be a whole number >= 1"
   end
-  if not w and not max_per_day then return true end
-  return { quiet = w or nil, max_per_day = max_per_day }
+  local chain
+  if send.fallback ~= nil then
+    chain, err = fallback.check(send.fallback)
+    if not chain then return nil, err end
+  end
+  if send.locale ~= nil and type(send.locale) ~= "string" then return nil, "locale must be a string such as \"es-MX\"" end
+  if not w and not max_per_day and not chain then return true end
+  return { quiet = w or nil, max_per_day = max_per_day, fallback = chain, locale = chain and send.locale or nil }
 end
 
 --- Queues an outbound message in a store's outbox for the host's sender
@@ -351,8 +365,8 @@ function _M.queue(store, p, o)
   local q = {}
   for k, v in pairs(p) do q[k] = v end
   local dedupe, not_before = q.dedupe, q.not_before
-  local policy, perr = _M.policy(q.quiet_hours, q.max_per_day, o.quiet_hours)
-  q.dedupe, q.not_before, q.quiet_hours, q.max_per_day = nil, nil, nil, nil
+  local policy, perr = _M.policy(q, o.quiet_hours)
+  q.dedupe, q.not_before, q.quiet_hours, q.max_per_day, q.fallback, q.locale = nil, nil, nil, nil, nil, nil
   if not policy then return nil, client.error{ message = perr, where = "client" } end
   local m, err = client.check_message(q, o.region)
   if not m then return nil, err end

@@ -64,6 +64,7 @@ local store_mod = require "telua.store"
 local gcra = require "telua.gcra"
 local metrics = require "telua.metrics"
 local quiet = require "telua.quiet"
+local fallback = require "telua.fallback"
 
 local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, ceil =
   pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor, math.ceil
@@ -71,7 +72,9 @@ local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, 
 local _M = { _VERSION = "0.1.0" }
 
 --- Default pacing, in segments per second, by sender type.
-_M.RATES = { long_code = 1, toll_free = 3, short_code = 100, whatsapp = 10, messaging_service = 100, account = 2000 }
+-- `voice`: calls a second (a fallback hop's call; Twilio's default CPS of an account is 1).
+_M.RATES = { long_code = 1, toll_free = 3, short_code = 100, whatsapp = 10, messaging_service = 100, account = 2000,
+             voice = 1 }
 
 local TOLL_FREE = { ["800"] = true, ["833"] = true, ["844"] = true, ["855"] = true, ["866"] = true,
                     ["877"] = true, ["888"] = true }
@@ -98,7 +101,7 @@ function _M.parse_rates(s)
     local k, v = item:match("^%s*([%w_]+)%s*=%s*([%d.]+)%s*$")
     if not k or not rates[k] or not tonumber(v) then
       return nil, "bad rate '" .. item .. "' (want TYPE=SEGMENTS_PER_SECOND with TYPE one of " ..
-        "long_code, toll_free, short_code, whatsapp, messaging_service, account)"
+        "long_code, toll_free, short_code, whatsapp, messaging_service, account, voice)"
     end
     rates[k] = tonumber(v)
   end
@@ -171,6 +174,15 @@ local SLACK = 0.002
 -- { limiter, key, rate }.
 function Sender:limiters_for(entry)
   local list = {}
+  local ch = entry.policy and entry.policy.channel
+  if ch == "voice" or ch == "verify" then -- a call: the account's calls per second
+    local rate = self.rates.voice
+    if self.limiters.voice then
+      list[1] = { self.limiters.voice, "voice", rate, key = "voice", rate = rate, burst = max(10, floor(rate)),
+                  queue = 36000 }
+    end
+    return list
+  end
   local kind = _M.sender_type(entry.sender)
   if self.limiters[kind] then
     local rate = self.rates[kind]
@@ -344,8 +356,11 @@ function Sender:file(entry, msg, err, now)
     self.sent = self.sent + 1
     metrics.record("telua_sends_total", 1, "sent", "")
     store.outbox:complete(entry.id, msg.sid)
-    store:message_status(msg.sid, msg.status or "queued", {
-      to = p.to, from = p.from, segments = tonumber(msg.num_segments) })
+    if not (entry.policy and entry.policy.channel == "verify") then -- (a verification is no message)
+      store:message_status(msg.sid, msg.status or "queued", {
+        to = p.to, from = p.from, segments = tonumber(msg.num_segments) })
+    end
+    if entry.policy and entry.policy.fallback then fallback.on_sent(store, entry, now, self.log) end
     self:emit("status", { outbox_id = entry.id, from = from, to = p.to, message_sid = msg.sid,
                           status = msg.status or "queued" })
     return
@@ -373,6 +388,7 @@ function Sender:file(entry, msg, err, now)
   end
   self.failed = self.failed + 1
   store.outbox:fail(entry.id, code, err.message)
+  if entry.policy and entry.policy.fallback and code ~= 21610 then fallback.on_failed(store, entry, code, now, self.log) end
   metrics.record("telua_sends_total", 1, "failed", code)
   metrics.record("telua_messages_final_total", 1, from, "failed", code) -- Twilio never took it: no callback comes
   self.log("warn", ("outbox %d failed: %s"):format(entry.id, tostring(err)))
@@ -444,16 +460,23 @@ function Sender:step(now)
     local p = e.params
     local out = found and found[main_at[i]]
     if out == false and bare_at[i] then out = found[bare_at[i]] end
+    local gated = out == false and e.policy and e.policy.hop and fallback.gate(store, e)
     if out == nil then -- the opt-out list cannot be read: never send blind
       self:store_down("opt-out lookup", oerr)
       later[#later + 1] = { e.id, now + 0.5, false }
     elseif out then
-      skipped[#skipped + 1] = e
+      skipped[#skipped + 1] = { e, "opted out since it was queued" }
+    elseif gated then -- a fallback hop no longer needed
+      skipped[#skipped + 1] = { e, gated }
     else
       -- the client's checks, made once and before the pacing decision: a
       -- first use of a region's numbering plan compiles its patterns, which
       -- must not sit between a decision and its send
-      local checked, cerr = client_mod.check_message(p)
+      local ch = e.policy and e.policy.channel
+      local checked, cerr
+      if ch == "voice" then checked, cerr = client_mod.check_call(p)
+      elseif ch == "verify" then checked = { to = p.to, channel = "call", locale = p.locale } -- Verify checks the rest
+      else checked, cerr = client_mod.check_message(p) end
       local hold = checked and self:quiet_hold(e, now)
       if not checked then
         invalid[#invalid + 1] = { e, cerr }
@@ -491,19 +514,39 @@ function Sender:step(now)
   end
   local results
   if fl then
-    for i, e in ipairs(go) do fl:create_message(batch[i], { "send", e }) end
+    for i, e in ipairs(go) do
+      local ch = e.policy and e.policy.channel
+      if ch == "voice" then fl:create_call(batch[i], { "send", e })
+      elseif ch == "verify" then fl:start_verification(e.policy.service, batch[i], { "send", e })
+      else fl:create_message(batch[i], { "send", e }) end
+    end
     self.sending = self.sending + #go
   else
-    results = #batch > 0 and self.client.messages.create_many(batch, { checked = true }) or {}
+    local msgs, at = {}, {}
+    results = {}
+    for i, e in ipairs(go) do
+      local ch = e.policy and e.policy.channel
+      if ch == "voice" then
+        results[i] = { self.client.calls.create(batch[i]) }
+      elseif ch == "verify" then
+        results[i] = { self.client.verify.start(e.policy.service, batch[i]) }
+      else
+        msgs[#msgs + 1] = batch[i]
+        at[#msgs] = i
+      end
+    end
+    local got = #msgs > 0 and self.client.messages.create_many(msgs, { checked = true }) or {}
+    for j, r in ipairs(got) do results[at[j]] = r end
   end
   -- every write of the round in one transaction (filed again at the next
   -- round, before anything new is claimed, if the store failed)
   local function filing()
     for _, x in ipairs(later) do store.outbox:defer(x[1], x[2], x[3]) end
-    for _, e in ipairs(skipped) do
-      store.outbox:skip(e.id, "opted out")
+    for _, x in ipairs(skipped) do
+      local e, why = x[1], x[2]
+      store.outbox:skip(e.id, why)
       metrics.record("telua_sends_total", 1, "skipped", "")
-      self.log("info", ("outbox %d: %s opted out since it was queued; skipped"):format(e.id, e.params.to))
+      self.log("info", ("outbox %d to %s: %s; skipped"):format(e.id, e.params.to, why))
     end
     for _, x in ipairs(invalid) do self:file(x[1], nil, x[2], now) end
     for i, e in ipairs(results or {}) do self:file(go[i], e[1], e[2], now) end

@@ -14,13 +14,15 @@
 -- the outbox after `settings.resend_backoff` seconds (default 300),
 -- doubling each time, up to `settings.resend_max` resends (default 3). A
 -- repeated callback cannot queue it twice (the new entry's dedupe key is
--- the SID).
+-- the SID). A message sent with fallback channels (`telua.fallback`) gets
+-- its next channel instead of a resend.
 --
 -- @module telua.status
 
 local metrics = require "telua.metrics"
 local store_mod = require "telua.store"
 local router_mod = require "telua.router"
+local fallback = require "telua.fallback"
 
 local format, tostring, tonumber = string.format, tostring, tonumber
 
@@ -82,7 +84,12 @@ function _M.record(router, r)
         router:emit("status", { from = r.from, to = r.to, message_sid = p.MessageSid, status = now,
                                  error_code = code, outbox_id = e and e.id })
       end
-      resend(router, p.MessageSid, status, code)
+      local e = (status == "undelivered" or status == "failed") and store.outbox:get(p.MessageSid)
+      if e and e.policy and e.policy.fallback then -- its fallback channel instead of a resend
+        fallback.on_failed(store, e, code, require("telua.core").time(), log)
+      else
+        resend(router, p.MessageSid, status, code)
+      end
     end
   elseif p.CallSid then
     log("info", format("status %s %s%s", p.CallSid, tostring(p.CallStatus),

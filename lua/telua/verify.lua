@@ -23,6 +23,7 @@
 -- @module telua.verify
 
 local client_mod = require "telua.client"
+local core = require "telua.core"
 local e164 = require "telua.e164"
 
 local type, error, setmetatable, tostring, ipairs, ceil = type, error, setmetatable, tostring, ipairs, math.ceil
@@ -94,20 +95,50 @@ local function over(self, ns, to, limit, code, what)
   }
 end
 
+--- How long after an SMS code a voice call follows when the code was not
+-- approved meanwhile (seconds; `fallback.after`).
+_M.FALLBACK_AFTER = 30
+
 --- Sends a code, unless the number asked too often.
 -- @tparam string to the number (E.164, or national with the client's default region)
 -- @tparam[opt="sms"] string channel `sms`, `call`, `whatsapp`, `email`
+-- @tparam[opt] table opts `locale` (the code's language, Verify's
+--   `Locale`), `fallback` (`{ channel = "call", after = SECONDS }`, or
+--   `"call"` for `FALLBACK_AFTER`): when the code is not approved within
+--   `after` seconds (an SMS that was not delivered, or not read), the
+--   same verification goes on by a voice call, once (Verify reads the
+--   code; a second start within its lifetime changes its channel). The
+--   call is queued in the store's outbox and sent by the host's sender,
+--   paced with the other calls and skipped when `check` approved the code
+--   first or the number opted out; it counts as a start.
 -- @treturn table the Verification (`sid`, `status` "pending", ...) plus
---   `attempt` (this number's count in the window)
+--   `attempt` (this number's count in the window) and `fallback_id` (the
+--   outbox entry of the call)
 -- @return or `nil, err`: err.code 60203 with `retry_after` (seconds until
 --   the window ends) when over the limit; otherwise the client's error
-function Verify:start(to, channel)
+-- @raise on a fallback that is not a call
+function Verify:start(to, channel, opts)
   if type(to) ~= "string" then error("verify:start: to must be a string", 2) end
+  opts = opts or {}
+  local fb = opts.fallback
+  if fb == "call" then fb = { channel = "call" } end
+  if fb ~= nil and (type(fb) ~= "table" or fb.channel ~= "call" or
+                    (fb.after ~= nil and (type(fb.after) ~= "number" or fb.after <= 0))) then
+    error('verify:start: fallback must be "call" or { channel = "call", after = SECONDS > 0 }', 2)
+  end
   local refused, count = over(self, "verify", to, self.limit, 60203, "send")
   if refused then return nil, refused end
-  local v, err = self.client.verify.start(self.service_sid, { to = to, channel = channel or "sms" })
+  local v, err = self.client.verify.start(self.service_sid, { to = to, channel = channel or "sms", locale = opts.locale })
   if not v then return nil, err end
   v.attempt = count
+  if fb then
+    local number = counted(self, to)
+    local id, qerr = self.store.outbox:enqueue({ to = number, from = self.service_sid, channel = "call", locale = opts.locale },
+      { dedupe = "verify-fallback:" .. tostring(v.sid), not_before = core.time() + (fb.after or _M.FALLBACK_AFTER),
+        policy = { channel = "verify", hop = 1, service = self.service_sid, verification = v.sid } })
+    if not id then return nil, client_mod.error{ message = "verify: the call fallback: " .. tostring(qerr), where = "client" } end
+    v.fallback_id = id
+  end
   return v
 end
 
@@ -123,6 +154,9 @@ function Verify:check(to, code)
   if refused then return nil, refused end
   local r, err = self.client.verify.check(self.service_sid, { to = to, code = code })
   if not r then return nil, err end
+  if r.status == "approved" then -- a call fallback still queued for this number is not needed now
+    self.store:kv_set("verify_approved", counted(self, to), "1", self.window)
+  end
   return r.status == "approved", r
 end
 
