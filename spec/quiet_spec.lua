@@ -113,4 +113,76 @@ describe("quiet hours", function()
     for _, n in ipairs(NUMBERS) do assert.are.equal(1, count[n], n) end
     store:close()
   end)
+
+  it("max_per_day: at most N a day to one recipient, the rest the next day (the store's 24-hour counter)", function()
+    local router = require "telua.router"
+    local store = assert(store_mod.open("sqlite:" .. dir .. "/cap.db"))
+    local ids = {}
+    for i = 1, 5 do
+      ids[i] = assert(router.queue(store, { to = "+14155550160", from = "+15005550006", body = "update " .. i,
+                                            max_per_day = 2 }))
+    end
+    local now = T0
+    local client = assert(client_mod.new{ account_sid = SID, auth_token = TOKEN,
+                                          base_url = "http://127.0.0.1:" .. sandbox.port })
+    local s = sender_mod.new{ store = store, client = client, clock = function() return now end }
+    local sent_at = {}
+    while now < T0 + 3 * 86400 do
+      for _ = 1, 5 do
+        if s:step(now) <= 0 then break end
+        s:settle(5)
+      end
+      for _, id in ipairs(ids) do
+        local e = store.outbox:get(id)
+        if e.state == "sent" and not sent_at[id] then sent_at[id] = now end
+      end
+      now = now + 600
+    end
+    -- two on the first day, two when its 24 hours are over, the fifth a day later
+    local days = {}
+    for i, id in ipairs(ids) do
+      assert.is_number(sent_at[id], "message " .. i .. " was never sent")
+      local d = math.floor((sent_at[id] - T0) / 86400)
+      days[d] = (days[d] or 0) + 1
+    end
+    assert.are.same({ [0] = 2, [1] = 2, [2] = 1 }, days)
+    store:close()
+  end)
+
+  it("req.send keeps quiet hours only when asked: its own, or the rules' settings, and false exempts", function()
+    local router = require "telua.router"
+    local store = assert(store_mod.open("sqlite:" .. dir .. "/send.db"))
+    local base = { to = "+18085550100", from = "+15005550006", body = "hi" }
+    local function with(t)
+      local m = {}
+      for k, v in pairs(base) do m[k] = v end
+      for k, v in pairs(t) do m[k] = v end
+      return m
+    end
+    -- transactional by default: no policy
+    local id = assert(router.queue(store, with{}))
+    assert.is_nil(store.outbox:get(id).policy)
+    id = assert(router.queue(store, with{ quiet_hours = true }))
+    assert.are.same({ quiet = { from = 21 * 60, to = 8 * 60 } }, store.outbox:get(id).policy)
+    id = assert(router.queue(store, with{}, { quiet_hours = { from = "20:00", to = "09:00" } }))
+    assert.are.same({ quiet = { from = 20 * 60, to = 9 * 60 } }, store.outbox:get(id).policy)
+    id = assert(router.queue(store, with{ quiet_hours = false }, { quiet_hours = true }))
+    assert.is_nil(store.outbox:get(id).policy)
+    -- what is not a window, a cap or a chain is refused, and nothing is queued
+    local before = store.outbox:counts().queued
+    for _, bad in ipairs{ { quiet_hours = "night" }, { quiet_hours = { from = "21:00", to = "21:00" } },
+                          { max_per_day = 0 }, { max_per_day = 1.5 }, { fallback = { { channel = "fax" } } },
+                          { fallback = { { channel = "whatsapp" } } }, { fallback = { { channel = "voice", after = -1 } } } } do
+      local ok, err = router.queue(store, with(bad))
+      assert.is_nil(ok)
+      assert.is_string(err.message)
+    end
+    assert.are.equal(before, store.outbox:counts().queued)
+    -- and rules whose settings.quiet_hours is no window do not load
+    local r = router.new{ store = store, log = function() end }
+    local ok, err = r:add("bad.lua", { settings = { quiet_hours = { from = "9pm" } }, messages = {} })
+    assert.is_nil(ok)
+    assert.matches("bad.lua: settings.quiet_hours.from", err, 1, true)
+    store:close()
+  end)
 end)

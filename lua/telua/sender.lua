@@ -111,6 +111,8 @@ end
 local Sender = {}
 Sender.__index = Sender
 
+local clocks = 0 -- senders made with a clock of their own
+
 local function bare(addr) return (addr:gsub("^%a+:", "")) end
 
 --- Makes a sender.
@@ -152,6 +154,10 @@ function _M.new(opts)
   -- requests that each finish on their own (libcurl); without (nginx's
   -- cosockets, a transport without flights) a round waits for its batch
   if opts.flight ~= false and self.client.flight then self.flight = self.client:flight() end
+  if opts.clock then -- pacing on the caller's clock (see decide)
+    clocks = clocks + 1
+    self.ns, self.clock_base = ("clock%d:%s:"):format(clocks, core.random_hex(4)), opts.clock() - 1
+  end
   self.pacer = self.store.pacer and self.store:pacer() or nil
   if opts.consumer and self.store.outbox.set_consumer then self.store.outbox:set_consumer(opts.consumer) end
   for kind, rate in pairs(self.rates) do
@@ -251,6 +257,14 @@ function Sender:sent_at(entry, now)
   if ring.n < k then ring.n = ring.n + 1 end
 end
 
+-- One limiter's decision: on the monotonic clock, or with a clock of the
+-- caller's (`opts.clock`) on that clock, under keys of this sender's own
+-- (the limiters' state is process-wide).
+function Sender:decide(l, cost, commit, now)
+  if not self.ns then return l[1]:incoming(l[2], cost, commit) end
+  return l[1]:incoming_at(now - self.clock_base, self.ns .. l[2], cost, commit)
+end
+
 -- Paces one claimed entry: 0 when it goes now; else the time to put it
 -- back for and whether that time is a slot it now holds (near), or a time
 -- to look again (far). The caller writes the deferral after sending, so
@@ -277,7 +291,7 @@ function Sender:pace(entry, cost, now)
     d, bind, taken = x, lims[i], t
   else
     for _, l in ipairs(lims) do
-      local x = l[1]:incoming(l[2], cost, false) or 0
+      local x = self:decide(l, cost, false, now) or 0
       if x > d then d, bind = x, l end
     end
   end
@@ -294,7 +308,7 @@ function Sender:pace(entry, cost, now)
     return turn - RESERVE_AHEAD / 2, false
   end
   if not taken then
-    for _, l in ipairs(lims) do l[1]:incoming(l[2], cost, true) end
+    for _, l in ipairs(lims) do self:decide(l, cost, true, now) end
   end
   if d <= SLACK then
     local wait = self:spacing(entry, now)
@@ -667,11 +681,12 @@ end
 -- @treturn table the send time of each entry (epoch seconds, the list's
 --   order), then `{ finish = EPOCH (the last send), held = N (entries that
 --   wait for quiet hours to end), held_until = EPOCH (the latest such end) }`
-local plans = 0
 function _M.schedule(list, opts)
   opts = opts or {}
   local start = opts.start or core.time()
-  local s = _M.new{ store = {}, client = {}, rates = opts.rates or _M.RATES }
+  -- a sender of its own on a clock of its own (its limiters' keys its own:
+  -- their state is process-wide, shared with a sender pacing for real)
+  local s = _M.new{ store = {}, client = {}, rates = opts.rates or _M.RATES, clock = function() return start end }
   local order = {}
   for i = 1, #list do order[i] = i end
   local function due(i) return list[i].not_before or start end
@@ -680,19 +695,12 @@ function _M.schedule(list, opts)
     if da ~= db then return da < db end
     return a < b
   end)
-  -- the limiters count on a clock of their own (seconds from `start`, plus
-  -- one) and under keys of their own: their state is process-wide, shared
-  -- with a sender pacing for real in this process
-  local base = start - 1
-  plans = plans + 1
-  local ns = ("plan%d:%s:"):format(plans, core.random_hex(4))
   local times, held, held_until, finish = {}, 0, nil, start
   for _, i in ipairs(order) do
     local x = list[i]
     local e = { sender = x.sender, params = { to = x.to }, policy = x.policy, campaign = x.campaign, rate = x.rate }
     local cost = x.segments or 1
     local lims = s:limiters_for(e)
-    for _, l in ipairs(lims) do l[2] = ns .. l[2] end
     local t, waited = max(start, due(i)), false
     for _ = 1, 10000 do
       local hold = e.policy and e.policy.quiet and s:quiet_hold(e, t)
@@ -701,10 +709,10 @@ function _M.schedule(list, opts)
         held_until = max(held_until or hold, hold)
       end
       local d = 0
-      for _, l in ipairs(lims) do d = max(d, l[1]:incoming_at(t - base, l[2], cost, false) or 36000) end
+      for _, l in ipairs(lims) do d = max(d, s:decide(l, cost, false, t) or 36000) end
       if d <= RESERVE_AHEAD then
         t = t + d
-        for _, l in ipairs(lims) do l[1]:incoming_at(t - base, l[2], cost, true) end
+        for _, l in ipairs(lims) do s:decide(l, cost, true, t) end
         break
       end
       t = t + d - RESERVE_AHEAD / 2 -- looked at again shortly before its turn

@@ -25,7 +25,10 @@ return {
   messages = {
     { path = "/sms/incoming", keyword = "ALERT", handler = function(req)
         local hop
-        if req.args == "voice" then
+        local after = req.args:match("^after ([%d.]+)$")
+        if after then
+          hop = { channel = "voice", from = "+15005550006", after = tonumber(after) }
+        elseif req.args == "voice" then
           hop = { channel = "voice", from = "+15005550006", on = { 30003, 30005 } }
         else
           hop = { channel = "whatsapp", from = "whatsapp:+15005550006", on = { 30003 },
@@ -169,6 +172,25 @@ describe("fallback channels", function()
     assert.are.equal("skipped", hop.state)
     assert.matches("opted out", hop.error)
     assert.are.equal(0, #get("messages", "whatsapp:" .. other).messages)
+  end)
+
+  it("after: a message not delivered within the time gets the next channel; one delivered in time does not", function()
+    -- the sandbox delivers 2 steps of 0.8 s after sending
+    inbound("+14155550181", "ALERT after 0.3")
+    inbound("+14155550182", "ALERT after 4")
+    local calls = wait_for(function()
+      for _, c in ipairs(get("calls").calls) do if c.to == "+14155550181" then return c end end
+    end)
+    assert.truthy(calls, "no call after 0.3 s: " .. h.read_file(dir .. "/host.log"))
+    local skipped = wait_for(function()
+      local r = rows("SELECT state, error FROM outbox WHERE to_addr = '+14155550182' AND resend_of IS NOT NULL")
+      return r[1] and r[1].state ~= "queued" and r[1]
+    end, 10)
+    assert.truthy(skipped, "the second hop was never looked at")
+    assert.are.equal("skipped", skipped.state)
+    assert.are.equal("the message before it was delivered", skipped.error)
+    for _, c in ipairs(get("calls").calls) do assert.are_not.equal("+14155550182", c.to) end
+    assert.are.equal("delivered", get("messages", "+14155550182").messages[1].status)
   end)
 
   it("telua.verify calls with the code when the SMS code is not approved in time, and not when it is", function()
