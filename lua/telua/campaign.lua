@@ -4,6 +4,7 @@
 --                    [--rate MPS] [--dry-run] [--store sqlite:FILE] [--templates DIR]
 --                    [--region CC] [--name NAME] [--price USD] [--no-wait]
 --                    [--status-callback URL] [--wait-delivery SECONDS]
+--                    [--send-rates SPEC] [--quiet-hours FROM-TO | off] [--max-per-day N]
 --
 -- The CSV's first line names the columns (RFC 4180: quoted fields, `""`
 -- inside quotes, CRLF or LF). `phone` (or `to`) is the recipient; `locale`
@@ -31,6 +32,17 @@
 -- for them, so the summary counts delivered and undelivered messages.
 -- `--dry-run` renders and checks everything, queues nothing, and reports
 -- what would be sent.
+--
+-- The time it takes is estimated from the sender's own pacing
+-- (`telua.sender.schedule`: the sender type's rate and the account's, as
+-- the host's `--send-rates` sets them and `--send-rates` here repeats, the
+-- campaign's `--rate`, the quiet hours), and the progress ETA is the rest
+-- of that schedule. Quiet hours are on by default for a campaign: each
+-- message carries them (`--quiet-hours`, else the template's
+-- `quiet_hours`, else 21:00-08:00, the TCPA's) and the sender holds it
+-- while the recipient's local time is inside them in any zone their number
+-- may be in (`telua.quiet`); the report says how many wait and until when.
+-- `--max-per-day N` caps the messages a recipient gets a day.
 --
 -- @module telua.campaign
 

@@ -71,7 +71,7 @@ static const char SERVE_USAGE[] =
     "  --auth-token-file FILE  read the auth token from FILE instead of TWILIO_AUTH_TOKEN\n"
     "  --lua-dir DIR           where the telua Lua modules live (default: found by the install prefix)\n"
     "  --send-rates SPEC       pacing in segments/s, e.g. long_code=1,toll_free=3,short_code=100,\n"
-    "                          whatsapp=10,account=2000 (0 = unpaced)\n"
+    "                          whatsapp=10,account=2000,voice=1 (calls/s; 0 = unpaced)\n"
     "  --send-concurrency N    REST requests in flight (default 8)\n"
     "  --consumer NAME         this host's name in an outbox shared on Redis (default HOSTNAME:PORT)\n"
     "  --claim-timeout SECONDS another host's claim on a shared outbox entry stands this long (default 60)\n"
