@@ -18,7 +18,8 @@ description = {
   summary = "Twilio webhooks, TwiML, REST client and signatures in Lua, with a fast C core",
   detailed = [[
 telua.core: X-Twilio-Signature (HMAC-SHA1, as Twilio's helper libraries),
-form decoding, E.164 with libphonenumber's metadata, SMS segments, GCRA,
+form decoding, E.164 with libphonenumber's metadata and time zones, local
+time from the system's tzdata, SMS segments, GCRA,
 an HTTP client on libcurl's multi interface, a small SQLite binding and a
 Redis connection (hiredis's encoder and reply reader, TCP, Unix or TLS), in C
 for Lua 5.4, 5.3 and LuaJIT. lua/telua: the Twilio REST client (Messages,
@@ -42,6 +43,7 @@ build = {
       sources = { "src/core/form.c", "src/core/signature.c", "src/core/url.c", "src/core/xml.c",
                   "src/core/re.c", "src/core/e164.c", "src/core/e164_meta.c",
                   "src/core/segments.c", "src/core/segments_tables.c", "src/core/gcra.c",
+                  "src/core/tz.c", "src/core/tz_meta.c",
                   "src/lua/telua_core.c", "src/lua/sqlite.c", "src/lua/http.c", "src/lua/redis.c" },
       libraries = { "ssl", "crypto", "sqlite3", "curl", "hiredis", "pthread" },
       incdirs = { "$(OPENSSL_INCDIR)", "$(SQLITE_INCDIR)", "$(CURL_INCDIR)", "$(HIREDIS_INCDIR)" },
@@ -59,6 +61,8 @@ build = {
     ["telua.http.cosocket"] = "lua/telua/http/cosocket.lua",
     ["telua"] = "lua/telua/init.lua",
     ["telua.optout"] = "lua/telua/optout.lua",
+    ["telua.quiet"] = "lua/telua/quiet.lua",
+    ["telua.fallback"] = "lua/telua/fallback.lua",
     ["telua.ngx"] = "lua/telua/ngx.lua",
     ["telua.router"] = "lua/telua/router.lua",
     ["telua.rules"] = "lua/telua/rules.lua",
