@@ -87,6 +87,7 @@ describe("the sender on a slow network", function()
       return n >= 20 and n
     end, 6)
     local t_all = socket.gettime() - t0
+    io.stderr:write(("\n  20 sends behind a held one: %.2f s"):format(t_all))
     assert.are.equal(20, got, "the sends after the held one waited for it")
     assert.are.equal(0, #H.received(sandbox.port, "+14155550999"))
     assert.are.equal(1, proxy_stats(proxy).held)
@@ -122,6 +123,7 @@ describe("the sender on a slow network", function()
       return n >= 20 and n
     end, 6)
     local t_all = socket.gettime() - t0
+    io.stderr:write(("\n  20 new sends beside the lookups after a kill -9: %.2f s"):format(t_all))
     assert.are.equal(20, got)
     assert.is_true(t_all < 2.5, ("the new sends took %.2f s behind the lookups"):format(t_all))
     assert.is_true(proxy_stats(proxy).lists >= 1) -- the lookups were out meanwhile
