@@ -17,17 +17,7 @@ local BUILD = os.getenv("TELUA_BUILD") or (h.root .. "/build")
 local SID = "AC" .. ("7"):rep(32)
 local TOKEN = "quiet-spec-token"
 
-local function oracle(req)
-  local inp = os.tmpname()
-  local f = assert(io.open(inp, "wb"))
-  f:write(cjson.encode(req))
-  f:close()
-  local p = assert(io.popen("/usr/bin/python3 " .. h.root .. "/spec/helpers/tzoracle.py < " .. inp))
-  local text = p:read("*a")
-  p:close()
-  os.remove(inp)
-  return cjson.decode(text)
-end
+local oracle = h.tz_oracle
 
 local NUMBERS = { "+12125550100", "+18085550100", "+442079460958", "+61255504321", "+12085550100" }
 local T0 = 1796644800 -- 2026-12-07 12:00:00 UTC, a Monday (date -u -d @1796644800)
@@ -45,6 +35,24 @@ describe("quiet hours", function()
     h.kill(sandbox)
     os.execute("rm -rf " .. dir)
   end)
+
+  -- A sender on a clock that starts at T0 and moves `step` seconds at a
+  -- time for `span`; after each step's rounds (their answers filed: the
+  -- flight files them as they come), look(now).
+  local function simulate(store, span, step, look)
+    local now = T0
+    local client = assert(client_mod.new{ account_sid = SID, auth_token = TOKEN,
+                                          base_url = "http://127.0.0.1:" .. sandbox.port })
+    local s = sender_mod.new{ store = store, client = client, clock = function() return now end }
+    while now < T0 + span do
+      for _ = 1, 5 do
+        if s:step(now) <= 0 then break end
+        s:settle(5)
+      end
+      look(now)
+      now = now + step
+    end
+  end
 
   it("a campaign started at a fixed UTC time reaches each number only inside its day, two zones waiting for both", function()
     -- the plan: when each number may first be reached (21:00-08:00 quiet, the default)
@@ -76,22 +84,13 @@ describe("quiet hours", function()
       waiting, os.date("!%Y-%m-%d %H:%M UTC", last)), text, 1, true)
 
     -- the sender on a simulated clock, 5 minutes a step, for 36 hours
-    local now = T0
     local store = assert(store_mod.open("sqlite:" .. db))
-    local client = assert(client_mod.new{ account_sid = SID, auth_token = TOKEN,
-                                          base_url = "http://127.0.0.1:" .. sandbox.port })
-    local s = sender_mod.new{ store = store, client = client, clock = function() return now end }
     local sent_at = {}
-    while now < T0 + 36 * 3600 do
-      for _ = 1, 5 do
-        if s:step(now) <= 0 then break end
-        s:settle(5) -- the answers of what went (the flight files them as they come)
-      end
+    simulate(store, 36 * 3600, 300, function(now)
       for _, r in ipairs(store.db:query("SELECT to_addr, state FROM outbox WHERE state = 'sent'")) do
         sent_at[r.to_addr] = sent_at[r.to_addr] or now
       end
-      now = now + 300
-    end
+    end)
     local check = {}
     for i, n in ipairs(NUMBERS) do
       local t = sent_at[n]
@@ -122,22 +121,13 @@ describe("quiet hours", function()
       ids[i] = assert(router.queue(store, { to = "+14155550160", from = "+15005550006", body = "update " .. i,
                                             max_per_day = 2 }))
     end
-    local now = T0
-    local client = assert(client_mod.new{ account_sid = SID, auth_token = TOKEN,
-                                          base_url = "http://127.0.0.1:" .. sandbox.port })
-    local s = sender_mod.new{ store = store, client = client, clock = function() return now end }
     local sent_at = {}
-    while now < T0 + 3 * 86400 do
-      for _ = 1, 5 do
-        if s:step(now) <= 0 then break end
-        s:settle(5)
-      end
+    simulate(store, 3 * 86400, 600, function(now)
       for _, id in ipairs(ids) do
         local e = store.outbox:get(id)
         if e.state == "sent" and not sent_at[id] then sent_at[id] = now end
       end
-      now = now + 600
-    end
+    end)
     -- two on the first day, two when its 24 hours are over, the fifth a day later
     local days = {}
     for i, id in ipairs(ids) do

@@ -12,18 +12,7 @@ local h = require "spec.helpers"
 
 local corpus = h.fixture("tz_corpus.json")
 
--- asks spec/helpers/tzoracle.py
-local function oracle(req)
-  local inp = os.tmpname()
-  local f = assert(io.open(inp, "wb"))
-  f:write(cjson.encode(req))
-  f:close()
-  local p = assert(io.popen("/usr/bin/python3 " .. h.root .. "/spec/helpers/tzoracle.py < " .. inp))
-  local text = p:read("*a")
-  p:close()
-  os.remove(inp)
-  return cjson.decode(text)
-end
+local oracle = h.tz_oracle
 
 local function utc(y, mo, d, hh, mi)
   -- seconds since the epoch of a UTC date (days from civil, no os.time and its TZ)

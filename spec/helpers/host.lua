@@ -35,7 +35,8 @@ end
 function _M.wait_for(fn, seconds)
   local deadline = socket.gettime() + (seconds or 8)
   while socket.gettime() < deadline do
-    if fn() then return true end
+    local v = fn()
+    if v then return v end
     socket.sleep(0.05)
   end
   return false

@@ -71,6 +71,20 @@ function _M.canonical_xml(xml)
   return table.concat(out)
 end
 
+-- Asks Python's zoneinfo (spec/helpers/tzoracle.py, which says what it
+-- answers) with one request table; returns its answer table.
+function _M.tz_oracle(req)
+  local inp = os.tmpname()
+  local f = assert(io.open(inp, "wb"))
+  f:write(cjson.encode(req))
+  f:close()
+  local p = assert(io.popen("/usr/bin/python3 " .. root .. "/spec/helpers/tzoracle.py < " .. inp))
+  local text = p:read("*a")
+  p:close()
+  os.remove(inp)
+  return assert(cjson.decode(text), "tzoracle.py: " .. text)
+end
+
 -- A fresh temporary directory path (created).
 function _M.exists(path)
   local f = io.open(path, "rb")

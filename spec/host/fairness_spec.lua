@@ -14,15 +14,7 @@ local SID = "AC" .. ("5"):rep(32)
 local TOKEN = "fairness-spec-token"
 local ENV = "env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" .. TOKEN .. " "
 
-local function wait_for(fn, seconds)
-  local deadline = socket.gettime() + (seconds or 10)
-  while socket.gettime() < deadline do
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.05)
-  end
-  return nil
-end
+local wait_for = H.wait_for
 
 local function csv(path, numbers)
   local f = assert(io.open(path, "wb"))

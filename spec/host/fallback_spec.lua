@@ -9,6 +9,8 @@
 local socket = require "socket"
 local cjson = require "cjson"
 local h = require "spec.helpers"
+local H = require "spec.helpers.host"
+local wait_for = H.wait_for
 
 local ROOT = h.root
 local BUILD = os.getenv("TELUA_BUILD") or (ROOT .. "/build")
@@ -64,15 +66,6 @@ describe("fallback channels", function()
     return h.spawn("env TWILIO_ACCOUNT_SID=" .. SID .. " TWILIO_AUTH_TOKEN=" .. TOKEN .. " " .. cmd, log)
   end
 
-  local function wait_for(fn, seconds)
-    local deadline = socket.gettime() + (seconds or 10)
-    while socket.gettime() < deadline do
-      local v = fn()
-      if v then return v end
-      socket.sleep(0.05)
-    end
-    return nil
-  end
 
   local function get(what, to)
     return cjson.decode(sh("curl -s " .. q("http://127.0.0.1:" .. sandbox.port .. "/-/sandbox/" .. what ..
