@@ -563,7 +563,7 @@ function Sender:step(now)
       self.log("info", ("outbox %d to %s: %s; skipped"):format(e.id, e.params.to, why))
     end
     for _, x in ipairs(invalid) do self:file(x[1], nil, x[2], now) end
-    for i, e in ipairs(results or {}) do self:file(go[i], e[1], e[2], now) end
+    for i, r in ipairs(results or {}) do self:file(go[i], r[1], r[2], now) end
     return true
   end
   local ok, terr = store:transaction(filing)

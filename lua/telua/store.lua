@@ -545,7 +545,8 @@ local cjson = require "cjson.safe"
 --   `resend_of` (id of the entry this one repeats), `attempts`,
 --   `campaign`, `rate`, `segments`, `optout_scope`, `policy` (the
 --   sender's delivery policy: `{ quiet = { from = MINUTES, to = MINUTES },
---   max_per_day = N }`, see `telua.quiet` and `telua.sender`)
+--   max_per_day = N, fallback = CHAIN, ... }`, see `telua.quiet`,
+--   `telua.fallback` and `telua.sender`; kept as JSON)
 -- @treturn number the entry's id, and whether it was new
 -- @return or `nil, message, code`
 function Outbox:enqueue(params, opts)

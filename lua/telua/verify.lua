@@ -110,7 +110,8 @@ _M.FALLBACK_AFTER = 30
 --   code; a second start within its lifetime changes its channel). The
 --   call is queued in the store's outbox and sent by the host's sender,
 --   paced with the other calls and skipped when `check` approved the code
---   first or the number opted out; it counts as a start.
+--   first or the number opted out. Twilio counts it as one more send of
+--   the verification (of its 5); telua's `limit` counts only this start.
 -- @treturn table the Verification (`sid`, `status` "pending", ...) plus
 --   `attempt` (this number's count in the window) and `fallback_id` (the
 --   outbox entry of the call)
