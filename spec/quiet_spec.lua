@@ -75,16 +75,31 @@ describe("quiet hours", function()
     local sink = { write = function(self, ...) for _, s in ipairs{ ... } do out[#out + 1] = s end return self end,
                    flush = function() end }
     local db = dir .. "/q.db"
-    local rc = campaign.main({ "--csv", csv, "--template", "order_shipped", "--from", "+15005550006",
-                               "--templates", h.root .. "/rules/templates", "--store", "sqlite:" .. db, "--no-wait" },
-                             { out = sink, err = sink, now = function() return T0 end })
-    local text = table.concat(out)
-    assert.are.equal(0, rc, text)
+    local function run(flag)
+      out = {}
+      local rc = campaign.main({ "--csv", csv, "--template", "order_shipped", "--from", "+15005550006",
+                                 "--templates", h.root .. "/rules/templates", "--store", "sqlite:" .. db, flag },
+                               { out = sink, err = sink, now = function() return T0 end })
+      local text = table.concat(out)
+      assert.are.equal(0, rc, text)
+      return text
+    end
+    -- the estimate of the dry run: the last number's window end, as the sender will find it
+    local estimate = tonumber(run("--dry-run"):match("estimate: about [%d:]+ %(([%d.]+) s%)"))
+    local text = run("--no-wait")
     assert.matches(("quiet hours 21:00-08:00: %d messages wait for them to end, the last until %s"):format(
       waiting, os.date("!%Y-%m-%d %H:%M UTC", last)), text, 1, true)
 
     -- the sender on a simulated clock, 5 minutes a step, for 36 hours
     local store = assert(store_mod.open("sqlite:" .. db))
+    -- (and the schedule the estimate comes from, entry by entry, for the same outbox)
+    local queued = store.db:query("SELECT id, sender, to_addr, segments, not_before, policy FROM outbox ORDER BY id")
+    local list = {}
+    for i, r in ipairs(queued) do
+      list[i] = { sender = r.sender, to = r.to_addr, segments = r.segments, not_before = r.not_before,
+                  policy = cjson.decode(r.policy) }
+    end
+    local planned = sender_mod.schedule(list, { start = T0 })
     local sent_at = {}
     simulate(store, 36 * 3600, 300, function(now)
       for _, r in ipairs(store.db:query("SELECT to_addr, state FROM outbox WHERE state = 'sent'")) do
@@ -100,6 +115,16 @@ describe("quiet hours", function()
         ("%s sent at %s, may go from %s"):format(n, os.date("!%H:%M", t), os.date("!%H:%M", allowed[i])))
       check[i] = { e164.time_zones(n), 21 * 60, 8 * 60, t }
     end
+    -- the schedule said when each would go (to the 5-minute step of the simulation)
+    for i, r in ipairs(queued) do
+      assert.is_true(sent_at[r.to_addr] >= planned[i] - 1 and sent_at[r.to_addr] < planned[i] + 300,
+        ("%s planned at +%.0f s, sent at +%.0f s"):format(r.to_addr, planned[i] - T0, sent_at[r.to_addr] - T0))
+    end
+    -- the estimate was the time it took
+    local last_sent = 0
+    for _, t in pairs(sent_at) do last_sent = math.max(last_sent, t) end
+    assert.is_true(last_sent - T0 >= estimate - 1 and last_sent - T0 < estimate + 300,
+      ("estimate %.0f s, the last went at %.0f s"):format(estimate, last_sent - T0))
     -- and at that moment outside the window in every zone of the number
     local at_send = oracle{ allowed = check }.allowed
     for i, n in ipairs(NUMBERS) do assert.are.equal(sent_at[n], at_send[i], n) end

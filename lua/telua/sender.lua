@@ -666,13 +666,14 @@ function Sender:publish_gauges()
 end
 
 --- Plans when each of a list of entries would go, by the pacing this
--- sender applies: its sender type's rate and the account's (`RATES`, or
--- the host's `--send-rates`), a campaign's own rate, the entries' due
--- times and their quiet hours (an entry due inside its recipient's quiet
--- hours waits for their end, and is looked at again when its pacing turn
--- is further out than a slot is held, as the sender does). The
--- entries are taken in order of their due time, as the outbox gives them.
--- `telua campaign` estimates a campaign's time and its progress ETA with it.
+-- sender applies, simulated on a clock of its own: its sender type's rate
+-- and the account's (`RATES`, or the host's `--send-rates`), a campaign's
+-- own rate, the entries' due times and their quiet hours. It is the
+-- sender's own round, event by event: an entry due inside its recipient's
+-- quiet hours goes back until they end (taking no pacing slot); else
+-- `pace` decides (now, a slot held up to a second ahead, or a look again
+-- shortly before its turn), as a round of `step` does. `telua campaign`
+-- estimates a campaign's time and its progress ETA with it.
 -- @tparam table list entries `{ sender = FROM, to = TO, segments = N,
 --   not_before = EPOCH, campaign = NAME, rate = MPS, policy = POLICY }`
 --   (as queued; `segments` default 1, `not_before` default `start`)
@@ -687,39 +688,61 @@ function _M.schedule(list, opts)
   -- a sender of its own on a clock of its own (its limiters' keys its own:
   -- their state is process-wide, shared with a sender pacing for real)
   local s = _M.new{ store = {}, client = {}, rates = opts.rates or _M.RATES, clock = function() return start end }
-  local order = {}
-  for i = 1, #list do order[i] = i end
-  local function due(i) return list[i].not_before or start end
-  table.sort(order, function(a, b)
-    local da, db = due(a), due(b)
-    if da ~= db then return da < db end
-    return a < b
-  end)
-  local times, held, held_until, finish = {}, 0, nil, start
-  for _, i in ipairs(order) do
-    local x = list[i]
-    local e = { sender = x.sender, params = { to = x.to }, policy = x.policy, campaign = x.campaign, rate = x.rate }
-    local cost = x.segments or 1
-    local lims = s:limiters_for(e)
-    local t, waited = max(start, due(i)), false
-    for _ = 1, 10000 do
-      local hold = e.policy and e.policy.quiet and s:quiet_hold(e, t)
-      if hold then
-        t, waited = hold, true
-        held_until = max(held_until or hold, hold)
-      end
-      local d = 0
-      for _, l in ipairs(lims) do d = max(d, s:decide(l, cost, false, t) or 36000) end
-      if d <= RESERVE_AHEAD then
-        t = t + d
-        for _, l in ipairs(lims) do s:decide(l, cost, true, t) end
-        break
-      end
-      t = t + d - RESERVE_AHEAD / 2 -- looked at again shortly before its turn
+  -- the outbox as a binary heap of (time, entry), earliest first
+  local heap, n = {}, 0
+  local function less(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
+  local function push(t, i)
+    n = n + 1
+    local k = n
+    heap[k] = { t, i }
+    while k > 1 do
+      local up = floor(k / 2)
+      if not less(heap[k], heap[up]) then break end
+      heap[k], heap[up] = heap[up], heap[k]
+      k = up
     end
-    if waited then held = held + 1 end
-    times[i] = t
-    finish = max(finish, t)
+  end
+  local function pop()
+    local top = heap[1]
+    heap[1], heap[n] = heap[n], nil
+    n = n - 1
+    local k = 1
+    while true do
+      local l, r, m = 2 * k, 2 * k + 1, k
+      if l <= n and less(heap[l], heap[m]) then m = l end
+      if r <= n and less(heap[r], heap[m]) then m = r end
+      if m == k then break end
+      heap[k], heap[m] = heap[m], heap[k]
+      k = m
+    end
+    return top[1], top[2]
+  end
+  local entries = {}
+  for i, x in ipairs(list) do
+    entries[i] = { sender = x.sender, params = { to = x.to }, policy = x.policy, campaign = x.campaign, rate = x.rate,
+                   reserved = 0, cost = x.segments or 1 }
+    push(max(start, x.not_before or start), i)
+  end
+  local times, held, held_until, finish, waited = {}, 0, nil, start, {}
+  while n > 0 do
+    local t, i = pop()
+    local e = entries[i]
+    local hold = s:quiet_hold(e, t)
+    if hold then
+      e.reserved = 0
+      if not waited[i] then waited[i], held = true, held + 1 end
+      held_until = max(held_until or hold, hold)
+      push(hold, i)
+    else
+      local at, reserved = s:pace(e, e.cost, t)
+      if at == 0 then
+        times[i] = t
+        finish = max(finish, t)
+      else
+        e.reserved = reserved and 1 or 0
+        push(at, i)
+      end
+    end
   end
   return times, { finish = finish, held = held, held_until = held_until }
 end
