@@ -27,7 +27,8 @@
 --   folder;
 -- * `require`: `lib.*`, `cjson`, `cjson.safe`, `telua` and the public
 --   modules (`telua.twiml`, `flow`, `e164`, `segments`, `template`,
---   `templates`, `verify`, `client`, `http`, `webhook`, `optout`, `gcra`).
+--   `templates`, `verify`, `client`, `http`, `webhook`, `optout`, `gcra`,
+--   `quiet`).
 --
 -- Not there: `debug`, `package`, `os.exit`, `os.execute`, `os.remove`,
 -- `os.rename`, `os.tmpname`, `os.setlocale`, `io.popen`, writing files,
@@ -92,6 +93,7 @@ local PUBLIC = {
   ["telua.twiml"] = true, ["telua.flow"] = true, ["telua.e164"] = true, ["telua.segments"] = true,
   ["telua.template"] = true, ["telua.templates"] = true, ["telua.verify"] = true, ["telua.client"] = true,
   ["telua.http"] = true, ["telua.webhook"] = true, ["telua.optout"] = true, ["telua.gcra"] = true,
+  ["telua.quiet"] = true,
 }
 _M.SANDBOX_MODULES = PUBLIC
 
