@@ -57,6 +57,7 @@ build = {
     ["telua.e164"] = "lua/telua/e164.lua",
     ["telua.flow"] = "lua/telua/flow.lua",
     ["telua.gcra"] = "lua/telua/gcra.lua",
+    ["telua.heap"] = "lua/telua/heap.lua",
     ["telua.http"] = "lua/telua/http.lua",
     ["telua.http.cosocket"] = "lua/telua/http/cosocket.lua",
     ["telua"] = "lua/telua/init.lua",

@@ -125,7 +125,7 @@ local function hop_entry(root, prev, n)
   local to = bare(p.to)
   local text = p.body
   local policy = { fallback = chain, hop = n, root = root.id, prev = prev.id, channel = hop.channel,
-                   quiet = pol.quiet, locale = pol.locale, scope_from = p.from or p.messaging_service_sid }
+                   quiet = pol.quiet }
   local params
   if hop.channel == "voice" then
     if not text or text == "" then return nil, "a voice hop needs the message's text" end

@@ -167,40 +167,7 @@ local function query_params(q)
   return form(q)
 end
 
--- A heap of timed events, ordered by `at` then insertion.
-local Heap = {}
-Heap.__index = Heap
-local function heap() return setmetatable({ n = 0, seq = 0 }, Heap) end
-local function before(a, b) return a.at < b.at or (a.at == b.at and a.seq < b.seq) end
-function Heap:push(ev)
-  self.seq = self.seq + 1
-  ev.seq = self.seq
-  local n = self.n + 1
-  self.n = n
-  self[n] = ev
-  while n > 1 do
-    local p = floor(n / 2)
-    if before(self[n], self[p]) then self[n], self[p] = self[p], self[n]; n = p else break end
-  end
-end
-function Heap:peek() return self[1] end
-function Heap:pop()
-  local top, n = self[1], self.n
-  self[1] = self[n]
-  self[n] = nil
-  n = n - 1
-  self.n = n
-  local i = 1
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= n and before(self[l], self[m]) then m = l end
-    if r <= n and before(self[r], self[m]) then m = r end
-    if m == i then break end
-    self[i], self[m] = self[m], self[i]
-    i = m
-  end
-  return top
-end
+local heap = require("telua.heap").new
 
 -- ---------------------------------------------------------------------------
 -- the sandbox

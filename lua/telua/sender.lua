@@ -65,6 +65,7 @@ local gcra = require "telua.gcra"
 local metrics = require "telua.metrics"
 local quiet = require "telua.quiet"
 local fallback = require "telua.fallback"
+local heap_mod = require "telua.heap"
 
 local pairs, ipairs, tostring, tonumber, setmetatable, min, max, random, floor, ceil =
   pairs, ipairs, tostring, tonumber, setmetatable, math.min, math.max, math.random, math.floor, math.ceil
@@ -688,51 +689,24 @@ function _M.schedule(list, opts)
   -- a sender of its own on a clock of its own (its limiters' keys its own:
   -- their state is process-wide, shared with a sender pacing for real)
   local s = _M.new{ store = {}, client = {}, rates = opts.rates or _M.RATES, clock = function() return start end }
-  -- the outbox as a binary heap of (time, entry), earliest first
-  local heap, n = {}, 0
-  local function less(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
-  local function push(t, i)
-    n = n + 1
-    local k = n
-    heap[k] = { t, i }
-    while k > 1 do
-      local up = floor(k / 2)
-      if not less(heap[k], heap[up]) then break end
-      heap[k], heap[up] = heap[up], heap[k]
-      k = up
-    end
-  end
-  local function pop()
-    local top = heap[1]
-    heap[1], heap[n] = heap[n], nil
-    n = n - 1
-    local k = 1
-    while true do
-      local l, r, m = 2 * k, 2 * k + 1, k
-      if l <= n and less(heap[l], heap[m]) then m = l end
-      if r <= n and less(heap[r], heap[m]) then m = r end
-      if m == k then break end
-      heap[k], heap[m] = heap[m], heap[k]
-      k = m
-    end
-    return top[1], top[2]
-  end
+  local events = heap_mod.new() -- the outbox: (time, entry), earliest first
   local entries = {}
   for i, x in ipairs(list) do
     entries[i] = { sender = x.sender, params = { to = x.to }, policy = x.policy, campaign = x.campaign, rate = x.rate,
                    reserved = 0, cost = x.segments or 1 }
-    push(max(start, x.not_before or start), i)
+    events:push{ at = max(start, x.not_before or start), i = i }
   end
   local times, held, held_until, finish, waited = {}, 0, nil, start, {}
-  while n > 0 do
-    local t, i = pop()
+  while events.n > 0 do
+    local ev = events:pop()
+    local t, i = ev.at, ev.i
     local e = entries[i]
     local hold = s:quiet_hold(e, t)
     if hold then
       e.reserved = 0
       if not waited[i] then waited[i], held = true, held + 1 end
       held_until = max(held_until or hold, hold)
-      push(hold, i)
+      events:push{ at = hold, i = i }
     else
       local at, reserved = s:pace(e, e.cost, t)
       if at == 0 then
@@ -740,7 +714,7 @@ function _M.schedule(list, opts)
         finish = max(finish, t)
       else
         e.reserved = reserved and 1 or 0
-        push(at, i)
+        events:push{ at = at, i = i }
       end
     end
   end

@@ -31,14 +31,12 @@ local _M = { _VERSION = "0.1.0" }
 local DEFAULT_RESEND = { [30003] = true, [30008] = true }
 local FINAL = { delivered = true, read = true, undelivered = true, failed = true }
 
--- Queues the resend of sid when its final status and code call for one.
-local function resend(router, sid, status, code)
-  if (status ~= "undelivered" and status ~= "failed") or not code then return end
+-- Queues the resend of sid (outbox entry e) when its code calls for one.
+local function resend(router, e, sid, code)
+  if not code then return end
   local settings, store = router.settings, router.store
   local codes = settings.resend_codes or DEFAULT_RESEND
   if not codes[code] then return end
-  local e = store.outbox:get(sid)
-  if not e then return end
   local n = 1
   local prev = e
   while prev and prev.resend_of do
@@ -87,8 +85,8 @@ function _M.record(router, r)
       local e = (status == "undelivered" or status == "failed") and store.outbox:get(p.MessageSid)
       if e and e.policy and e.policy.fallback then -- its fallback channel instead of a resend
         fallback.on_failed(store, e, code, require("telua.core").time(), log)
-      else
-        resend(router, p.MessageSid, status, code)
+      elseif e then
+        resend(router, e, p.MessageSid, code)
       end
     end
   elseif p.CallSid then
