@@ -126,21 +126,21 @@ local function hop_entry(root, prev, n)
   local text = p.body
   local policy = { fallback = chain, hop = n, root = root.id, prev = prev.id, channel = hop.channel,
                    quiet = pol.quiet }
+  -- a phone number to send or call from: the hop's, else the first message's (not a WhatsApp address)
+  local from = hop.from or (p.from and not p.from:find("^whatsapp:") and p.from) or nil
   local params
   if hop.channel == "voice" then
     if not text or text == "" then return nil, "a voice hop needs the message's text" end
-    local from = hop.from or (p.from and not p.from:find("^whatsapp:") and p.from)
     if not from then return nil, "a voice hop needs a from number" end
     params = { to = to, from = from, twiml = _M.voice_twiml(text, language(hop, pol.locale), hop.voice) }
   elseif hop.channel == "whatsapp" then
     params = { to = "whatsapp:" .. to, from = hop.from, body = text, status_callback = p.status_callback }
     if hop.content_sid then policy.template = { hop.content_sid, hop.content_variables } end
   else
-    local from = hop.from or (p.from and not p.from:find("^whatsapp:") and p.from)
+    if not text then return nil, "an sms hop needs the message's text" end
     if not from and not p.messaging_service_sid then return nil, "an sms hop needs a from number" end
     params = { to = to, from = from, messaging_service_sid = not from and p.messaging_service_sid or nil,
                body = text, status_callback = p.status_callback }
-    if not text then return nil, "an sms hop needs the message's text" end
   end
   return params, policy
 end
